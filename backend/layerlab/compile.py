@@ -1,0 +1,169 @@
+"""Stage 3, compile: the analysis's plan → torch modules.
+
+Chains become ``nn.Sequential`` whose submodule names are the node ids (so ``state_dict`` keys read
+like ``block1.0.conv1.weight``); blocks become nested Sequentials; ``repeat`` a Sequential of
+copies; ``residual`` a :class:`Residual`; regions with Add/Concat a ``torch.fx.GraphModule`` whose
+forward follows the topological order. Frozen nodes get ``requires_grad=False``.
+"""
+
+from __future__ import annotations
+
+import operator
+from collections import OrderedDict
+from collections.abc import Iterator
+from typing import Any
+
+import torch
+from torch import fx, nn
+
+from .graph import Graph, GraphError, InitSpec
+from .plan import DagPlan, LayerPlan, ModelPlan, Plan, ResidualPlan, SeqPlan
+from .shapes import analyze
+
+# Layers whose weight an init scheme applies to (matrices and filters; norms keep ones/zeros).
+INIT_CLASSES = ("Conv1d", "Conv2d", "ConvTranspose2d", "Linear", "Embedding")
+
+
+class GraphInvalidError(ValueError):
+    """The graph has errors; ``errors`` lists them, each naming its node."""
+
+    def __init__(self, errors: list[GraphError]) -> None:
+        self.errors = errors
+        lines = [f"- {e.message}" + (f" ({e.suggestion})" if e.suggestion else "") for e in errors]
+        super().__init__("the graph is invalid:\n" + "\n".join(lines))
+
+
+class Residual(nn.Module):
+    """A residual block: ``out = body(x) + shortcut(x)`` (identity shortcut when None)."""
+
+    def __init__(self, body: nn.Module, shortcut: nn.Module | None = None) -> None:
+        super().__init__()
+        self.body = body
+        self.shortcut = shortcut if shortcut is not None else nn.Identity()
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.body(x) + self.shortcut(x)
+
+
+def plan_model(graph: Graph | dict[str, Any]) -> ModelPlan:
+    """Analyze a graph and return its plan, or raise :class:`GraphInvalidError`."""
+    analysis = analyze(graph)
+    if analysis.plan is None:
+        raise GraphInvalidError(analysis.report.errors)
+    return analysis.plan
+
+
+def build(graph: Graph | dict[str, Any], *, init: InitSpec | str | dict[str, Any] | None = None,
+          seed: int | None = 0) -> nn.Module:
+    """Compile a graph into a torch module made of nested ``nn.Sequential`` blocks.
+
+    ``init`` is the global initialization (a node's or block's own ``init`` wins); ``seed`` makes the
+    weights reproducible without touching the caller's RNG (None: use the current RNG).
+    """
+    return build_plan(plan_model(graph), init=init, seed=seed)
+
+
+def build_plan(plan: ModelPlan, *, init: InitSpec | str | dict[str, Any] | None = None,
+               seed: int | None = 0) -> nn.Module:
+    default = InitSpec.model_validate(init) if init is not None else None
+    with torch.random.fork_rng(devices=[]):
+        if seed is not None:
+            torch.manual_seed(seed)
+        model = _module(plan.root)
+        # Initialization runs after construction, in module order, as a person would write it.
+        for path, layer in iter_layers(plan.root):
+            spec = layer.init or default
+            if spec is not None and spec.scheme != "default" and layer.torch_class in INIT_CLASSES:
+                init_layer(model.get_submodule(path), spec)
+    for path, frozen_plan in iter_frozen(plan.root):
+        (model.get_submodule(path) if path else model).requires_grad_(False)
+    return model
+
+
+def _module(p: Plan) -> nn.Module:
+    if isinstance(p, LayerPlan):
+        return getattr(nn, p.torch_class)(**p.args)
+    if isinstance(p, SeqPlan):
+        return nn.Sequential(OrderedDict((item.name, _module(item)) for item in p.items))
+    if isinstance(p, ResidualPlan):
+        return Residual(_module(p.body), _module(p.shortcut) if p.shortcut is not None else None)
+    return _dag_module(p)
+
+
+def _dag_module(p: DagPlan) -> fx.GraphModule:
+    root = nn.Module()
+    for item in p.modules:
+        root.add_module(item.name, _module(item))
+    g = fx.Graph()
+    env: dict[str, fx.Node] = {p.input_var: g.placeholder(p.input_var)}
+    for step in p.steps:
+        args = [env[v] for v in step.inputs]
+        if step.kind == "module":
+            env[step.var] = g.call_module(step.target, (args[0],))
+        elif step.kind == "add":
+            acc = args[0]
+            for other in args[1:]:
+                acc = g.call_function(operator.add, (acc, other))
+            env[step.var] = acc
+        else:
+            env[step.var] = g.call_function(torch.cat, (args,), {"dim": step.dim})
+    g.output(env[p.output_var])
+    return fx.GraphModule(root, g, class_name=class_name(p.name))
+
+
+def class_name(name: str) -> str:
+    parts = [w for w in name.replace("-", "_").split("_") if w]
+    out = "".join(w[:1].upper() + w[1:] for w in parts) or "Model"
+    return out if out[0].isalpha() else "Net" + out
+
+
+def iter_layers(p: Plan, prefix: str = "") -> Iterator[tuple[str, LayerPlan]]:
+    """Every layer with its dotted path from the root, in module registration order."""
+    if isinstance(p, LayerPlan):
+        yield prefix, p
+        return
+    for child in children(p):
+        yield from iter_layers(child, f"{prefix}.{child.name}" if prefix else child.name)
+
+
+def children(p: Plan) -> list[Plan]:
+    if isinstance(p, SeqPlan):
+        return list(p.items)
+    if isinstance(p, ResidualPlan):
+        return [p.body] + ([p.shortcut] if p.shortcut is not None else [])
+    if isinstance(p, DagPlan):
+        return list(p.modules)
+    return []
+
+
+def iter_frozen(p: Plan, prefix: str = "", parent_frozen: bool = False) -> Iterator[tuple[str, Plan]]:
+    """The outermost frozen parts: one requires_grad_(False) per frozen layer or block."""
+    if p.frozen and not parent_frozen:
+        yield prefix, p
+        return
+    for child in children(p):
+        yield from iter_frozen(child, f"{prefix}.{child.name}" if prefix else child.name, p.frozen)
+
+
+def init_layer(module: nn.Module, spec: InitSpec) -> None:
+    """Apply one init scheme to a layer's weight; biases start at zero under every scheme."""
+    w = module.weight
+    nl = spec.nonlinearity
+    match spec.scheme:
+        case "kaiming_normal":
+            nn.init.kaiming_normal_(w, nonlinearity=nl)
+        case "kaiming_uniform":
+            nn.init.kaiming_uniform_(w, nonlinearity=nl)
+        case "xavier_normal":
+            nn.init.xavier_normal_(w)
+        case "xavier_uniform":
+            nn.init.xavier_uniform_(w)
+        case "orthogonal":
+            nn.init.orthogonal_(w)
+        case "normal":
+            nn.init.normal_(w, mean=0.0, std=spec.std)
+        case "zeros":
+            nn.init.zeros_(w)
+    bias = getattr(module, "bias", None)
+    if bias is not None:
+        nn.init.zeros_(bias)

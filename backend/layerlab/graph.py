@@ -1,0 +1,260 @@
+"""Stage 1, the format: the JSON graph the editor emits, as pydantic models.
+
+A graph is a DAG of nodes and edges in the shape React Flow uses. Every node is typed by its
+``op``: the node union is discriminated on ``op`` and each member carries that op's own params
+model from the catalog, so unknown params and wrong types are caught here, per node.
+Blocks are nodes too; their children name them in ``parent`` (flat list, nested by reference).
+See docs/graph-format.md.
+"""
+
+from __future__ import annotations
+
+import keyword
+import re
+from typing import Annotated, Any, Literal, Union
+
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    TypeAdapter,
+    ValidationError,
+    create_model,
+    field_validator,
+    model_validator,
+)
+
+from .ops import get_op, op_names, suggest_op
+
+FORMAT = "layerlab.graph/1"
+
+NodeId = Annotated[
+    str,
+    Field(
+        pattern=r"^[A-Za-z_][A-Za-z0-9_]{0,63}$",
+        description="Unique id; also the module's attribute name (so it must be a Python identifier).",
+    ),
+]
+ModuleName = Annotated[
+    str,
+    Field(
+        pattern=r"^([A-Za-z_][A-Za-z0-9_]{0,63}|[0-9]{1,6})$",
+        description="Attribute name inside the parent module when it differs from the id "
+        "(e.g. '0' for an imported nn.Sequential index).",
+    ),
+]
+
+# Names a submodule cannot take: Python keywords and the attributes every nn.Module has.
+# tests/test_graph.py checks this list against dir(torch.nn.Module).
+RESERVED_NAMES = frozenset(keyword.kwlist) | frozenset(
+    """T_destination add_module apply bfloat16 buffers call_super_init children compile cpu cuda
+    double dump_patches eval extra_repr float forward get_buffer get_extra_state get_parameter
+    get_submodule half ipu load_state_dict modules mtia named_buffers named_children named_modules
+    named_parameters parameters register_backward_hook register_buffer register_forward_hook
+    register_forward_pre_hook register_full_backward_hook register_full_backward_pre_hook
+    register_load_state_dict_post_hook register_load_state_dict_pre_hook register_module
+    register_parameter register_state_dict_post_hook register_state_dict_pre_hook requires_grad_
+    set_extra_state set_submodule share_memory smart_apply state_dict to to_empty train training
+    type xpu zero_grad""".split()
+)
+
+InitScheme = Literal[
+    "default", "kaiming_normal", "kaiming_uniform", "xavier_normal", "xavier_uniform", "orthogonal", "normal", "zeros"
+]
+
+
+class InitSpec(BaseModel):
+    """Weight initialization for a node, a block, or the whole model. A bare string is a scheme."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    scheme: InitScheme = Field("default", description="'default' keeps torch's own initialization.")
+    std: Annotated[float, Field(gt=0, le=10)] = Field(0.02, description="Standard deviation for 'normal'.")
+    nonlinearity: Literal["relu", "leaky_relu", "linear", "tanh", "sigmoid", "selu"] = Field(
+        "relu", description="The activation that follows, for kaiming's gain."
+    )
+
+    @model_validator(mode="before")
+    @classmethod
+    def _from_string(cls, value: Any) -> Any:
+        return {"scheme": value} if isinstance(value, str) else value
+
+
+class Position(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    x: float
+    y: float
+
+
+class NodeBase(BaseModel):
+    """Fields every node has, whatever its op."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    id: NodeId
+    parent: NodeId | None = Field(None, description="The Block this node belongs to.")
+    name: ModuleName | None = None
+    label: Annotated[str, Field(max_length=200)] | None = Field(None, description="A user label.")
+    frozen: bool = Field(False, description="requires_grad=False for its parameters (a block: all inside).")
+    init: InitSpec | None = Field(None, description="Initialization override for this node.")
+    position: Position | None = Field(None, description="Canvas position (the editor's, ignored here).")
+
+    @field_validator("id")
+    @classmethod
+    def _not_reserved(cls, value: str) -> str:
+        if value in RESERVED_NAMES:
+            raise ValueError(f"id {value!r} is reserved (a Python keyword or an nn.Module attribute)")
+        return value
+
+    @property
+    def module_name(self) -> str:
+        return self.name or self.id
+
+
+def _node_model(op: str) -> type[NodeBase]:
+    params_model = get_op(op).params_model
+    required = any(f.is_required() for f in params_model.model_fields.values())
+    params_field = (params_model, ...) if required else (params_model, Field(default_factory=params_model))
+    return create_model(
+        f"{op}Node",
+        __base__=NodeBase,
+        __doc__=get_op(op).help,
+        op=(Literal[op], ...),
+        params=params_field,
+    )
+
+
+NODE_MODELS: dict[str, type[NodeBase]] = {op: _node_model(op) for op in op_names()}
+Node = Annotated[Union[tuple(NODE_MODELS.values())], Field(discriminator="op")]  # noqa: UP007
+
+
+class Edge(BaseModel):
+    """A connection ``source → target``. For a Block: ``block → child`` feeds the block's input to
+    the child, ``child → block`` marks the child's output as the block's output."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    id: Annotated[str, Field(max_length=200)] | None = None
+    source: NodeId
+    target: NodeId
+    sourceHandle: Annotated[str, Field(max_length=100)] | None = None  # noqa: N815  (React Flow's name)
+    targetHandle: Annotated[str, Field(max_length=100)] | None = None  # noqa: N815
+
+
+class Graph(BaseModel):
+    """A LayerLab graph (format ``layerlab.graph/1``)."""
+
+    model_config = ConfigDict(extra="forbid", title="LayerLabGraph")
+
+    format: Literal["layerlab.graph/1"] = FORMAT
+    name: Annotated[str, Field(max_length=200)] = "model"
+    nodes: list[Node]
+    edges: list[Edge] = Field(default_factory=list)
+
+    def node(self, node_id: str) -> Any:
+        for n in self.nodes:
+            if n.id == node_id:
+                return n
+        raise KeyError(node_id)
+
+
+class GraphError(BaseModel):
+    """One problem in a graph, pointed at the node (and field) it concerns."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    node: str | None = Field(None, description="The node id, or None for the whole graph.")
+    field: str | None = Field(None, description="The parameter or field concerned, e.g. 'kernel_size'.")
+    message: str
+    suggestion: str | None = None
+    fix: dict[str, Any] | None = Field(
+        None, description="A mechanical fix the editor can apply, e.g. {'action': 'insert_before', 'op': 'Flatten'}."
+    )
+
+
+_GRAPH_ADAPTER = TypeAdapter(Graph)
+
+
+def graph_json_schema() -> dict[str, Any]:
+    return Graph.model_json_schema()
+
+
+def parse_graph(data: Any) -> tuple[Graph | None, list[GraphError]]:
+    """Validate raw JSON data into a Graph, or return every error found, named by node."""
+    if isinstance(data, Graph):
+        return data, []
+    try:
+        return _GRAPH_ADAPTER.validate_python(data), []
+    except ValidationError as exc:
+        return None, translate_errors(exc, data)
+
+
+def translate_errors(exc: ValidationError, data: Any) -> list[GraphError]:
+    """Turn pydantic ``loc`` paths such as ('nodes', 3, 'Conv2d', 'params', 'kernel_size') into
+    node ids and field names, with the value that was received. The alternatives of one union
+    field (``int | [int, int]``) are merged into one error."""
+    nodes = data.get("nodes") if isinstance(data, dict) else None
+    grouped: dict[tuple[str | None, str | None], GraphError] = {}
+    for err in exc.errors(include_url=False):
+        loc = list(err["loc"])
+        node_id: str | None = None
+        raw: Any = None
+        prefix = ""
+        if len(loc) >= 2 and loc[0] in ("nodes", "edges") and isinstance(loc[1], int):
+            kind, index = loc[0], loc[1]
+            items = data.get(kind) if isinstance(data, dict) else None
+            raw = items[index] if isinstance(items, list) and index < len(items) else None
+            if kind == "nodes" and isinstance(raw, dict) and isinstance(raw.get("id"), str):
+                node_id = raw["id"]
+            else:
+                prefix = f"{kind}[{index}]: "
+            rest = [str(p) for p in loc[2:]]
+            if kind == "nodes" and rest and rest[0] in NODE_MODELS:
+                rest = rest[1:]  # the union tag pydantic inserts
+        else:
+            rest = [str(p) for p in loc]
+        # drop the names of union alternatives ('constrained-int', 'tuple[int, int]', 'literal[...]')
+        rest = [p for p in rest if not _UNION_MEMBER.search(p)]
+        if rest[:1] == ["params"] and len(rest) > 1:
+            rest = rest[1:]
+        field_name = ".".join(rest) or None
+        op = raw.get("op") if isinstance(raw, dict) else None
+        suggestion = None
+        if err["type"] in ("union_tag_invalid", "union_tag_not_found"):
+            guess = suggest_op(op) if isinstance(op, str) else None
+            message = f"unknown op {op!r}" if op is not None else "node has no 'op'"
+            suggestion = f"did you mean {guess!r}?" if guess else "see GET /api/catalog for the ops"
+            field_name = "op"
+        elif err["type"] == "extra_forbidden" and loc[-2:-1] == ("params",) or (
+            err["type"] == "extra_forbidden" and len(loc) > 2 and loc[-2] == "params"
+        ):
+            known = list(get_op(op).params_model.model_fields) if op in NODE_MODELS else []
+            message = f"{op} has no parameter {loc[-1]!r}"
+            if known:
+                suggestion = "known parameters: " + ", ".join(known)
+        elif err["type"] == "missing":
+            message = f"{field_name} is required"
+        else:
+            message = f"{field_name + ': ' if field_name else ''}{_clean(err['msg'])}"
+        key = (node_id, field_name)
+        if key in grouped and err["type"] not in ("union_tag_invalid", "extra_forbidden", "missing"):
+            grouped[key].message = grouped[key].message.removesuffix(grouped[key].suggestion or "")
+            first = grouped[key].message.split("; received ")[0]
+            grouped[key].message = f"{first}, or {_clean(err['msg']).lower()}; received {_shown(err.get('input'))}"
+            continue
+        if err["type"] not in ("union_tag_invalid", "union_tag_not_found", "missing", "extra_forbidden"):
+            message += f"; received {_shown(err.get('input'))}"
+        grouped[key] = GraphError(node=node_id, field=field_name, message=prefix + message, suggestion=suggestion)
+    return list(grouped.values())
+
+
+_UNION_MEMBER = re.compile(r"[\[\]-]|^(int|str|float|bool|none|list|tuple|dict)$")
+
+
+def _clean(msg: str) -> str:
+    return msg.removeprefix("Value error, ")
+
+
+def _shown(received: Any) -> str:
+    shown = repr(received)
+    return shown if len(shown) <= 80 else shown[:77] + "..."

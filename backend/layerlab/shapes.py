@@ -1,0 +1,634 @@
+"""Stage 2, shapes and costs: every node's output shape, parameters, MACs and activation size,
+from the catalog's integer formulas. No torch import here.
+
+``analyze`` walks the graph container by container (the top level, then each Block's children),
+collects every error instead of stopping at the first, and produces both the user-facing
+:class:`Report` and the :class:`~layerlab.plan.ModelPlan` the compiler turns into modules.
+"""
+
+from __future__ import annotations
+
+import os
+from collections import defaultdict, deque
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from pydantic import BaseModel, Field
+
+from .graph import FORMAT, Graph, GraphError, InitSpec, parse_graph
+from .ops import NodeProblem, TensorInfo, get_op
+from .ops.base import MAX_ACTIVATION, MAX_NODE_PARAMS, fmt_shape, numel
+from .plan import DagPlan, LayerPlan, ModelPlan, Plan, ResidualPlan, SeqPlan, Step
+
+DEFAULT_MAX_NODES = 5000
+BYTES_PER_ELEMENT = 4  # fp32
+# Optimizer state per trainable parameter: SGD keeps a momentum buffer, Adam two moments.
+OPTIMIZER_STATE = {"sgd": 1, "adam": 2, "adamw": 2, "rmsprop": 1}
+OptimizerName = Literal["sgd", "adam", "adamw", "rmsprop"]
+
+
+# ---------------------------------------------------------------------------------------------
+# The report
+
+
+class NodeReport(BaseModel):
+    id: str
+    op: str
+    status: Literal["ok", "error", "skipped"] = "ok"
+    input_shapes: list[list[int]] = Field(default_factory=list)
+    output_shape: list[int] | None = None
+    dtype: str | None = None
+    params: int = 0
+    trainable_params: int = 0
+    frozen_params: int = 0
+    frozen: bool = False
+    macs: int = 0
+    activations: int = Field(0, description="Output elements per sample (all copies).")
+    instances: int = Field(0, description="How many times the node runs (copies of a repeated block).")
+    formula: list[str] = Field(default_factory=list, description="How the size came about, numbers substituted.")
+    resolved: dict[str, Any] = Field(default_factory=dict, description="e.g. the padding 'same' resolved to.")
+
+
+class MemoryEstimate(BaseModel):
+    batch_size: int
+    optimizer: str
+    weights_bytes: int
+    gradients_bytes: int
+    optimizer_bytes: int
+    activations_bytes: int
+    total_bytes: int
+
+
+class Totals(BaseModel):
+    params: int = 0
+    trainable_params: int = 0
+    frozen_params: int = 0
+    macs: int = 0
+    activations: int = 0
+    memory: MemoryEstimate | None = None
+
+
+class Report(BaseModel):
+    format: Literal["layerlab.report/1"] = "layerlab.report/1"
+    valid: bool
+    input_shape: list[int] | None = None
+    input_dtype: str | None = None
+    output_shape: list[int] | None = None
+    nodes: list[NodeReport] = Field(default_factory=list)
+    totals: Totals = Field(default_factory=Totals)
+    errors: list[GraphError] = Field(default_factory=list)
+
+    def node(self, node_id: str) -> NodeReport:
+        for n in self.nodes:
+            if n.id == node_id:
+                return n
+        raise KeyError(node_id)
+
+
+@dataclass
+class Analysis:
+    report: Report
+    plan: ModelPlan | None  # None when the graph has errors
+    graph: Graph | None = None
+
+
+# ---------------------------------------------------------------------------------------------
+# Public entry points
+
+
+def infer(graph: Graph | dict[str, Any], *, batch_size: int = 32, optimizer: OptimizerName = "adam") -> Report:
+    """Shapes, parameters, MACs and memory for every node; errors collected, never raised."""
+    return analyze(graph, batch_size=batch_size, optimizer=optimizer).report
+
+
+def analyze(
+    graph: Graph | dict[str, Any],
+    *,
+    batch_size: int = 32,
+    optimizer: OptimizerName = "adam",
+    max_nodes: int | None = None,
+) -> Analysis:
+    parsed, errors = parse_graph(graph)
+    if parsed is None:
+        return Analysis(Report(valid=False, errors=errors), None)
+    limit = max_nodes or int(os.environ.get("LAYERLAB_MAX_NODES", DEFAULT_MAX_NODES))
+    if len(parsed.nodes) > limit:
+        err = GraphError(
+            message=f"the graph has {len(parsed.nodes)} nodes, above the limit of {limit}",
+            suggestion="group repeated layers into a Block with repeat, or raise LAYERLAB_MAX_NODES",
+        )
+        return Analysis(Report(valid=False, errors=[err]), None, parsed)
+    return _Analyzer(parsed, batch_size=batch_size, optimizer=optimizer).run()
+
+
+# ---------------------------------------------------------------------------------------------
+# The walk
+
+
+@dataclass
+class _Acc:
+    """Per-node totals across its instances."""
+
+    report: NodeReport
+    first: bool = True
+
+
+@dataclass
+class _Container:
+    """The top level or one Block: its members, and the edges among them."""
+
+    id: str | None
+    members: list[Any]
+    preds: dict[str, list[str]] = field(default_factory=dict)  # member -> sources (block id = block input)
+    succs: dict[str, list[str]] = field(default_factory=dict)
+    exits: list[str] = field(default_factory=list)  # explicit child -> block edges
+
+
+class _Failed(Exception):
+    """A block could not be evaluated; its errors are already recorded."""
+
+
+class _Analyzer:
+    def __init__(self, graph: Graph, *, batch_size: int, optimizer: str) -> None:
+        self.g = graph
+        self.batch_size = batch_size
+        self.optimizer = optimizer
+        self.errors: list[GraphError] = []
+        self.by_id: dict[str, Any] = {}
+        self.acc: dict[str, _Acc] = {}
+        self.containers: dict[str | None, _Container] = {}
+
+    # -- errors ------------------------------------------------------------------------------
+
+    def error(self, node: str | None, message: str, *, field: str | None = None, suggestion: str | None = None,
+              fix: dict[str, Any] | None = None) -> None:
+        subject = f"{node}: " if node else ""
+        self.errors.append(
+            GraphError(node=node, field=field, message=subject + message, suggestion=suggestion, fix=fix)
+        )
+        if node in self.acc:
+            self.acc[node].report.status = "error"
+
+    # -- structure ---------------------------------------------------------------------------
+
+    def run(self) -> Analysis:
+        self.check_structure()
+        if self.errors:
+            return Analysis(self.finish(None), None, self.g)
+        inp = next(n for n in self.g.nodes if n.op == "Input")
+        try:
+            root, out = self.eval_container(self.containers[None], self.start_input(inp), frozen=False, init=None)
+        except _Failed:
+            root, out = None, None
+        plan = None
+        if root is not None and not self.errors:
+            plan = ModelPlan(root=root, input_shape=tuple(inp.params.shape), input_dtype=inp.params.dtype,
+                             name=self.g.name)
+        return Analysis(self.finish(out), plan, self.g)
+
+    def start_input(self, inp: Any) -> TensorInfo:
+        inferred = get_op("Input").infer(inp.params, [])
+        self.record(inp, [], inferred, frozen=False)
+        return inferred.out
+
+    def check_structure(self) -> None:
+        g = self.g
+        for n in g.nodes:
+            if n.id in self.by_id:
+                self.error(n.id, f"duplicate node id {n.id!r}", field="id", suggestion="give every node its own id")
+            self.by_id[n.id] = n
+        for n in g.nodes:
+            self.acc.setdefault(n.id, _Acc(NodeReport(id=n.id, op=n.op, frozen=self.is_frozen(n), status="skipped")))
+        for n in g.nodes:
+            if n.parent is None:
+                continue
+            parent = self.by_id.get(n.parent)
+            if parent is None:
+                self.error(n.id, f"parent {n.parent!r} does not exist", field="parent")
+            elif parent.op != "Block":
+                self.error(n.id, f"parent {n.parent!r} is a {parent.op}, not a Block", field="parent")
+            elif n.op in ("Input", "Output"):
+                self.error(n.id, f"{n.op} must be at the top level, not inside block {n.parent!r}", field="parent")
+            elif self.ancestry_cycle(n):
+                self.error(n.id, f"block nesting loops back to itself through {n.parent!r}", field="parent")
+        for op in ("Input", "Output"):
+            found = [n.id for n in g.nodes if n.op == op]
+            if not found:
+                self.error(None, f"the graph has no {op} node", suggestion=f"add one {op} node")
+            elif len(found) > 1:
+                self.error(found[1], f"the graph has {len(found)} {op} nodes ({', '.join(found)}); it needs exactly one",
+                           suggestion=f"delete all but one {op}")
+        if self.errors:
+            return
+        # sibling module names must be unique (they become attribute names)
+        seen: dict[tuple[str | None, str], str] = {}
+        for n in g.nodes:
+            key = (n.parent, n.module_name)
+            if key in seen and n.op not in ("Input", "Output"):
+                self.error(n.id, f"module name {n.module_name!r} is already used by {seen[key]!r} in the same block",
+                           field="name")
+            seen[key] = n.id
+        self.containers = {None: _Container(None, [])}
+        for n in g.nodes:
+            if n.op == "Block":
+                self.containers[n.id] = _Container(n.id, [])
+        for n in g.nodes:
+            self.containers[n.parent].members.append(n)
+        self.classify_edges()
+        for c in self.containers.values():
+            if c.id is not None and not c.members:
+                self.error(c.id, "the block is empty", suggestion="drag layers into it, or delete it")
+
+    def ancestry_cycle(self, n: Any) -> bool:
+        seen = {n.id}
+        cur = n.parent
+        while cur is not None:
+            if cur in seen:
+                return True
+            seen.add(cur)
+            node = self.by_id.get(cur)
+            cur = node.parent if node is not None else None
+        return False
+
+    def classify_edges(self) -> None:
+        pairs: set[tuple[str, str]] = set()
+        for c in self.containers.values():
+            for m in c.members:
+                c.preds[m.id] = []
+                c.succs[m.id] = []
+        for i, e in enumerate(self.g.edges):
+            label = f"edge {e.source} → {e.target}"
+            src, dst = self.by_id.get(e.source), self.by_id.get(e.target)
+            if src is None or dst is None:
+                missing = e.source if src is None else e.target
+                known = e.target if src is None else e.source
+                self.error(known if known in self.by_id else None,
+                           f"{label} refers to a node {missing!r} that does not exist", field=f"edges[{i}]")
+                continue
+            if e.source == e.target:
+                self.error(e.source, f"{label} connects the node to itself", field=f"edges[{i}]")
+                continue
+            if (e.source, e.target) in pairs:
+                self.error(e.target, f"{label} is given twice", field=f"edges[{i}]")
+                continue
+            pairs.add((e.source, e.target))
+            if dst.op == "Input":
+                self.error(e.target, f"{label}: the Input takes no incoming edges", field=f"edges[{i}]")
+            elif src.op == "Output":
+                self.error(e.source, f"{label}: the Output has no outgoing edges", field=f"edges[{i}]")
+            elif src.parent == dst.parent:
+                c = self.containers[src.parent]
+                c.preds[dst.id].append(src.id)
+                c.succs[src.id].append(dst.id)
+            elif dst.parent == src.id:  # block → child: the block's input feeds the child
+                self.containers[src.id].preds[dst.id].append(src.id)
+            elif src.parent == dst.id:  # child → block: the child's output is the block's output
+                self.containers[dst.id].exits.append(src.id)
+            else:
+                where = f"block {dst.parent!r}" if dst.parent else "the top level"
+                self.error(e.target, f"{label} crosses a block boundary ({e.source} is in "
+                           f"{'block ' + repr(src.parent) if src.parent else 'the top level'}, {e.target} in {where})",
+                           field=f"edges[{i}]",
+                           suggestion="connect to the block itself; inside, its first layer receives the block's input")
+
+    # -- evaluation --------------------------------------------------------------------------
+
+    def is_frozen(self, n: Any) -> bool:
+        cur: Any = n
+        while cur is not None:
+            if cur.frozen:
+                return True
+            cur = self.by_id.get(cur.parent) if cur.parent else None
+        return False
+
+    def topo(self, c: _Container) -> list[Any] | None:
+        ids = [m.id for m in c.members]
+        indeg = {i: sum(1 for p in c.preds[i] if p != c.id) for i in ids}
+        queue = deque(i for i in ids if indeg[i] == 0)
+        order: list[str] = []
+        while queue:
+            i = queue.popleft()
+            order.append(i)
+            for s in c.succs[i]:
+                indeg[s] -= 1
+                if indeg[s] == 0:
+                    queue.append(s)
+        if len(order) < len(ids):
+            stuck = [i for i in ids if indeg[i] > 0]
+            self.error(stuck[0], "the graph has a cycle through " + " → ".join(stuck),
+                       suggestion="remove one of the edges that loops back")
+            return None
+        return [self.by_id[i] for i in order]
+
+    def eval_container(self, c: _Container, x: TensorInfo, *, frozen: bool, init: InitSpec | None) -> tuple[Plan, TensorInfo]:
+        order = self.topo(c)
+        if order is None:
+            raise _Failed
+        top = c.id is None
+        in_var = self.input_var(c)
+        values: dict[str, TensorInfo] = {}
+        var_of: dict[str, str] = {}  # member id -> variable holding its output
+        plans: list[Plan] = []
+        steps: list[Step] = []
+        failed: set[str] = set()
+        for m in order:
+            sources = list(c.preds[m.id])
+            if m.op == "Input":
+                values[m.id] = x
+                var_of[m.id] = in_var
+                continue
+            if not sources:
+                if top:
+                    self.error(m.id, "nothing feeds this node: it is not connected to the input",
+                               suggestion=f"connect an edge into {m.id}")
+                    failed.add(m.id)
+                    continue
+                sources = [c.id]  # implicit: a block member with no inputs takes the block input
+            if any(s in failed for s in sources):
+                failed.add(m.id)
+                continue
+            inputs = [x if s == c.id else values[s] for s in sources]
+            in_vars = [in_var if s == c.id else var_of[s] for s in sources]
+            node_frozen = frozen or m.frozen
+            node_init = m.init or init
+            try:
+                out, plan = self.eval_node(m, inputs, frozen=node_frozen, init=node_init)
+            except _Failed:
+                failed.add(m.id)
+                continue
+            values[m.id] = out
+            if m.op == "Output":
+                var_of[m.id] = in_vars[0]
+                continue
+            var_of[m.id] = m.id
+            if plan is not None:
+                plans.append(plan)
+                steps.append(Step(var=m.id, kind="module", inputs=in_vars, shape=out.shape, target=plan.name))
+            else:
+                kind: Literal["add", "cat"] = "add" if m.op == "Add" else "cat"
+                steps.append(Step(var=m.id, kind=kind, inputs=in_vars, shape=out.shape,
+                                  dim=getattr(m.params, "dim", None)))
+        self.check_reach(c, order, failed)
+        exit_id = self.exit_of(c, order)
+        if failed or exit_id is None:
+            raise _Failed
+        out = values[exit_id]
+        out_var = var_of[exit_id]
+        name = self.by_id[c.id].module_name if c.id else self.g.name
+        chain = self.is_chain(steps, in_var, out_var)
+        if chain:
+            return SeqPlan(name=name, node_id=c.id, items=plans, out_shape=out.shape, frozen=frozen), out
+        dag = DagPlan(name=name, node_id=c.id, input_var=in_var, modules=plans, steps=steps, output_var=out_var,
+                      out_shape=out.shape, frozen=frozen)
+        return dag, out
+
+    @staticmethod
+    def is_chain(steps: list[Step], in_var: str, out_var: str) -> bool:
+        prev = in_var
+        for s in steps:
+            if s.kind != "module" or s.inputs != [prev]:
+                return False
+            prev = s.var
+        return prev == out_var
+
+    def input_var(self, c: _Container) -> str:
+        if c.id is None:
+            return next(m.id for m in c.members if m.op == "Input")
+        taken = {m.id for m in c.members}
+        var = "x"
+        while var in taken:
+            var += "_"
+        return var
+
+    def check_reach(self, c: _Container, order: list[Any], failed: set[str]) -> None:
+        """Every member must lead to the container's exit; at the top level, that is the Output."""
+        if c.id is not None:
+            return
+        out = next((m for m in order if m.op == "Output"), None)
+        if out is None:
+            return
+        useful = {out.id}
+        stack = [out.id]
+        while stack:
+            for p in c.preds[stack.pop()]:
+                if p not in useful:
+                    useful.add(p)
+                    stack.append(p)
+        if not c.preds[out.id]:
+            self.error(out.id, "nothing is connected to the Output", suggestion="connect the last layer to the Output")
+            return
+        for m in order:
+            if m.id not in useful and m.id not in failed:
+                self.error(m.id, "its output is not used: no path leads from it to the Output",
+                           suggestion=f"connect {m.id} toward the Output, or delete it")
+
+    def exit_of(self, c: _Container, order: list[Any]) -> str | None:
+        if c.id is None:
+            return next(m.id for m in order if m.op == "Output")
+        if c.exits:
+            if len(c.exits) > 1:
+                self.error(c.id, f"the block has {len(c.exits)} outputs ({', '.join(c.exits)})",
+                           suggestion="join them with an Add or Concat inside the block")
+                return None
+            return c.exits[0]
+        sinks = [m.id for m in order if not c.succs[m.id]]
+        if len(sinks) != 1:
+            self.error(c.id, f"the block has {len(sinks)} loose ends ({', '.join(sinks)}); it needs exactly one output",
+                       suggestion="join them with an Add or Concat inside the block")
+            return None
+        return sinks[0]
+
+    def eval_node(self, m: Any, inputs: list[TensorInfo], *, frozen: bool, init: InitSpec | None
+                  ) -> tuple[TensorInfo, Plan | None]:
+        spec = get_op(m.op)
+        n_in = len(inputs)
+        if n_in < spec.min_inputs or n_in > spec.max_inputs:
+            want = (f"exactly {spec.min_inputs}" if spec.min_inputs == spec.max_inputs
+                    else f"{spec.min_inputs} to {spec.max_inputs}")
+            self.error(m.id, f"{m.op} takes {want} input{'s' if spec.max_inputs > 1 else ''}, received {n_in}",
+                       suggestion="join branches with an Add or Concat first" if n_in > spec.max_inputs else None)
+            raise _Failed
+        if m.op == "Block":
+            return self.eval_block(m, inputs[0], frozen=frozen, init=init)
+        if spec.dtype_in is not None:
+            for t in inputs:
+                if t.dtype != spec.dtype_in:
+                    if spec.dtype_in == "int64":
+                        self.error(m.id, f"{m.op} takes integer ids, received {t.dtype} values",
+                                   suggestion="set the Input's dtype to int64")
+                    else:
+                        self.error(m.id, f"{m.op} takes float values, received {t.dtype} ids",
+                                   suggestion="add an Embedding to turn ids into vectors")
+                    raise _Failed
+        try:
+            inf = spec.infer(m.params, inputs)
+        except NodeProblem as p:
+            suggestion = p.suggestion.format(node=m.id) if p.suggestion else None
+            fix = ({"node": m.id} | p.fix) if p.fix else None
+            self.error(m.id, p.message, field=p.field, suggestion=suggestion, fix=fix)
+            raise _Failed from None
+        if inf.params > MAX_NODE_PARAMS:
+            self.error(m.id, f"{inf.params:,} parameters in one layer is above the limit of {MAX_NODE_PARAMS:,}",
+                       suggestion="use fewer channels or features")
+            raise _Failed
+        if numel(inf.out.shape) > MAX_ACTIVATION:
+            self.error(m.id, f"output {fmt_shape(inf.out.shape)} has more than 2^31 elements per sample")
+            raise _Failed
+        self.record(m, inputs, inf, frozen=frozen)
+        if spec.torch_class is None:
+            return inf.out, None
+        plan = LayerPlan(name=m.module_name, node_id=m.id, torch_class=spec.torch_class, args=inf.torch_args,
+                         positional=spec.positional, in_shape=inputs[0].shape, out_shape=inf.out.shape,
+                         frozen=frozen, init=init)
+        return inf.out, plan
+
+    def record(self, m: Any, inputs: list[TensorInfo], inf: Any, *, frozen: bool) -> None:
+        acc = self.acc[m.id]
+        r = acc.report
+        if acc.first:
+            acc.first = False
+            r.status = "ok"
+            r.input_shapes = [list(t.shape) for t in inputs]
+            r.output_shape = list(inf.out.shape)
+            r.dtype = inf.out.dtype
+            r.formula = inf.formula
+            r.resolved = inf.resolved
+        r.instances += 1
+        r.params += inf.params
+        r.trainable_params += 0 if frozen else inf.params
+        r.frozen_params += inf.params if frozen else 0
+        r.macs += inf.macs
+        r.activations += numel(inf.out.shape)
+
+    def eval_block(self, b: Any, x: TensorInfo, *, frozen: bool, init: InitSpec | None) -> tuple[TensorInfo, Plan]:
+        p = b.params
+        c = self.containers[b.id]
+        copies: list[Plan] = []
+        x_in = x
+        start = {n.id: (n.params, n.trainable_params, n.frozen_params, n.macs, n.activations)
+                 for n in self._descendant_reports(b.id)}
+        shortcut_params = 0
+        for i in range(p.repeat):
+            body, out = self.eval_container(c, x, frozen=frozen, init=init)
+            plan: Plan = body
+            if p.residual:
+                shortcut, extra = self.shortcut(b, x, out, frozen=frozen, init=init)
+                shortcut_params += extra
+                body.name = "body"
+                plan = ResidualPlan(name=b.module_name, node_id=b.id, body=body, shortcut=shortcut,
+                                    out_shape=out.shape, frozen=frozen)
+            plan.name = str(i) if p.repeat > 1 else b.module_name
+            copies.append(plan)
+            x = out
+        # the block's own report: its contents (all copies) plus any projection shortcut
+        acc = self.acc[b.id]
+        r = acc.report
+        totals = [0, 0, 0, 0, 0]
+        for n in self._descendant_reports(b.id):
+            before = start[n.id]
+            now = (n.params, n.trainable_params, n.frozen_params, n.macs, n.activations)
+            if self.by_id[n.id].parent == b.id:
+                for k in range(5):
+                    totals[k] += now[k] - before[k]
+        r.status = "ok"
+        r.instances += 1
+        r.input_shapes = [list(x_in.shape)]
+        r.output_shape = list(x.shape)
+        r.dtype = x.dtype
+        r.params += totals[0] + shortcut_params
+        r.trainable_params += totals[1] + (0 if frozen else shortcut_params)
+        r.frozen_params += totals[2] + (shortcut_params if frozen else 0)
+        r.macs += totals[3]
+        r.activations += totals[4]
+        r.formula = [f"{p.repeat} × block: {fmt_shape(x_in.shape)} → {fmt_shape(x.shape)}"
+                     + (" with a residual skip" if p.residual else "")]
+        if p.repeat == 1:
+            return x, copies[0]
+        return x, SeqPlan(name=b.module_name, node_id=b.id, items=copies, out_shape=x.shape, frozen=frozen)
+
+    def _descendant_reports(self, block_id: str) -> list[NodeReport]:
+        return [self.acc[m.id].report for m in self.containers[block_id].members]
+
+    def shortcut(self, b: Any, x: TensorInfo, y: TensorInfo, *, frozen: bool, init: InitSpec | None
+                 ) -> tuple[Plan | None, int]:
+        mode = b.params.shortcut
+        if x.shape == y.shape and mode != "projection":
+            return None, 0
+        xs, ys = fmt_shape(x.shape), fmt_shape(y.shape)
+        if mode == "identity":
+            self.error(b.id, f"residual shapes differ {xs} vs {ys}", field="shortcut",
+                       suggestion="set shortcut='projection'")
+            raise _Failed
+        if len(x.shape) != len(y.shape) or not 1 <= len(x.shape) <= 3:
+            self.error(b.id, f"cannot project the residual input {xs} onto the output {ys}: ranks differ",
+                       field="shortcut", suggestion="make the block keep the rank of its input")
+            raise _Failed
+        rank = len(x.shape)
+        if rank == 1:
+            conv = LayerPlan("proj", None, "Linear", {"in_features": x.shape[0], "out_features": y.shape[0],
+                                                      "bias": False}, ("in_features", "out_features"),
+                             x.shape, y.shape, frozen, init)
+            bn_class = "BatchNorm1d"
+            params = x.shape[0] * y.shape[0]
+        else:
+            strides = []
+            for a, (si, so) in enumerate(zip(x.shape[1:], y.shape[1:])):
+                s = next((s for s in range(1, si + 1) if -(-si // s) == so), None)
+                if s is None:
+                    self.error(b.id, f"cannot project {xs} onto {ys} with a strided 1×1 convolution "
+                               f"(axis {a + 1}: {si} → {so})", field="shortcut",
+                               suggestion="make the block's output size a division of its input size")
+                    raise _Failed
+                strides.append(s)
+            klass = "Conv2d" if rank == 3 else "Conv1d"
+            args: dict[str, Any] = {"in_channels": x.shape[0], "out_channels": y.shape[0], "kernel_size": 1}
+            if any(s != 1 for s in strides):
+                args["stride"] = strides[0] if len(set(strides)) == 1 else strides
+            args["bias"] = False
+            conv = LayerPlan("conv", None, klass, args, ("in_channels", "out_channels"), x.shape, y.shape, frozen, init)
+            bn_class = "BatchNorm2d" if rank == 3 else "BatchNorm1d"
+            params = x.shape[0] * y.shape[0]
+        bn = LayerPlan("bn", None, bn_class, {"num_features": y.shape[0]}, ("num_features",), y.shape, y.shape,
+                       frozen, init)
+        plan = SeqPlan(name="shortcut", node_id=None, items=[conv, bn], out_shape=y.shape, frozen=frozen)
+        return plan, params + 2 * y.shape[0]
+
+    # -- totals ------------------------------------------------------------------------------
+
+    def finish(self, out: TensorInfo | None) -> Report:
+        nodes = [a.report for a in self.acc.values()]
+        totals = Totals()
+        for n in nodes:
+            if self.by_id.get(n.id) is not None and self.by_id[n.id].parent is None:
+                totals.params += n.params
+                totals.trainable_params += n.trainable_params
+                totals.frozen_params += n.frozen_params
+                totals.macs += n.macs
+                totals.activations += n.activations
+        state = OPTIMIZER_STATE.get(self.optimizer, 2)
+        b = BYTES_PER_ELEMENT
+        mem = MemoryEstimate(
+            batch_size=self.batch_size,
+            optimizer=self.optimizer,
+            weights_bytes=totals.params * b,
+            gradients_bytes=totals.trainable_params * b,
+            optimizer_bytes=state * totals.trainable_params * b,
+            activations_bytes=self.batch_size * totals.activations * b,
+            total_bytes=0,
+        )
+        mem.total_bytes = mem.weights_bytes + mem.gradients_bytes + mem.optimizer_bytes + mem.activations_bytes
+        totals.memory = mem
+        inp = next((n for n in self.g.nodes if n.op == "Input"), None)
+        valid = not self.errors and out is not None
+        return Report(
+            valid=valid,
+            input_shape=list(inp.params.shape) if inp is not None else None,
+            input_dtype=inp.params.dtype if inp is not None else None,
+            output_shape=list(out.shape) if out is not None and valid else None,
+            nodes=nodes,
+            totals=totals,
+            errors=self.errors,
+        )
+
+
+__all__ = ["FORMAT", "Analysis", "NodeReport", "Report", "Totals", "analyze", "infer"]

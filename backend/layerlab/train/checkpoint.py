@@ -1,0 +1,124 @@
+"""Checkpoints: weights in safetensors, the rest of the trainer's state in a plain-tensor dict.
+
+A checkpoint is a folder::
+
+    step-000120/
+      model.safetensors   the model's state_dict (parameters and buffers), nothing executable
+      state.pt            optimizer, scheduler, grad scaler, step, epoch, RNG states (torch.save of
+                          a plain dict; read back with torch.load(weights_only=True))
+      meta.json           run id, step, epoch, reason, the graph and the run config
+
+Nothing else is ever unpickled.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+from safetensors.torch import load_file, save_file
+from torch import nn
+
+log = logging.getLogger(__name__)
+
+FORMAT = "layerlab.checkpoint/1"
+WEIGHTS = "model.safetensors"
+STATE = "state.pt"
+META = "meta.json"
+
+
+class CheckpointError(ValueError):
+    """A checkpoint is missing, incomplete, or does not fit the model."""
+
+
+def _plain_state_dict(model: nn.Module) -> dict[str, torch.Tensor]:
+    # safetensors wants contiguous, unshared CPU tensors; channels_last weights are not contiguous.
+    return {k: v.detach().to("cpu").contiguous().clone() for k, v in model.state_dict().items()}
+
+
+def save_checkpoint(
+    directory: Path,
+    *,
+    model: nn.Module,
+    state: dict[str, Any],
+    meta: dict[str, Any],
+) -> Path:
+    """Write a checkpoint folder (atomically enough: files first, meta.json last)."""
+    directory.mkdir(parents=True, exist_ok=True)
+    save_file(_plain_state_dict(model), str(directory / WEIGHTS), metadata={"format": FORMAT})
+    torch.save(state, directory / STATE)
+    (directory / META).write_text(json.dumps({"format": FORMAT, **meta}, indent=1))
+    return directory
+
+
+def _weights_path(path: Path) -> Path:
+    if path.is_dir():
+        path = path / WEIGHTS
+    if not path.is_file():
+        raise CheckpointError(f"no weights at {path} (expected a checkpoint folder or a .safetensors file)")
+    return path
+
+
+def read_weights(path: str | Path, device: torch.device | str = "cpu") -> dict[str, torch.Tensor]:
+    return load_file(str(_weights_path(Path(path))), device=str(device))
+
+
+def read_state(path: str | Path) -> dict[str, Any]:
+    """The trainer state of a checkpoint folder (tensors and plain values only)."""
+    file = Path(path) / STATE
+    if not file.is_file():
+        raise CheckpointError(f"{path} has no {STATE}: it holds weights only and cannot be resumed")
+    return torch.load(file, map_location="cpu", weights_only=True)
+
+
+def read_meta(path: str | Path) -> dict[str, Any]:
+    file = Path(path) / META
+    if not file.is_file():
+        return {}
+    return json.loads(file.read_text())
+
+
+def load_weights_exact(model: nn.Module, path: str | Path) -> None:
+    """Resume: every tensor must be present with the same shape."""
+    weights = read_weights(path)
+    own = model.state_dict()
+    missing = sorted(set(own) - set(weights))
+    unexpected = sorted(set(weights) - set(own))
+    wrong = sorted(k for k in set(own) & set(weights) if own[k].shape != weights[k].shape)
+    if missing or unexpected or wrong:
+        parts = []
+        if missing:
+            parts.append(f"missing {', '.join(missing[:5])}")
+        if unexpected:
+            parts.append(f"unexpected {', '.join(unexpected[:5])}")
+        if wrong:
+            parts.append(f"different shape {', '.join(wrong[:5])}")
+        raise CheckpointError(
+            "the checkpoint does not match this graph (" + "; ".join(parts) + "). Resume needs the same graph; "
+            "to start from these weights with a changed graph, fine-tune (init_from) instead."
+        )
+    model.load_state_dict(weights)
+
+
+def load_weights_matching(model: nn.Module, path: str | Path) -> "WeightTransfer":
+    """Fine-tune: copy every tensor whose name and shape match; report the rest."""
+    weights = read_weights(path)
+    own = model.state_dict()
+    loaded = {k: v for k, v in weights.items() if k in own and own[k].shape == v.shape}
+    skipped_shape = sorted(k for k, v in weights.items() if k in own and own[k].shape != v.shape)
+    not_in_checkpoint = sorted(set(own) - set(weights))
+    if not loaded:
+        raise CheckpointError("no tensor in the checkpoint matches this graph by name and shape")
+    model.load_state_dict(loaded, strict=False)
+    return WeightTransfer(loaded=sorted(loaded), shape_mismatch=skipped_shape, not_in_checkpoint=not_in_checkpoint)
+
+
+@dataclass
+class WeightTransfer:
+    loaded: list[str]
+    shape_mismatch: list[str]
+    not_in_checkpoint: list[str]
