@@ -10,27 +10,27 @@ from __future__ import annotations
 
 import operator
 from collections import OrderedDict
-from collections.abc import Iterator
 from typing import Any
 
 import torch
 from torch import fx, nn
 
-from .graph import Graph, GraphError, InitSpec
-from .plan import DagPlan, LayerPlan, ModelPlan, Plan, ResidualPlan, SeqPlan
+from .graph import Graph, GraphInvalidError, InitSpec
+from .plan import (
+    DagPlan,
+    LayerPlan,
+    ModelPlan,
+    Plan,
+    ResidualPlan,
+    SeqPlan,
+    class_name,
+    iter_frozen,
+    iter_layers,
+)
 from .shapes import analyze
 
 # Layers whose weight an init scheme applies to (matrices and filters; norms keep ones/zeros).
 INIT_CLASSES = ("Conv1d", "Conv2d", "ConvTranspose2d", "Linear", "Embedding")
-
-
-class GraphInvalidError(ValueError):
-    """The graph has errors; ``errors`` lists them, each naming its node."""
-
-    def __init__(self, errors: list[GraphError]) -> None:
-        self.errors = errors
-        lines = [f"- {e.message}" + (f" ({e.suggestion})" if e.suggestion else "") for e in errors]
-        super().__init__("the graph is invalid:\n" + "\n".join(lines))
 
 
 class Residual(nn.Module):
@@ -75,7 +75,7 @@ def build_plan(plan: ModelPlan, *, init: InitSpec | str | dict[str, Any] | None 
             spec = layer.init or default
             if spec is not None and spec.scheme != "default" and layer.torch_class in INIT_CLASSES:
                 init_layer(model.get_submodule(path), spec)
-    for path, frozen_plan in iter_frozen(plan.root):
+    for path, _ in iter_frozen(plan.root):
         (model.get_submodule(path) if path else model).requires_grad_(False)
     return model
 
@@ -109,40 +109,6 @@ def _dag_module(p: DagPlan) -> fx.GraphModule:
             env[step.var] = g.call_function(torch.cat, (args,), {"dim": step.dim})
     g.output(env[p.output_var])
     return fx.GraphModule(root, g, class_name=class_name(p.name))
-
-
-def class_name(name: str) -> str:
-    parts = [w for w in name.replace("-", "_").split("_") if w]
-    out = "".join(w[:1].upper() + w[1:] for w in parts) or "Model"
-    return out if out[0].isalpha() else "Net" + out
-
-
-def iter_layers(p: Plan, prefix: str = "") -> Iterator[tuple[str, LayerPlan]]:
-    """Every layer with its dotted path from the root, in module registration order."""
-    if isinstance(p, LayerPlan):
-        yield prefix, p
-        return
-    for child in children(p):
-        yield from iter_layers(child, f"{prefix}.{child.name}" if prefix else child.name)
-
-
-def children(p: Plan) -> list[Plan]:
-    if isinstance(p, SeqPlan):
-        return list(p.items)
-    if isinstance(p, ResidualPlan):
-        return [p.body] + ([p.shortcut] if p.shortcut is not None else [])
-    if isinstance(p, DagPlan):
-        return list(p.modules)
-    return []
-
-
-def iter_frozen(p: Plan, prefix: str = "", parent_frozen: bool = False) -> Iterator[tuple[str, Plan]]:
-    """The outermost frozen parts: one requires_grad_(False) per frozen layer or block."""
-    if p.frozen and not parent_frozen:
-        yield prefix, p
-        return
-    for child in children(p):
-        yield from iter_frozen(child, f"{prefix}.{child.name}" if prefix else child.name, p.frozen)
 
 
 def init_layer(module: nn.Module, spec: InitSpec) -> None:

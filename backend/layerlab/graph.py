@@ -47,15 +47,7 @@ ModuleName = Annotated[
 # Names a submodule cannot take: Python keywords and the attributes every nn.Module has.
 # tests/test_graph.py checks this list against dir(torch.nn.Module).
 RESERVED_NAMES = frozenset(keyword.kwlist) | frozenset(
-    """T_destination add_module apply bfloat16 buffers call_super_init children compile cpu cuda
-    double dump_patches eval extra_repr float forward get_buffer get_extra_state get_parameter
-    get_submodule half ipu load_state_dict modules mtia named_buffers named_children named_modules
-    named_parameters parameters register_backward_hook register_buffer register_forward_hook
-    register_forward_pre_hook register_full_backward_hook register_full_backward_pre_hook
-    register_load_state_dict_post_hook register_load_state_dict_pre_hook register_module
-    register_parameter register_state_dict_post_hook register_state_dict_pre_hook requires_grad_
-    set_extra_state set_submodule share_memory smart_apply state_dict to to_empty train training
-    type xpu zero_grad""".split()
+    ["T_destination", "add_module", "apply", "bfloat16", "buffers", "call_super_init", "children", "compile", "cpu", "cuda", "double", "dump_patches", "eval", "extra_repr", "float", "forward", "get_buffer", "get_extra_state", "get_parameter", "get_submodule", "half", "ipu", "load_state_dict", "modules", "mtia", "named_buffers", "named_children", "named_modules", "named_parameters", "parameters", "register_backward_hook", "register_buffer", "register_forward_hook", "register_forward_pre_hook", "register_full_backward_hook", "register_full_backward_pre_hook", "register_load_state_dict_post_hook", "register_load_state_dict_pre_hook", "register_module", "register_parameter", "register_state_dict_post_hook", "register_state_dict_pre_hook", "requires_grad_", "set_extra_state", "set_submodule", "share_memory", "smart_apply", "state_dict", "to", "to_empty", "train", "training", "type", "xpu", "zero_grad"]
 )
 
 InitScheme = Literal[
@@ -172,6 +164,15 @@ class GraphError(BaseModel):
     )
 
 
+class GraphInvalidError(ValueError):
+    """The graph has errors; ``errors`` lists them, each naming its node."""
+
+    def __init__(self, errors: list[GraphError]) -> None:
+        self.errors = errors
+        lines = [f"- {e.message}" + (f" ({e.suggestion})" if e.suggestion else "") for e in errors]
+        super().__init__("the graph is invalid:\n" + "\n".join(lines))
+
+
 _GRAPH_ADAPTER = TypeAdapter(Graph)
 
 
@@ -193,7 +194,6 @@ def translate_errors(exc: ValidationError, data: Any) -> list[GraphError]:
     """Turn pydantic ``loc`` paths such as ('nodes', 3, 'Conv2d', 'params', 'kernel_size') into
     node ids and field names, with the value that was received. The alternatives of one union
     field (``int | [int, int]``) are merged into one error."""
-    nodes = data.get("nodes") if isinstance(data, dict) else None
     grouped: dict[tuple[str | None, str | None], GraphError] = {}
     for err in exc.errors(include_url=False):
         loc = list(err["loc"])

@@ -6,6 +6,7 @@ One plan, two renderings: ``compile.build`` instantiates it as torch modules and
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any, Literal, Union
 
@@ -89,3 +90,41 @@ class ModelPlan:
     input_dtype: str
     name: str = "model"
     has_residual: bool = field(default=False)
+
+
+# ---------------------------------------------------------------------------------------------
+# Walking a plan (shared by the compiler and the code generator)
+
+
+def class_name(name: str) -> str:
+    parts = [w for w in name.replace("-", "_").split("_") if w]
+    out = "".join(w[:1].upper() + w[1:] for w in parts) or "Model"
+    return out if out[0].isalpha() else "Net" + out
+
+
+def iter_layers(p: Plan, prefix: str = "") -> Iterator[tuple[str, LayerPlan]]:
+    """Every layer with its dotted path from the root, in module registration order."""
+    if isinstance(p, LayerPlan):
+        yield prefix, p
+        return
+    for child in children(p):
+        yield from iter_layers(child, f"{prefix}.{child.name}" if prefix else child.name)
+
+
+def children(p: Plan) -> list[Plan]:
+    if isinstance(p, SeqPlan):
+        return list(p.items)
+    if isinstance(p, ResidualPlan):
+        return [p.body] + ([p.shortcut] if p.shortcut is not None else [])
+    if isinstance(p, DagPlan):
+        return list(p.modules)
+    return []
+
+
+def iter_frozen(p: Plan, prefix: str = "", parent_frozen: bool = False) -> Iterator[tuple[str, Plan]]:
+    """The outermost frozen parts: one requires_grad_(False) per frozen layer or block."""
+    if p.frozen and not parent_frozen:
+        yield prefix, p
+        return
+    for child in children(p):
+        yield from iter_frozen(child, f"{prefix}.{child.name}" if prefix else child.name, p.frozen)

@@ -9,7 +9,7 @@ collects every error instead of stopping at the first, and produces both the use
 from __future__ import annotations
 
 import os
-from collections import defaultdict, deque
+from collections import deque
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
