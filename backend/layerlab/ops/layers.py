@@ -936,7 +936,9 @@ class Upsample(OpSpec):
         x = inputs[0]
         check_rank(x, (2, 3), "channels and 1 or 2 spatial dims")
         n = len(x.shape) - 1
-        if (p.size is None) == (p.scale_factor is None):
+        # scale_factor has a default (2.0) so a bare Upsample doubles; a given size replaces it.
+        scale = None if p.size is not None and "scale_factor" not in p.model_fields_set else p.scale_factor
+        if (p.size is None) == (scale is None):
             raise NodeProblem("give exactly one of size and scale_factor", field="size")
         if p.mode in ("linear",) and n != 1 or p.mode in ("bilinear", "bicubic") and n != 2:
             raise NodeProblem(
@@ -948,15 +950,15 @@ class Upsample(OpSpec):
             out_sp = ntuple(p.size, n)
             formula = [f"{a}: → {o}" for a, o in zip(AXES[n], out_sp)]
         else:
-            out_sp = tuple(math.floor(s * p.scale_factor) for s in x.shape[1:])
-            formula = [f"{a}: floor({s}·{p.scale_factor}) = {o}" for a, s, o in zip(AXES[n], x.shape[1:], out_sp)]
+            out_sp = tuple(math.floor(s * scale) for s in x.shape[1:])
+            formula = [f"{a}: floor({s}·{scale}) = {o}" for a, s, o in zip(AXES[n], x.shape[1:], out_sp)]
         for a, o in zip(AXES[n], out_sp):
             check_size(o, f"output {a}")
         args: dict[str, Any] = {}
         if p.size is not None:
             args["size"] = _given(p.size)
         else:
-            args["scale_factor"] = p.scale_factor
+            args["scale_factor"] = scale
         args |= _kw(p, "mode", "align_corners")
         return Inferred(out=TensorInfo((x.shape[0], *out_sp)), formula=formula, torch_args=args)
 
