@@ -1,0 +1,147 @@
+import { describe, expect, it } from 'vitest';
+import { graphToFlow } from './convert';
+import {
+  connect,
+  copySelection,
+  frozenByAncestor,
+  groupIntoBlock,
+  insertBefore,
+  paste,
+  removeNodes,
+  reparent,
+  setCollapsed,
+  setParam,
+  toggleFrozen,
+  ungroup,
+} from './edit';
+import { smallCnn } from './fixtures';
+import { nextId, opStem } from './ids';
+import type { FlowGraph } from './kinds';
+
+const flow = (): FlowGraph => graphToFlow(smallCnn);
+const pairs = (g: FlowGraph) => g.edges.map((e) => `${e.source}>${e.target}`);
+
+describe('ids', () => {
+  it('makes snake-case stems that are Python identifiers', () => {
+    expect(opStem('Conv2d')).toBe('conv2d');
+    expect(opStem('BatchNorm2d')).toBe('batch_norm2d');
+    expect(opStem('ReLU')).toBe('relu');
+    expect(opStem('LeakyReLU')).toBe('leaky_relu');
+    expect(opStem('PReLU')).toBe('prelu');
+    expect(opStem('LogSoftmax')).toBe('log_softmax');
+    expect(opStem('MaxPool2d')).toBe('max_pool2d');
+    expect(opStem('ConvTranspose2d')).toBe('conv_transpose2d');
+  });
+  it('takes one more than the highest suffix', () => {
+    expect(nextId('Conv2d', ['conv2d_1', 'conv2d_7', 'relu_9'])).toBe('conv2d_8');
+    expect(nextId('ReLU', [])).toBe('relu_1');
+  });
+});
+
+describe('insertBefore (the Flatten fix)', () => {
+  it('rewires every edge into the target through the new node', () => {
+    const g = removeNodes(flow(), ['flatten_1']);
+    const wired = connect(g, { source: 'block_1', target: 'linear_1' });
+    const { graph, id } = insertBefore(wired, 'linear_1', 'Flatten');
+    expect(id).toBe('flatten_1');
+    expect(pairs(graph)).toContain('block_1>flatten_1');
+    expect(pairs(graph)).toContain('flatten_1>linear_1');
+    expect(pairs(graph)).not.toContain('block_1>linear_1');
+    expect(graph.nodes.find((n) => n.id === id)!.data.op).toBe('Flatten');
+  });
+  it('places the new node inside the same block as the target', () => {
+    const { graph, id } = insertBefore(flow(), 'relu_1', 'Identity');
+    expect(graph.nodes.find((n) => n.id === id)!.parentId).toBe('block_1');
+    expect(pairs(graph)).toEqual(expect.arrayContaining(['conv2d_2>identity_1', 'identity_1>relu_1']));
+  });
+});
+
+describe('removeNodes', () => {
+  it('removes a block with its children and every edge touching them', () => {
+    const g = removeNodes(flow(), ['block_1']);
+    expect(g.nodes.map((n) => n.id)).not.toContain('conv2d_2');
+    expect(pairs(g)).toEqual(['input_1>conv2d_1', 'flatten_1>linear_1', 'linear_1>output_1']);
+  });
+});
+
+describe('connect', () => {
+  it('ignores self-loops and duplicates', () => {
+    const g = flow();
+    expect(connect(g, { source: 'relu_1', target: 'relu_1' })).toBe(g);
+    expect(connect(g, { source: 'input_1', target: 'conv2d_1' })).toBe(g);
+    expect(connect(g, { source: 'input_1', target: 'flatten_1' }).edges).toHaveLength(g.edges.length + 1);
+  });
+});
+
+describe('groupIntoBlock / ungroup', () => {
+  it('groups a chain: outside edges move to the block, inside edges stay', () => {
+    const r = groupIntoBlock(flow(), ['flatten_1', 'linear_1']);
+    expect(r.blockId).toBe('block_2');
+    const g = r.graph;
+    expect(pairs(g)).toEqual(['input_1>conv2d_1', 'conv2d_1>block_1', 'conv2d_2>relu_1', 'block_1>block_2', 'flatten_1>linear_1', 'block_2>output_1']);
+    const kids = g.nodes.filter((n) => n.parentId === 'block_2').map((n) => n.id);
+    expect(kids).toEqual(['flatten_1', 'linear_1']);
+    const ids = g.nodes.map((n) => n.id);
+    expect(ids.indexOf('block_2')).toBeLessThan(ids.indexOf('flatten_1'));
+  });
+  it('refuses nodes from different containers and Input/Output', () => {
+    expect(groupIntoBlock(flow(), ['relu_1', 'flatten_1']).blockId).toBeNull();
+    expect(groupIntoBlock(flow(), ['input_1', 'conv2d_1']).blockId).toBeNull();
+  });
+  it('ungroup restores the original wiring', () => {
+    const grouped = groupIntoBlock(flow(), ['flatten_1', 'linear_1']).graph;
+    const g = ungroup(grouped, 'block_2');
+    expect(pairs(g).sort()).toEqual(pairs(flow()).sort());
+    const lin = g.nodes.find((n) => n.id === 'linear_1')!;
+    expect(lin.parentId).toBeUndefined();
+    expect(lin.position).toEqual(flow().nodes.find((n) => n.id === 'linear_1')!.position);
+  });
+});
+
+describe('freeze and collapse', () => {
+  it('a frozen block shows its children frozen', () => {
+    expect(frozenByAncestor(flow().nodes, 'relu_1')).toBe(true);
+    const thawed = toggleFrozen(flow(), 'block_1');
+    expect(frozenByAncestor(thawed.nodes, 'relu_1')).toBe(false);
+    expect(frozenByAncestor(flow().nodes, 'linear_1')).toBe(false);
+  });
+  it('collapse hides children; expand shows them', () => {
+    const c = setCollapsed(flow(), 'block_1', true);
+    expect(c.nodes.filter((n) => n.hidden).map((n) => n.id)).toEqual(['conv2d_2', 'relu_1']);
+    const e = setCollapsed(c, 'block_1', false);
+    expect(e.nodes.filter((n) => n.hidden)).toEqual([]);
+  });
+});
+
+describe('setParam', () => {
+  it('sets and removes a param (removed = the backend default)', () => {
+    const g = setParam(flow(), 'conv2d_1', 'kernel_size', [3, 5]);
+    expect(g.nodes.find((n) => n.id === 'conv2d_1')!.data.params).toEqual({ out_channels: 8, padding: 1, kernel_size: [3, 5] });
+    const h = setParam(g, 'conv2d_1', 'padding', undefined);
+    expect(h.nodes.find((n) => n.id === 'conv2d_1')!.data.params).toEqual({ out_channels: 8, kernel_size: [3, 5] });
+  });
+});
+
+describe('copy / paste', () => {
+  it('pastes a block with its children under fresh ids and internal edges only', () => {
+    const g = flow();
+    const clip = copySelection(g, ['block_1']);
+    expect(clip.nodes.map((n) => n.id)).toEqual(['block_1', 'conv2d_2', 'relu_1']);
+    const { graph, ids } = paste(g, clip);
+    expect(ids).toEqual(['block_2']);
+    const kids = graph.nodes.filter((n) => n.parentId === 'block_2').map((n) => n.id);
+    expect(kids).toEqual(['conv2d_3', 'relu_2']);
+    expect(pairs(graph)).toContain('conv2d_3>relu_2');
+    expect(graph.edges).toHaveLength(g.edges.length + 1);
+  });
+});
+
+describe('reparent', () => {
+  it('moves a node into a block and drops edges that would cross its boundary', () => {
+    const g = reparent(flow(), 'flatten_1', 'block_1');
+    const f = g.nodes.find((n) => n.id === 'flatten_1')!;
+    expect(f.parentId).toBe('block_1');
+    expect(pairs(g)).toContain('block_1>flatten_1');
+    expect(pairs(g)).not.toContain('flatten_1>linear_1');
+  });
+});

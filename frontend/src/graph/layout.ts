@@ -1,0 +1,98 @@
+// Auto-layout with dagre, container by container: each block's children are laid out first, the
+// block is sized to hold them, then the level above is laid out with the block as one box.
+import dagre from '@dagrejs/dagre';
+import { BLOCK_PAD, COLLAPSED_BLOCK, LAYER_SIZE, type FlowGraph, type FlowNode, isBlock } from './kinds';
+
+type Size = { width: number; height: number };
+
+function sizeOf(n: FlowNode): Size {
+  if (isBlock(n) && n.data.collapsed) return COLLAPSED_BLOCK;
+  const w = n.measured?.width ?? n.width ?? (n.style?.width as number | undefined);
+  const h = n.measured?.height ?? n.height ?? (n.style?.height as number | undefined);
+  return { width: w ?? LAYER_SIZE.width, height: h ?? LAYER_SIZE.height };
+}
+
+/** Lays out every container (or only `onlyParents`) and returns new node objects; edges unchanged. */
+export function autoLayout(graph: FlowGraph, direction: 'TB' | 'LR' = 'TB'): FlowGraph {
+  const byId = new Map(graph.nodes.map((n) => [n.id, { ...n }] as const));
+  const children = new Map<string | undefined, FlowNode[]>();
+  for (const n of byId.values()) {
+    const key = n.parentId;
+    if (!children.has(key)) children.set(key, []);
+    children.get(key)!.push(n);
+  }
+  const sizes = new Map<string, Size>();
+
+  const layoutContainer = (parent: string | undefined): Size => {
+    const kids = children.get(parent) ?? [];
+    for (const k of kids) {
+      if (isBlock(k)) {
+        const inner = layoutContainer(k.id);
+        if (!k.data.collapsed) {
+          const size = {
+            width: Math.max(inner.width + 2 * BLOCK_PAD.x, COLLAPSED_BLOCK.width),
+            height: inner.height + BLOCK_PAD.top + BLOCK_PAD.bottom,
+          };
+          sizes.set(k.id, size);
+          k.style = { ...k.style, width: size.width, height: size.height };
+          k.width = size.width;
+          k.height = size.height;
+        } else {
+          sizes.set(k.id, COLLAPSED_BLOCK);
+        }
+      } else {
+        sizes.set(k.id, sizeOf(k));
+      }
+    }
+    if (kids.length === 0) return { width: 0, height: 0 };
+    const g = new dagre.graphlib.Graph();
+    g.setGraph({ rankdir: direction, nodesep: 30, ranksep: 36, marginx: 0, marginy: 0 });
+    g.setDefaultEdgeLabel(() => ({}));
+    const ids = new Set(kids.map((k) => k.id));
+    for (const k of kids) g.setNode(k.id, { ...(sizes.get(k.id) ?? sizeOf(k)) });
+    for (const e of graph.edges) {
+      if (ids.has(e.source) && ids.has(e.target) && e.source !== e.target) g.setEdge(e.source, e.target);
+    }
+    dagre.layout(g);
+    let maxX = 0;
+    let maxY = 0;
+    const offset = parent === undefined ? { x: 0, y: 0 } : { x: BLOCK_PAD.x, y: BLOCK_PAD.top };
+    for (const k of kids) {
+      const p = g.node(k.id);
+      const s = sizes.get(k.id) ?? sizeOf(k);
+      k.position = { x: Math.round(p.x - s.width / 2 + offset.x), y: Math.round(p.y - s.height / 2 + offset.y) };
+      maxX = Math.max(maxX, p.x + s.width / 2);
+      maxY = Math.max(maxY, p.y + s.height / 2);
+    }
+    return { width: maxX, height: maxY };
+  };
+
+  layoutContainer(undefined);
+  return { nodes: graph.nodes.map((n) => byId.get(n.id)!), edges: graph.edges };
+}
+
+/** Sizes each (expanded) block to hold its children's current positions, innermost first. */
+export function fitBlocks(nodes: FlowNode[]): FlowNode[] {
+  const out = nodes.map((n) => ({ ...n }));
+  const byId = new Map(out.map((n) => [n.id, n] as const));
+  const depth = (n: FlowNode): number => (n.parentId ? 1 + depth(byId.get(n.parentId)!) : 0);
+  const blocks = out.filter(isBlock).sort((a, b) => depth(b) - depth(a));
+  for (const b of blocks) {
+    if (b.data.collapsed) continue;
+    const kids = out.filter((n) => n.parentId === b.id);
+    if (kids.length === 0) continue;
+    let maxX = 0;
+    let maxY = 0;
+    for (const k of kids) {
+      const s = sizeOf(k);
+      maxX = Math.max(maxX, k.position.x + s.width);
+      maxY = Math.max(maxY, k.position.y + s.height);
+    }
+    const width = Math.max(maxX + BLOCK_PAD.x, COLLAPSED_BLOCK.width);
+    const height = maxY + BLOCK_PAD.bottom;
+    b.style = { ...b.style, width, height };
+    b.width = width;
+    b.height = height;
+  }
+  return out;
+}

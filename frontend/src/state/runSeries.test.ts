@@ -1,0 +1,88 @@
+import { describe, expect, it } from 'vitest';
+import type { RunEvent } from '../api/types';
+import { applyEvents, emptySeries, smooth } from './runSeries';
+import { createFrameBatcher } from './frameBatcher';
+
+const step = (seq: number, points: [number, number][], lr = 0.01): RunEvent =>
+  ({ type: 'step', run_id: 'r', seq, time: 0, step: points[points.length - 1][0], epoch: 1, points, lr, samples_per_s: 100 }) as RunEvent;
+
+describe('applyEvents', () => {
+  it('appends every loss point of a step event', () => {
+    const s = emptySeries('r');
+    const c = applyEvents(s, [step(0, [[1, 2.3], [2, 2.1]]), step(1, [[3, 1.9]])]);
+    expect(c.steps).toBe(true);
+    expect(s.stepX).toEqual([1, 2, 3]);
+    expect(s.stepLoss).toEqual([2.3, 2.1, 1.9]);
+    expect(s.step).toBe(3);
+    expect(s.lastSeq).toBe(1);
+  });
+
+  it('ignores events already seen (history then live stream overlap)', () => {
+    const s = emptySeries('r');
+    applyEvents(s, [step(0, [[1, 2.3]]), step(1, [[2, 2.1]])]);
+    const c = applyEvents(s, [step(1, [[2, 2.1]]), step(2, [[3, 1.5]])]);
+    expect(s.stepX).toEqual([1, 2, 3]);
+    expect(c.steps).toBe(true);
+    expect(s.gap).toBe(false);
+  });
+
+  it('flags a gap in seq', () => {
+    const s = emptySeries('r');
+    applyEvents(s, [step(0, [[1, 2.3]]), step(5, [[9, 2.1]])]);
+    expect(s.gap).toBe(true);
+  });
+
+  it('tracks status, epochs, layer stats and failures', () => {
+    const s = emptySeries('r');
+    applyEvents(s, [
+      { type: 'run_queued', run_id: 'r', seq: 0, time: 0, position: 1 },
+      { type: 'epoch', run_id: 'r', seq: 1, time: 0, epoch: 1, step: 10, train_loss: 1, train_accuracy: 0.5, val_loss: 1.2, val_accuracy: 0.4, lr: 0.1, seconds: 1, partial: false },
+      {
+        type: 'layer_stats', run_id: 'r', seq: 2, time: 0, step: 10,
+        layers: [
+          { node: 'conv2d_1', path: 'conv2d_1', grad_norm: 0.5, weight_norm: 1, update_ratio: null, dead_fraction: null },
+          { node: 'relu_1', path: 'b.0.relu_1', grad_norm: null, weight_norm: null, update_ratio: null, dead_fraction: 0.2 },
+          { node: 'relu_1', path: 'b.1.relu_1', grad_norm: null, weight_norm: null, update_ratio: null, dead_fraction: 0.6 },
+        ],
+      },
+    ] as RunEvent[]);
+    expect(s.status).toBe('queued');
+    expect(s.epochX).toEqual([1]);
+    expect(s.valAcc).toEqual([0.4]);
+    expect(s.layers.relu_1.dead_fraction).toBe(0.6);
+    expect(s.layers.conv2d_1.grad_norm).toBe(0.5);
+    applyEvents(s, [{ type: 'run_failed', run_id: 'r', seq: 3, time: 0, reason: 'boom', hint: 'h', node: 'conv2d_1', errors: [] } as RunEvent]);
+    expect(s.status).toBe('failed');
+    expect(s.failure).toEqual({ reason: 'boom', hint: 'h', node: 'conv2d_1' });
+  });
+});
+
+describe('smooth', () => {
+  it('is the identity at 0 and debiased EMA otherwise', () => {
+    expect(smooth([1, 2, 3], 0)).toEqual([1, 2, 3]);
+    const out = smooth([2, 2, 2], 0.9);
+    for (const v of out) expect(v).toBeCloseTo(2);
+    const s = smooth([0, 10], 0.5);
+    expect(s[0]).toBe(0);
+    expect(s[1]).toBeCloseTo((0.5 * 0 * 0.5 + 0.5 * 10) / 0.75);
+  });
+});
+
+describe('frameBatcher', () => {
+  it('flushes everything pushed within a frame once', () => {
+    const frames: (() => void)[] = [];
+    const batches: number[][] = [];
+    const b = createFrameBatcher<number>((items) => batches.push(items), (cb) => frames.push(cb), () => {});
+    b.push(1);
+    b.push(2);
+    b.push(3);
+    expect(frames).toHaveLength(1);
+    expect(batches).toEqual([]);
+    frames.shift()!();
+    expect(batches).toEqual([[1, 2, 3]]);
+    b.push(4);
+    expect(frames).toHaveLength(1);
+    frames.shift()!();
+    expect(batches).toEqual([[1, 2, 3], [4]]);
+  });
+});

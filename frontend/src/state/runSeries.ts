@@ -1,0 +1,197 @@
+// A run's history as chart-ready columns, built from the backend's events. Pure: `applyEvents`
+// mutates the series it is given (arrays grow in place so uPlot can take them without copying)
+// and reports what changed. Events at or below the last seen seq are ignored, so replaying stored
+// events and then the live stream never duplicates a point.
+import type { RunEvent } from '../api/types';
+
+export type RunStatus = 'idle' | 'queued' | 'running' | 'paused' | 'finished' | 'failed' | 'stopped';
+
+export interface LayerLive {
+  grad_norm: number | null;
+  dead_fraction: number | null;
+}
+
+export interface RunSeries {
+  runId: string;
+  lastSeq: number;
+  /** A seq was skipped: the stored history should be reloaded. */
+  gap: boolean;
+  status: RunStatus;
+  step: number;
+  totalSteps: number | null;
+  stepX: number[];
+  stepLoss: number[];
+  lrX: number[];
+  lr: number[];
+  epochX: number[];
+  trainLoss: (number | null)[];
+  valLoss: (number | null)[];
+  trainAcc: (number | null)[];
+  valAcc: (number | null)[];
+  layers: Record<string, LayerLive>;
+  layersStep: number;
+  warnings: string[];
+  checkpoints: { step: number; epoch: number; reason: string }[];
+  failure: { reason: string; hint?: string | null; node?: string | null } | null;
+  dataset: { name: string; sample_shape: number[]; n_train: number; n_val: number } | null;
+  samplesPerS: number | null;
+}
+
+export function emptySeries(runId: string): RunSeries {
+  return {
+    runId,
+    lastSeq: -1,
+    gap: false,
+    status: 'idle',
+    step: 0,
+    totalSteps: null,
+    stepX: [],
+    stepLoss: [],
+    lrX: [],
+    lr: [],
+    epochX: [],
+    trainLoss: [],
+    valLoss: [],
+    trainAcc: [],
+    valAcc: [],
+    layers: {},
+    layersStep: -1,
+    warnings: [],
+    checkpoints: [],
+    failure: null,
+    dataset: null,
+    samplesPerS: null,
+  };
+}
+
+export interface Changes {
+  steps: boolean;
+  epochs: boolean;
+  layers: boolean;
+  status: boolean;
+}
+
+const none = (): Changes => ({ steps: false, epochs: false, layers: false, status: false });
+
+export function applyEvents(s: RunSeries, events: RunEvent[]): Changes {
+  const changed = none();
+  for (const ev of events) {
+    const seq = ev.seq ?? 0;
+    if (seq <= s.lastSeq) continue;
+    if (seq > s.lastSeq + 1 && s.lastSeq >= 0) s.gap = true;
+    s.lastSeq = seq;
+    switch (ev.type) {
+      case 'run_queued':
+        s.status = 'queued';
+        changed.status = true;
+        break;
+      case 'run_started':
+        s.status = 'running';
+        s.totalSteps = ev.total_steps;
+        s.dataset = {
+          name: ev.dataset.name,
+          sample_shape: ev.dataset.sample_shape,
+          n_train: ev.dataset.n_train,
+          n_val: ev.dataset.n_val,
+        };
+        changed.status = true;
+        break;
+      case 'step': {
+        for (const [x, y] of ev.points) {
+          if (s.stepX.length && x <= s.stepX[s.stepX.length - 1]) continue;
+          s.stepX.push(x);
+          s.stepLoss.push(y);
+        }
+        s.lrX.push(ev.step);
+        s.lr.push(ev.lr);
+        s.step = ev.step;
+        s.samplesPerS = ev.samples_per_s;
+        changed.steps = true;
+        break;
+      }
+      case 'epoch': {
+        const i = s.epochX.indexOf(ev.epoch);
+        const at = i >= 0 ? i : s.epochX.length;
+        s.epochX[at] = ev.epoch;
+        s.trainLoss[at] = ev.train_loss;
+        s.valLoss[at] = ev.val_loss ?? null;
+        s.trainAcc[at] = ev.train_accuracy ?? null;
+        s.valAcc[at] = ev.val_accuracy ?? null;
+        changed.epochs = true;
+        break;
+      }
+      case 'layer_stats': {
+        const layers: Record<string, LayerLive> = {};
+        for (const l of ev.layers) {
+          const prev = layers[l.node];
+          // Several modules can map to one node (a block's copies): keep the largest norm.
+          layers[l.node] = {
+            grad_norm: max(prev?.grad_norm ?? null, l.grad_norm ?? null),
+            dead_fraction: max(prev?.dead_fraction ?? null, l.dead_fraction ?? null),
+          };
+        }
+        s.layers = layers;
+        s.layersStep = ev.step;
+        changed.layers = true;
+        break;
+      }
+      case 'checkpoint':
+        s.checkpoints.push({ step: ev.step, epoch: ev.epoch, reason: ev.reason });
+        changed.status = true;
+        break;
+      case 'warning':
+        s.warnings.push(ev.message);
+        changed.status = true;
+        break;
+      case 'run_paused':
+        s.status = 'paused';
+        changed.status = true;
+        break;
+      case 'run_resumed':
+        s.status = 'running';
+        changed.status = true;
+        break;
+      case 'run_finished':
+        s.status = 'finished';
+        changed.status = true;
+        break;
+      case 'run_stopped':
+        s.status = 'stopped';
+        changed.status = true;
+        break;
+      case 'run_failed':
+        s.status = 'failed';
+        s.failure = { reason: ev.reason, hint: ev.hint, node: ev.node };
+        changed.status = true;
+        break;
+    }
+  }
+  return changed;
+}
+
+function max(a: number | null, b: number | null): number | null {
+  if (a === null) return b;
+  if (b === null) return a;
+  return Math.max(a, b);
+}
+
+/** Exponential moving average with TensorBoard's debiasing; weight 0 returns the input. */
+export function smooth(values: number[], weight: number): number[] {
+  if (weight <= 0) return values;
+  const out = new Array<number>(values.length);
+  let last = 0;
+  let n = 0;
+  for (let i = 0; i < values.length; i++) {
+    const v = values[i];
+    if (!Number.isFinite(v)) {
+      out[i] = v;
+      continue;
+    }
+    last = last * weight + (1 - weight) * v;
+    n += 1;
+    out[i] = last / (1 - Math.pow(weight, n));
+  }
+  return out;
+}
+
+export const isTerminal = (s: RunStatus) => s === 'finished' || s === 'failed' || s === 'stopped';
