@@ -8,6 +8,7 @@ collects every error instead of stopping at the first, and produces both the use
 
 from __future__ import annotations
 
+import gc
 import os
 from collections import deque
 from dataclasses import dataclass, field
@@ -108,6 +109,19 @@ def analyze(
     optimizer: OptimizerName = "adam",
     max_nodes: int | None = None,
 ) -> Analysis:
+    # The walk allocates many small objects and frees none of them in cycles; the cyclic GC's
+    # full passes over a large heap would make big graphs cost more than linear time.
+    gc_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        return _analyze(graph, batch_size=batch_size, optimizer=optimizer, max_nodes=max_nodes)
+    finally:
+        if gc_enabled:
+            gc.enable()
+
+
+def _analyze(graph: Graph | dict[str, Any], *, batch_size: int, optimizer: OptimizerName,
+             max_nodes: int | None) -> Analysis:
     parsed, errors = parse_graph(graph)
     if parsed is None:
         return Analysis(Report(valid=False, errors=errors), None)
@@ -127,10 +141,30 @@ def analyze(
 
 @dataclass
 class _Acc:
-    """Per-node totals across its instances."""
+    """Per-node totals across its instances; becomes a NodeReport at the end (plain attributes
+    here because the walk updates them once per instance)."""
 
-    report: NodeReport
+    id: str
+    op: str
+    frozen: bool
+    status: str = "skipped"
+    input_shapes: list[list[int]] = field(default_factory=list)
+    output_shape: list[int] | None = None
+    dtype: str | None = None
+    params: int = 0
+    trainable_params: int = 0
+    frozen_params: int = 0
+    macs: int = 0
+    activations: int = 0
+    instances: int = 0
+    formula: list[str] = field(default_factory=list)
+    resolved: dict[str, Any] = field(default_factory=dict)
     first: bool = True
+
+    def to_dict(self) -> dict[str, Any]:
+        data = dict(self.__dict__)
+        del data["first"]
+        return data
 
 
 @dataclass
@@ -167,7 +201,7 @@ class _Analyzer:
             GraphError(node=node, field=field, message=subject + message, suggestion=suggestion, fix=fix)
         )
         if node in self.acc:
-            self.acc[node].report.status = "error"
+            self.acc[node].status = "error"
 
     # -- structure ---------------------------------------------------------------------------
 
@@ -198,7 +232,7 @@ class _Analyzer:
                 self.error(n.id, f"duplicate node id {n.id!r}", field="id", suggestion="give every node its own id")
             self.by_id[n.id] = n
         for n in g.nodes:
-            self.acc.setdefault(n.id, _Acc(NodeReport(id=n.id, op=n.op, frozen=self.is_frozen(n), status="skipped")))
+            self.acc.setdefault(n.id, _Acc(id=n.id, op=n.op, frozen=self.is_frozen(n)))
         for n in g.nodes:
             if n.parent is None:
                 continue
@@ -483,10 +517,9 @@ class _Analyzer:
         return inf.out, plan
 
     def record(self, m: Any, inputs: list[TensorInfo], inf: Any, *, frozen: bool) -> None:
-        acc = self.acc[m.id]
-        r = acc.report
-        if acc.first:
-            acc.first = False
+        r = self.acc[m.id]
+        if r.first:
+            r.first = False
             r.status = "ok"
             r.input_shapes = [list(t.shape) for t in inputs]
             r.output_shape = list(inf.out.shape)
@@ -521,8 +554,7 @@ class _Analyzer:
             copies.append(plan)
             x = out
         # the block's own report: its contents (all copies) plus any projection shortcut
-        acc = self.acc[b.id]
-        r = acc.report
+        r = self.acc[b.id]
         totals = [0, 0, 0, 0, 0]
         for n in self._descendant_reports(b.id):
             before = start[n.id]
@@ -546,8 +578,8 @@ class _Analyzer:
             return x, copies[0]
         return x, SeqPlan(name=b.module_name, node_id=b.id, items=copies, out_shape=x.shape, frozen=frozen)
 
-    def _descendant_reports(self, block_id: str) -> list[NodeReport]:
-        return [self.acc[m.id].report for m in self.containers[block_id].members]
+    def _descendant_reports(self, block_id: str) -> list[_Acc]:
+        return [self.acc[m.id] for m in self.containers[block_id].members]
 
     def shortcut(self, b: Any, x: TensorInfo, y: TensorInfo, *, frozen: bool, init: InitSpec | None
                  ) -> tuple[Plan | None, int]:
@@ -596,39 +628,37 @@ class _Analyzer:
     # -- totals ------------------------------------------------------------------------------
 
     def finish(self, out: TensorInfo | None) -> Report:
-        nodes = [a.report for a in self.acc.values()]
-        totals = Totals()
+        nodes = [a.to_dict() for a in self.acc.values()]
+        keys = ("params", "trainable_params", "frozen_params", "macs", "activations")
+        sums = dict.fromkeys(keys, 0)
         for n in nodes:
-            if self.by_id.get(n.id) is not None and self.by_id[n.id].parent is None:
-                totals.params += n.params
-                totals.trainable_params += n.trainable_params
-                totals.frozen_params += n.frozen_params
-                totals.macs += n.macs
-                totals.activations += n.activations
+            node = self.by_id.get(n["id"])
+            if node is not None and node.parent is None:
+                for k in keys:
+                    sums[k] += n[k]
         state = OPTIMIZER_STATE.get(self.optimizer, 2)
         b = BYTES_PER_ELEMENT
-        mem = MemoryEstimate(
-            batch_size=self.batch_size,
-            optimizer=self.optimizer,
-            weights_bytes=totals.params * b,
-            gradients_bytes=totals.trainable_params * b,
-            optimizer_bytes=state * totals.trainable_params * b,
-            activations_bytes=self.batch_size * totals.activations * b,
-            total_bytes=0,
-        )
-        mem.total_bytes = mem.weights_bytes + mem.gradients_bytes + mem.optimizer_bytes + mem.activations_bytes
-        totals.memory = mem
+        mem = {
+            "batch_size": self.batch_size,
+            "optimizer": self.optimizer,
+            "weights_bytes": sums["params"] * b,
+            "gradients_bytes": sums["trainable_params"] * b,
+            "optimizer_bytes": state * sums["trainable_params"] * b,
+            "activations_bytes": self.batch_size * sums["activations"] * b,
+        }
+        mem["total_bytes"] = sum(v for k, v in mem.items() if k.endswith("_bytes"))
         inp = next((n for n in self.g.nodes if n.op == "Input"), None)
         valid = not self.errors and out is not None
-        return Report(
-            valid=valid,
-            input_shape=list(inp.params.shape) if inp is not None else None,
-            input_dtype=inp.params.dtype if inp is not None else None,
-            output_shape=list(out.shape) if out is not None and valid else None,
-            nodes=nodes,
-            totals=totals,
-            errors=self.errors,
-        )
+        # one validation pass in pydantic-core is much cheaper than a model per node
+        return Report.model_validate({
+            "valid": valid,
+            "input_shape": list(inp.params.shape) if inp is not None else None,
+            "input_dtype": inp.params.dtype if inp is not None else None,
+            "output_shape": list(out.shape) if out is not None and valid else None,
+            "nodes": nodes,
+            "totals": sums | {"memory": mem},
+            "errors": self.errors,
+        })
 
 
 __all__ = ["FORMAT", "Analysis", "NodeReport", "Report", "Totals", "analyze", "infer"]

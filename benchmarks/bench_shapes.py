@@ -1,0 +1,80 @@
+"""How fast is shape inference? Prints figures; asserts nothing.
+
+Times ``layerlab.infer`` on generated chains of 100, 1,000 and 10,000 layers (growth should be
+linear: the per-layer time should stay flat), and compares the 1,000-layer case with one forward
+pass of the built module at batch 1 on the CPU, measured in the same run.
+Goal: 1,000 layers in at most 5 ms.
+
+    python benchmarks/bench_shapes.py
+"""
+
+from __future__ import annotations
+
+import os
+import statistics
+import time
+from typing import Any
+
+from layerlab import build, infer
+
+LAYER_KINDS = (
+    {"op": "Linear", "params": {"out_features": 64}},
+    {"op": "LayerNorm"},
+    {"op": "ReLU"},
+)
+
+
+def chain(n_layers: int) -> dict[str, Any]:
+    """Input [64] → n layers cycling Linear / LayerNorm / ReLU → Output."""
+    nodes: list[dict[str, Any]] = [{"id": "x", "op": "Input", "params": {"shape": [64]}}]
+    edges = []
+    prev = "x"
+    for i in range(n_layers):
+        kind = LAYER_KINDS[i % len(LAYER_KINDS)]
+        nid = f"n{i}"
+        nodes.append({"id": nid, **kind})
+        edges.append({"source": prev, "target": nid})
+        prev = nid
+    nodes.append({"id": "y", "op": "Output"})
+    edges.append({"source": prev, "target": "y"})
+    return {"format": "layerlab.graph/1", "name": f"chain{n_layers}", "nodes": nodes, "edges": edges}
+
+
+def best_of(fn: Any, repeats: int) -> float:
+    times = []
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - t0)
+    return statistics.median(times)
+
+
+def main() -> None:
+    os.environ.setdefault("LAYERLAB_MAX_NODES", "20000")
+    print(f"{'layers':>8} {'infer (ms)':>12} {'µs / layer':>12}")
+    per_layer = {}
+    for n in (100, 1_000, 10_000):
+        g = chain(n)
+        assert infer(g).valid, "the generated chain must be valid"
+        t = best_of(lambda g=g: infer(g), repeats=5 if n < 10_000 else 3)
+        per_layer[n] = t / n
+        print(f"{n:>8,} {t * 1e3:>12.2f} {t / n * 1e6:>12.2f}")
+    growth = per_layer[10_000] / per_layer[100]
+    print(f"per-layer cost 10,000 vs 100 layers: {growth:.2f}× (1.0 = perfectly linear)")
+
+    import torch
+
+    g = chain(1_000)
+    model = build(g).eval()
+    x = torch.randn(1, 64)
+    with torch.inference_mode():
+        model(x)  # warm-up
+        t_fwd = best_of(lambda: model(x), repeats=5)
+    t_inf = best_of(lambda: infer(g), repeats=5)
+    print(f"1,000 layers: infer {t_inf * 1e3:.2f} ms, one forward pass at batch 1 {t_fwd * 1e3:.2f} ms, "
+          f"ratio infer/forward = {t_inf / t_fwd:.2f}")
+    print(f"goal: 1,000 layers in ≤ 5 ms → {'met' if t_inf <= 0.005 else 'NOT met'} ({t_inf * 1e3:.2f} ms)")
+
+
+if __name__ == "__main__":
+    main()
