@@ -99,7 +99,9 @@ class OpSpec:
         for name in fields:
             if hasattr(module, name):
                 value = getattr(module, name)
-                if isinstance(value, tuple) and len(set(value)) == 1 and name != "padding":
+                if name == "bias":  # the module holds the tensor (or None); the op, whether there is one
+                    value = value is not None
+                elif isinstance(value, tuple) and len(set(value)) == 1 and name not in ("padding", "normalized_shape"):
                     value = value[0]
                 out[name] = list(value) if isinstance(value, tuple) else value
         return out
