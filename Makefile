@@ -1,37 +1,64 @@
 # LayerLab: `make run` serves the app, `make test` runs every test suite.
-# Both install what they need first. A GPU machine overrides the torch wheel, e.g.
+# Both install what they need first (Python venv, the frontend's npm packages, Chromium for the
+# browser tests). A GPU machine overrides the torch wheel, e.g.
 #   make run TORCH_SPEC="torch --index-url https://download.pytorch.org/whl/cu128"
 PYTHON ?= python3
 VENV ?= .venv
 TORCH_SPEC ?= torch==2.13.0
+HOST ?= 127.0.0.1
+PORT ?= 8000
 PY := $(VENV)/bin/python
 PIP := $(PY) -m pip
 STAMP := $(VENV)/.installed
+NPM_STAMP := frontend/node_modules/.installed
+STATIC := backend/layerlab/static/index.html
+CHROMIUM ?= /usr/bin/chromium
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+FRONTEND_SRC := $(shell find frontend/src frontend/index.html frontend/vite.config.ts -type f 2>/dev/null)
 
-.PHONY: install run test test-python lint bench clean
+.PHONY: install run test test-python test-frontend test-e2e frontend lint bench clean
 
 $(STAMP): pyproject.toml Makefile
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PIP) install --quiet --upgrade pip
 	$(PIP) install --quiet $(TORCH_SPEC)
-	$(PIP) install --quiet -e '.[dev]'
+	$(PIP) install --quiet -e '.[dev,cluster]'
 	touch $(STAMP)
 
-install: $(STAMP)
+$(NPM_STAMP): frontend/package.json frontend/package-lock.json
+	cd frontend && npm ci --no-audit --no-fund
+	touch $(NPM_STAMP)
 
-run: install
-	$(VENV)/bin/layerlab shapes examples/lenet5.json
+$(STATIC): $(NPM_STAMP) $(FRONTEND_SRC)
+	cd frontend && npm run build
 
-test: install test-python
+install: $(STAMP) $(NPM_STAMP)
 
-test-python: install
+frontend: $(STATIC)
+
+run: $(STAMP) $(STATIC)
+	$(VENV)/bin/layerlab serve --host $(HOST) --port $(PORT)
+
+$(CHROMIUM):
+	$(SUDO) apt-get update -qq
+	$(SUDO) apt-get install -y -qq chromium
+
+test: test-python test-frontend test-e2e
+
+test-python: $(STAMP)
 	$(PY) -m pytest
 
-lint: install
+test-frontend: $(NPM_STAMP)
+	cd frontend && npm test
+
+test-e2e: $(STAMP) $(STATIC) $(CHROMIUM)
+	cd frontend && LAYERLAB_PYTHON=$(abspath $(PY)) CHROMIUM=$(CHROMIUM) npm run test:e2e
+
+lint: $(STAMP)
 	$(VENV)/bin/ruff check backend tests benchmarks
 
-bench: install
+bench: $(STAMP)
 	$(PY) benchmarks/bench_shapes.py
 
 clean:
-	rm -rf $(VENV) .pytest_cache .hypothesis
+	rm -rf $(VENV) frontend/node_modules backend/layerlab/static .pytest_cache .hypothesis
