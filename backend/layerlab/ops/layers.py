@@ -6,6 +6,7 @@ Adding an op is one class here plus its tests (tests/test_ops.py checks it again
 
 from __future__ import annotations
 
+import functools
 import math
 from typing import Annotated, Any, Literal
 
@@ -45,13 +46,18 @@ AXES = {1: ("L",), 2: ("H", "W")}
 FLATTEN_FIX = "insert Flatten before {node}"
 
 
+@functools.cache
+def _defaults(model: type[Params]) -> dict[str, Any]:
+    return {name: f.default for name, f in model.model_fields.items()}
+
+
 def _kw(p: Params, *names: str) -> dict[str, Any]:
     """Constructor args that differ from their torch defaults (the params model's defaults)."""
-    fields = type(p).model_fields
+    defaults = _defaults(type(p))
     out: dict[str, Any] = {}
     for name in names:
         value = getattr(p, name)
-        if value != fields[name].default:
+        if value != defaults[name]:
             out[name] = list(value) if isinstance(value, tuple) else value
     return out
 
@@ -464,6 +470,16 @@ class InstanceNorm2d(_BatchNormBase):
     ranks = (3,)
     what = "channels, H, W"
 
+    def infer(self, p: InstanceNormParams, inputs: list[TensorInfo]) -> Inferred:
+        inferred = super().infer(p, inputs)
+        h, w = inputs[0].shape[1:]
+        if h * w == 1:  # statistics of one value per channel: torch refuses it when training
+            raise NodeProblem(
+                f"InstanceNorm2d needs more than one spatial element per channel, received {inputs[0].describe()}",
+                suggestion="move it before the layer that shrinks H×W to 1×1, or use LayerNorm",
+            )
+        return inferred
+
 
 class LayerNormParams(Params):
     normalized_shape: list[Width] | None = Field(
@@ -550,7 +566,7 @@ class _Elementwise(OpSpec):
     category = "Activation"
 
     def infer(self, p: Params, inputs: list[TensorInfo]) -> Inferred:
-        return Inferred(out=inputs[0], torch_args=_kw(p, *type(p).model_fields))
+        return Inferred(out=inputs[0], torch_args=_kw(p, *_defaults(type(p))))
 
 
 class NoParams(Params):
