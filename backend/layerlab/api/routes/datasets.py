@@ -1,0 +1,137 @@
+"""Datasets: the built-in sets and the user's uploads (.npz or .csv, stored under generated names)."""
+
+from __future__ import annotations
+
+import logging
+from typing import Annotated, Any, get_args
+
+from fastapi import APIRouter, File, HTTPException, Response, UploadFile, status
+from sqlalchemy import select
+from starlette.concurrency import run_in_threadpool
+
+from layerlab.graph import GraphError, GraphInvalidError
+from layerlab.train.config import BuiltinDataset, DataConfig, UploadRef
+
+from ..db import Upload, new_id
+from ..deps import SessionDep, StateDep
+from ..schemas import DatasetInfo, DatasetList, Invalid, Problem, UploadInfo
+
+log = logging.getLogger(__name__)
+router = APIRouter(prefix="/datasets", tags=["datasets"])
+
+SYNTHETIC = frozenset({"two_moons", "spirals", "blobs", "signals"})
+DESCRIPTIONS = {
+    "digits": "8×8 grayscale images of handwritten digits (scikit-learn).",
+    "iris": "Iris flowers: 4 measurements, 3 species.",
+    "wine": "Wine: 13 chemical measurements, 3 cultivars.",
+    "breast_cancer": "Breast cancer diagnosis: 30 features, benign or malignant.",
+    "diabetes": "Diabetes progression: 10 features, one regression target.",
+    "two_moons": "Two interleaving half circles in 2-D (generated).",
+    "spirals": "Interleaved 2-D spirals, one per class (generated).",
+    "blobs": "Gaussian clusters in 2-D (generated).",
+    "signals": "1-D waveforms of different kinds, shape (1, length) (generated).",
+}
+KINDS = {".npz": "npz", ".csv": "csv"}
+
+
+def builtin_datasets(state: StateDep) -> list[DatasetInfo]:
+    """Described once per app by loading each set (generated ones at their default size)."""
+    with state.datasets_lock:
+        if state.builtin_datasets is None:
+            state.builtin_datasets = [_describe(name) for name in get_args(BuiltinDataset)]
+        return state.builtin_datasets
+
+
+def _describe(name: str) -> DatasetInfo:
+    from layerlab.train.data import load_dataset
+
+    ds = load_dataset(DataConfig(dataset=name), seed=0)
+    return DatasetInfo(
+        name=name, description=DESCRIPTIONS.get(name, name), task=ds.task, sample_shape=list(ds.x.shape[1:]),
+        input_dtype=str(ds.x.dtype), num_classes=ds.num_classes, class_names=ds.class_names,
+        samples=len(ds.x), synthetic=name in SYNTHETIC,
+    )
+
+
+def upload_info(row: Upload) -> UploadInfo:
+    return UploadInfo(id=row.id, filename=row.filename, kind=row.kind, size=row.size, created_at=row.created_at,
+                      **row.info)
+
+
+@router.get("")
+def list_datasets(state: StateDep, session: SessionDep) -> DatasetList:
+    """The built-in datasets with sample shape, task and classes, and the uploads."""
+    builtin = builtin_datasets(state)
+    uploads = session.scalars(select(Upload).order_by(Upload.created_at.desc()))
+    return DatasetList(builtin=builtin, uploads=[upload_info(u) for u in uploads])
+
+
+@router.post("", status_code=status.HTTP_201_CREATED,
+             responses={413: {"model": Problem}, 422: {"model": Invalid}})
+async def upload(file: Annotated[UploadFile, File(description=".npz (arrays x, y) or .csv")],
+                 state: StateDep, session: SessionDep) -> UploadInfo:
+    """Upload a dataset; it is read once here (never unpickled) to report its shape and task."""
+    filename = (file.filename or "upload").replace("\\", "/").rsplit("/", 1)[-1][:255] or "upload"
+    suffix = "." + filename.rsplit(".", 1)[-1].lower() if "." in filename else ""
+    if suffix not in KINDS:
+        raise GraphInvalidError([GraphError(field="file", message=f"unsupported file type {suffix or filename!r}",
+                                            suggestion="upload a .npz (arrays x and y) or a .csv")])
+    folder = state.settings.uploads_dir
+    folder.mkdir(parents=True, exist_ok=True)
+    upload_id = new_id()
+    path = folder / f"{upload_id}{suffix}"
+    size = 0
+    try:
+        with path.open("wb") as out:
+            while chunk := await file.read(1 << 20):
+                size += len(chunk)
+                if size > state.settings.max_upload_bytes:
+                    raise HTTPException(413, "request body too large")
+                out.write(chunk)
+        info = await run_in_threadpool(_inspect, path)
+    except BaseException:
+        path.unlink(missing_ok=True)
+        raise
+    row = Upload(id=upload_id, filename=filename, kind=KINDS[suffix], size=size, info=info)
+    session.add(row)
+    session.commit()
+    return upload_info(row)
+
+
+def _inspect(path: Any) -> dict[str, Any]:
+    from layerlab.train.data import load_upload
+
+    try:
+        ds = load_upload(UploadRef(path=str(path)))
+    except Exception as e:  # DatasetError says what to change; anything else is an unreadable file
+        message = str(e) if type(e).__name__ == "DatasetError" else f"could not read the file ({type(e).__name__})"
+        raise GraphInvalidError([GraphError(field="file", message=message.replace(path.stem, "upload"))]) from e
+    return {"task": ds.task, "sample_shape": list(ds.x.shape[1:]), "num_classes": ds.num_classes,
+            "class_names": ds.class_names, "samples": len(ds.x)}
+
+
+def get_upload(session: SessionDep, upload_id: str) -> Upload:
+    row = session.get(Upload, upload_id)
+    if row is None:
+        raise HTTPException(404, "upload not found")
+    return row
+
+
+@router.get("/uploads/{upload_id}", responses={404: {"model": Problem}})
+def get(upload_id: str, session: SessionDep) -> UploadInfo:
+    """One upload."""
+    return upload_info(get_upload(session, upload_id))
+
+
+@router.delete("/uploads/{upload_id}", status_code=status.HTTP_204_NO_CONTENT, responses={404: {"model": Problem}})
+def delete(upload_id: str, session: SessionDep, state: StateDep) -> Response:
+    """Delete an upload and its file."""
+    row = get_upload(session, upload_id)
+    (state.settings.uploads_dir / f"{row.id}.{row.kind}").unlink(missing_ok=True)
+    session.delete(row)
+    session.commit()
+    return Response(status_code=status.HTTP_204_NO_CONTENT)
+
+
+def upload_path(state: StateDep, row: Upload) -> str:
+    return str((state.settings.uploads_dir / f"{row.id}.{row.kind}").resolve())

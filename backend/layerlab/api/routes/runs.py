@@ -1,0 +1,233 @@
+"""Runs: create from a project version and a run config, control them, read their history."""
+
+from __future__ import annotations
+
+import shutil
+from typing import Annotated, Any
+
+from fastapi import APIRouter, HTTPException, Query, Response, status
+from fastapi.responses import FileResponse
+from sqlalchemy import select
+
+from layerlab import infer
+from layerlab.graph import GraphInvalidError
+from layerlab.train.config import RunConfig
+
+from ..db import ACTIVE_STATUSES, Run, new_id
+from ..deps import SessionDep, StateDep
+from ..runs import checkpoint_file
+from ..schemas import (
+    EpochRow,
+    EventPage,
+    FinetuneCreate,
+    Invalid,
+    Metrics,
+    Problem,
+    RunAccepted,
+    RunCreate,
+    RunDetail,
+    RunSummary,
+)
+from .datasets import get_upload, upload_path
+from .graphs import _safe_name
+from .projects import get_project, get_version
+
+router = APIRouter(prefix="/runs", tags=["runs"], responses={404: {"model": Problem}})
+
+Seq = Annotated[int, Query(ge=-1, le=2**62, description="Only events with a larger seq.")]
+RUN_ID_PATTERN = r"^[0-9a-f]{32}$"
+
+
+def get_run(session: SessionDep, state: StateDep, run_id: str) -> Run:
+    run = session.get(Run, run_id)
+    if run is None:
+        raise HTTPException(404, "run not found")
+    return state.runs.live_overlay(run)
+
+
+def summary(run: Run, state: StateDep) -> RunSummary:
+    return RunSummary(
+        id=run.id, project_id=run.project_id, version=run.version, name=run.name, status=run.status,
+        parent_run_id=run.parent_run_id, created_at=run.created_at, started_at=run.started_at,
+        finished_at=run.finished_at, last_seq=run.last_seq, step=run.step, epoch=run.epoch,
+        total_steps=run.total_steps, train_loss=run.train_loss, val_loss=run.val_loss,
+        val_accuracy=run.val_accuracy, error=run.error,
+        has_checkpoint=checkpoint_file(state.runs.runs_dir, run.id, run.checkpoint) is not None,
+    )
+
+
+def _resolve_config(config: RunConfig, session: SessionDep, state: StateDep) -> dict[str, Any]:
+    """The config as the worker gets it: an upload id becomes the stored file's path."""
+    data = config.model_dump(mode="json")
+    upload = data["data"].get("upload")
+    if upload is not None:
+        row = get_upload(session, str(upload["path"]))
+        upload["path"] = upload_path(state, row)
+    return data
+
+
+def _public_config(config: dict[str, Any], state: StateDep) -> dict[str, Any]:
+    """The config as clients see it: no server paths, the upload id instead."""
+    upload = (config.get("data") or {}).get("upload")
+    if upload and isinstance(upload.get("path"), str):
+        upload = {**upload, "path": upload["path"].rsplit("/", 1)[-1].split(".", 1)[0]}
+        config = {**config, "data": {**config["data"], "upload": upload}}
+    return config
+
+
+def _start(session: SessionDep, state: StateDep, *, project_id: str, version: int | None, name: str | None,
+           config: RunConfig, parent: Run | None = None, init_from: str | None = None) -> RunAccepted:
+    project = get_project(session, project_id)
+    row = get_version(session, project.id, version or project.latest_version)
+    report = infer(row.graph, batch_size=config.data.batch_size, optimizer=config.optimizer.name)
+    if not report.valid:
+        raise GraphInvalidError(report.errors)
+    worker_config = _resolve_config(config, session, state)
+    run = Run(id=new_id(), project_id=project.id, version=row.version, graph=row.graph, config=worker_config,
+              name=name or f"{project.name} v{row.version}", parent_run_id=parent.id if parent else None,
+              status="queued")
+    session.add(run)
+    session.commit()
+    state.runs.submit(run.id, project_id=project.id, graph=row.graph, config=worker_config, init_from=init_from)
+    return RunAccepted(id=run.id, status="queued", events_url=f"/api/runs/{run.id}/events")
+
+
+@router.post("", status_code=status.HTTP_202_ACCEPTED, responses={422: {"model": Invalid}})
+def create(body: RunCreate, session: SessionDep, state: StateDep) -> RunAccepted:
+    """Start training a project version (default the latest) under a run config."""
+    return _start(session, state, project_id=body.project_id, version=body.version, name=body.name,
+                  config=body.config)
+
+
+@router.get("")
+def list_runs(session: SessionDep, state: StateDep,
+              project_id: Annotated[str | None, Query(max_length=64)] = None) -> list[RunSummary]:
+    """Every run (of one project, if given), newest first."""
+    query = select(Run).order_by(Run.created_at.desc())
+    if project_id is not None:
+        query = query.where(Run.project_id == project_id)
+    return [summary(state.runs.live_overlay(r), state) for r in session.scalars(query)]
+
+
+@router.get("/{run_id}")
+def get(run_id: str, session: SessionDep, state: StateDep) -> RunDetail:
+    """One run with its graph and config."""
+    run = get_run(session, state, run_id)
+    return RunDetail(**summary(run, state).model_dump(), graph=run.graph, config=_public_config(run.config, state))
+
+
+def _status(run: Run, state: StateDep) -> str:
+    return state.runs.live_status(run.id) or run.status
+
+
+@router.post("/{run_id}/stop", status_code=status.HTTP_202_ACCEPTED, responses={409: {"model": Problem}})
+def stop(run_id: str, session: SessionDep, state: StateDep) -> RunSummary:
+    """Stop gracefully: the run checkpoints after the current batch, then ends as stopped."""
+    run = get_run(session, state, run_id)
+    if _status(run, state) not in ACTIVE_STATUSES:
+        raise HTTPException(409, "run is not active")
+    state.runs.stop(run_id)
+    return summary(run, state)
+
+
+@router.post("/{run_id}/kill", status_code=status.HTTP_202_ACCEPTED, responses={409: {"model": Problem}})
+def kill(run_id: str, session: SessionDep, state: StateDep) -> RunSummary:
+    """End the run now, without a checkpoint."""
+    run = get_run(session, state, run_id)
+    if _status(run, state) not in ACTIVE_STATUSES:
+        raise HTTPException(409, "run is not active")
+    state.runs.kill(run_id)
+    return summary(run, state)
+
+
+@router.post("/{run_id}/pause", status_code=status.HTTP_202_ACCEPTED, responses={409: {"model": Problem}})
+def pause(run_id: str, session: SessionDep, state: StateDep) -> RunSummary:
+    """Hold the run after the current batch."""
+    run = get_run(session, state, run_id)
+    if _status(run, state) not in ("queued", "running"):
+        raise HTTPException(409, "run is not running")
+    state.runs.pause(run_id)
+    return summary(run, state)
+
+
+@router.post("/{run_id}/resume", status_code=status.HTTP_202_ACCEPTED, responses={409: {"model": Problem}})
+def resume(run_id: str, session: SessionDep, state: StateDep) -> RunSummary:
+    """Continue a paused run."""
+    run = get_run(session, state, run_id)
+    if not state.runs.can_resume(run_id):
+        raise HTTPException(409, "run is not paused")
+    state.runs.resume(run_id)
+    return summary(run, state)
+
+
+@router.delete("/{run_id}", status_code=status.HTTP_204_NO_CONTENT, responses={409: {"model": Problem}})
+def delete(run_id: str, session: SessionDep, state: StateDep) -> Response:
+    """Delete a finished run, its events and its checkpoints."""
+    run = get_run(session, state, run_id)
+    if _status(run, state) in ACTIVE_STATUSES:
+        raise HTTPException(409, "run is active")
+    state.runs.forget(run_id)
+    session.delete(run)
+    session.commit()
+    folder = state.runs.runs_dir / run.id
+    if folder.is_dir() and folder.resolve().is_relative_to(state.runs.runs_dir):
+        shutil.rmtree(folder, ignore_errors=True)
+    state.runs.publish_deleted(run_id)
+    return Response(status_code=status.HTTP_204_NO_CONTENT)
+
+
+@router.get("/{run_id}/metrics")
+def metrics(run_id: str, session: SessionDep, state: StateDep) -> Metrics:
+    """The whole loss curve and the per-epoch metrics so far."""
+    run = get_run(session, state, run_id)
+    events = state.runs.history(run_id)
+    steps: list[tuple[int, float]] = []
+    lrs: list[tuple[int, float]] = []
+    epochs: list[EpochRow] = []
+    for e in events:
+        if e["type"] == "step":
+            steps.extend((int(p[0]), p[1]) for p in e["points"] if p[1] is not None)
+            lrs.append((e["step"], e["lr"]))
+        elif e["type"] == "epoch":
+            epochs.append(EpochRow.model_validate({k: e.get(k) for k in EpochRow.model_fields}))
+    last_seq = events[-1]["seq"] if events else -1
+    return Metrics(run_id=run_id, status=run.status, last_seq=last_seq, steps=steps, lr=lrs, epochs=epochs)
+
+
+@router.get("/{run_id}/events/history")
+def event_history(run_id: str, session: SessionDep, state: StateDep, after: Seq = -1,
+                  limit: Annotated[int, Query(ge=1, le=10_000)] = 1000) -> EventPage:
+    """Stored events after ``after``, in seq order (the HTTP twin of the websocket's replay)."""
+    get_run(session, state, run_id)
+    events = state.runs.history(run_id, after=after, limit=limit + 1)
+    more = len(events) > limit
+    events = events[:limit]
+    return EventPage(run_id=run_id, events=events, next_after=events[-1]["seq"] if events else after, more=more)
+
+
+@router.get("/{run_id}/checkpoint", response_class=FileResponse,
+            responses={200: {"content": {"application/octet-stream": {}}, "description": "model.safetensors"}})
+def checkpoint(run_id: str, session: SessionDep, state: StateDep) -> FileResponse:
+    """The weights of the run's latest checkpoint (safetensors)."""
+    run = get_run(session, state, run_id)
+    path = checkpoint_file(state.runs.runs_dir, run.id, run.checkpoint)
+    if path is None:
+        raise HTTPException(404, "run has no checkpoint")
+    return FileResponse(path, media_type="application/octet-stream", filename=f"{_safe_name(run.name or run.id)}.safetensors")
+
+
+@router.post("/{run_id}/finetune", status_code=status.HTTP_202_ACCEPTED,
+             responses={409: {"model": Problem}, 422: {"model": Invalid}})
+def finetune(run_id: str, body: FinetuneCreate, session: SessionDep, state: StateDep) -> RunAccepted:
+    """A new run that starts from this run's latest weights (matching layers are copied)."""
+    source = get_run(session, state, run_id)
+    if checkpoint_file(state.runs.runs_dir, source.id, source.checkpoint) is None:
+        raise HTTPException(409, "run has no checkpoint")
+    if source.project_id is None:
+        raise HTTPException(409, "run has no project")
+    config = body.config or RunConfig.model_validate(_public_config(source.config, state))
+    checkpoint_dir = str(checkpoint_file(state.runs.runs_dir, source.id, source.checkpoint).parent)  # type: ignore[union-attr]
+    return _start(session, state, project_id=source.project_id, version=body.version,
+                  name=body.name or f"{source.name} (fine-tuned)", config=config, parent=source,
+                  init_from=checkpoint_dir)
+

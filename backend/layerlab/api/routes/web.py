@@ -1,0 +1,44 @@
+"""The built editor at ``/`` (with an SPA fallback), or a page saying how to build it."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from fastapi import APIRouter, HTTPException
+from fastapi.responses import FileResponse, HTMLResponse, Response
+
+from ..deps import StateDep
+
+router = APIRouter(include_in_schema=False)
+
+NOT_BUILT = """<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><title>LayerLab</title></head>
+<body style="font-family: system-ui, sans-serif; max-width: 40em; margin: 4em auto">
+<h1>LayerLab</h1>
+<p>The editor is not built. Run <code>make run</code> to build it and start the server.</p>
+<p>The API is up: see <a href="/docs">/docs</a>.</p>
+</body></html>
+"""
+
+
+@router.get("/{path:path}", response_model=None)
+def spa(path: str, state: StateDep) -> Response:
+    """A file of the built editor, else its index.html (client-side routes)."""
+    if path == "api" or path.startswith("api/"):
+        raise HTTPException(404, "not found")
+    root = state.settings.static_dir.resolve()
+    index = root / "index.html"
+    if not index.is_file():
+        return HTMLResponse(NOT_BUILT)
+    if path:
+        candidate = (root / path).resolve()
+        if candidate.is_relative_to(root) and candidate.is_file():
+            return FileResponse(candidate, headers=_cache(candidate, root))
+    return FileResponse(index, headers={"Cache-Control": "no-cache"})
+
+
+def _cache(path: Path, root: Path) -> dict[str, str]:
+    # Vite puts content-hashed files under assets/: they never change.
+    if path.parent == root / "assets":
+        return {"Cache-Control": "public, max-age=31536000, immutable"}
+    return {"Cache-Control": "no-cache"}

@@ -1,0 +1,188 @@
+"""The API's request and response bodies. Requests forbid unknown keys; responses are plain data."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from layerlab.graph import GraphError
+from layerlab.train.config import RunConfig
+
+Name = Annotated[str, Field(min_length=1, max_length=200)]
+GraphJSON = Annotated[
+    dict[str, Any],
+    Field(description="A layerlab.graph/1 document (see GET /api/schema); saved as is, even when invalid."),
+]
+RunStatus = Literal["queued", "running", "paused", "finished", "failed", "stopped"]
+
+
+class _Request(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class Problem(BaseModel):
+    """Every 4xx/5xx body except 422: one short sentence."""
+
+    detail: str
+
+
+class Invalid(BaseModel):
+    """Every 422 body: what is wrong, pointed at a graph node or a request field."""
+
+    detail: list[GraphError]
+
+
+# --- projects ------------------------------------------------------------------------------------
+
+
+class ProjectCreate(_Request):
+    name: Name
+    graph: GraphJSON | None = Field(None, description="The first version; default an empty graph.")
+
+
+class ProjectRename(_Request):
+    name: Name
+
+
+class VersionCreate(_Request):
+    graph: GraphJSON
+    message: Annotated[str, Field(max_length=500)] | None = None
+
+
+class ProjectSummary(BaseModel):
+    id: str
+    name: str
+    created_at: datetime
+    updated_at: datetime
+    latest_version: int
+
+
+class ProjectDetail(ProjectSummary):
+    graph: dict[str, Any] = Field(description="The graph of the latest version.")
+
+
+class VersionSummary(BaseModel):
+    version: int
+    message: str | None
+    created_at: datetime
+
+
+class VersionDetail(VersionSummary):
+    project_id: str
+    graph: dict[str, Any]
+
+
+# --- datasets ------------------------------------------------------------------------------------
+
+
+class DatasetInfo(BaseModel):
+    name: str
+    description: str
+    task: Literal["classification", "regression"]
+    sample_shape: list[int]
+    input_dtype: str
+    num_classes: int | None
+    class_names: list[str] | None
+    samples: int = Field(description="How many samples (synthetic sets: at the default n_samples).")
+    synthetic: bool
+
+
+class UploadInfo(BaseModel):
+    id: str = Field(description="Use as config.data.upload.path with dataset 'upload'.")
+    filename: str = Field(description="The name the file was uploaded under (display only).")
+    kind: Literal["npz", "csv"]
+    size: int
+    task: Literal["classification", "regression"]
+    sample_shape: list[int]
+    num_classes: int | None
+    class_names: list[str] | None
+    samples: int
+    created_at: datetime
+
+
+class DatasetList(BaseModel):
+    builtin: list[DatasetInfo]
+    uploads: list[UploadInfo]
+
+
+# --- runs ----------------------------------------------------------------------------------------
+
+
+class RunCreate(_Request):
+    project_id: Annotated[str, Field(max_length=64)]
+    version: Annotated[int, Field(ge=1)] | None = Field(None, description="Default: the latest version.")
+    name: Annotated[str, Field(max_length=200)] | None = None
+    config: RunConfig = Field(
+        default_factory=RunConfig,
+        description="With dataset 'upload', data.upload.path is the id of an upload (POST /api/datasets).",
+    )
+
+
+class FinetuneCreate(_Request):
+    version: Annotated[int, Field(ge=1)] | None = Field(
+        None, description="The graph to fine-tune, from the source run's project; default its latest version."
+    )
+    name: Annotated[str, Field(max_length=200)] | None = None
+    config: RunConfig | None = Field(None, description="Default: the source run's config.")
+
+
+class RunSummary(BaseModel):
+    id: str
+    project_id: str | None
+    version: int | None
+    name: str
+    status: RunStatus
+    parent_run_id: str | None
+    created_at: datetime
+    started_at: datetime | None
+    finished_at: datetime | None
+    last_seq: int = Field(description="The seq of the last event; watch with after=last_seq for what follows.")
+    step: int
+    epoch: int
+    total_steps: int | None
+    train_loss: float | None
+    val_loss: float | None
+    val_accuracy: float | None
+    has_checkpoint: bool
+    error: str | None
+
+
+class RunDetail(RunSummary):
+    graph: dict[str, Any]
+    config: dict[str, Any]
+
+
+class RunAccepted(BaseModel):
+    id: str
+    status: RunStatus
+    events_url: str = Field(description="The websocket path streaming this run's events.")
+
+
+class EpochRow(BaseModel):
+    epoch: int
+    step: int
+    train_loss: float
+    train_accuracy: float | None
+    val_loss: float | None
+    val_accuracy: float | None
+    lr: float
+    seconds: float
+    partial: bool = False
+
+
+class Metrics(BaseModel):
+    run_id: str
+    status: RunStatus
+    last_seq: int = Field(description="Events up to this seq are included; stream the rest with after=last_seq.")
+    steps: list[tuple[int, float]] = Field(description="Every (step, training loss).")
+    lr: list[tuple[int, float]] = Field(description="(step, learning rate) at each step event.")
+    epochs: list[EpochRow]
+
+
+class EventPage(BaseModel):
+    run_id: str
+    events: list[dict[str, Any]] = Field(description="Events in seq order, as streamed.")
+    next_after: int = Field(description="Pass as after= to read on.")
+    more: bool
