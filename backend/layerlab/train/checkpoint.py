@@ -104,7 +104,7 @@ def load_weights_exact(model: nn.Module, path: str | Path) -> None:
     model.load_state_dict(weights)
 
 
-def load_weights_matching(model: nn.Module, path: str | Path) -> "WeightTransfer":
+def load_weights_matching(model: nn.Module, path: str | Path) -> WeightTransfer:
     """Fine-tune: copy every tensor whose name and shape match; report the rest."""
     weights = read_weights(path)
     own = model.state_dict()

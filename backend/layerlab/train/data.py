@@ -339,10 +339,7 @@ def _with_targets(name: str, x: np.ndarray, y: np.ndarray, task: Task | None) ->
     values, index = np.unique(y, return_inverse=True)
     if len(values) < 2:
         raise DatasetError(f"upload {name!r}: classification needs at least 2 classes, found {len(values)}")
-    if values.dtype.kind in "iuf":
-        names = [str(int(v)) for v in values]
-    else:
-        names = [str(v) for v in values]
+    names = [str(int(v)) if values.dtype.kind in "iuf" else str(v) for v in values]
     x = x if x.dtype.kind in "iu" else x.astype(np.float32)
     return ArrayDataset(name, x, index.astype(np.int64), "classification", names)
 

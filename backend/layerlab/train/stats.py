@@ -8,14 +8,14 @@ and read back together.
 from __future__ import annotations
 
 import time
-from collections.abc import Iterable
+from collections.abc import Callable
 
 import torch
 from torch import nn
 
 from .events import LayerStat
 
-_NO_GRAD_STATS = (nn.ReLU, nn.ReLU6)
+_RELUS = (nn.ReLU, nn.ReLU6)
 
 
 class StepBuffer:
@@ -61,14 +61,6 @@ class StepBuffer:
         self._last_emit = time.monotonic()
 
 
-def node_for_path(path: str, node_ids: set[str]) -> str:
-    """The graph node a module path belongs to: its last part that is a node id, else the path."""
-    for part in reversed(path.split(".")):
-        if part in node_ids:
-            return part
-    return path or "model"
-
-
 class LayerProbe:
     """Per-layer gradient norm, weight norm, update/weight ratio and dead-ReLU fraction for one step.
 
@@ -76,16 +68,16 @@ class LayerProbe:
     ``after_step()`` after it, then ``collect()``; ``detach()`` always runs (in a ``finally``).
     """
 
-    def __init__(self, model: nn.Module, node_ids: set[str]) -> None:
+    def __init__(self, model: nn.Module, node_of: Callable[[str], str], *, with_hooks: bool = True) -> None:
         self.model = model
-        self.node_ids = node_ids
+        self.node_of = node_of
         # Modules owning trainable parameters directly (not through children).
         self.owners: list[tuple[str, list[nn.Parameter]]] = []
         for path, module in model.named_modules():
             params = [p for p in module.parameters(recurse=False) if p.requires_grad]
             if params:
                 self.owners.append((path, params))
-        self.relus = [(path, m) for path, m in model.named_modules() if isinstance(m, _NO_GRAD_STATS)]
+        self.relus = [(path, m) for path, m in model.named_modules() if isinstance(m, _RELUS)] if with_hooks else []
         self._handles: list[torch.utils.hooks.RemovableHandle] = []
         self._dead: dict[str, torch.Tensor] = {}
         self._grad: dict[str, torch.Tensor] = {}
@@ -133,16 +125,13 @@ class LayerProbe:
                 self._ratio[path] = delta.norm() / w_norm.clamp_min(1e-12)
 
     def collect(self) -> list[LayerStat]:
-        names = list(self._grad) + list(self._weight) + list(self._ratio) + list(self._dead)
-        keys = list(dict.fromkeys(names))
-        tensors = [t for d in (self._grad, self._weight, self._ratio, self._dead) for t in d.values()]
-        values = torch.stack(tensors).tolist() if tensors else []  # one sync for all layers
-        it: Iterable[float] = iter(values)
+        tables = {"grad_norm": self._grad, "weight_norm": self._weight, "update_ratio": self._ratio,
+                  "dead_fraction": self._dead}
+        entries = [(field, path, t) for field, table in tables.items() for path, t in table.items()]
+        values = torch.stack([t.float() for _, _, t in entries]).tolist() if entries else []  # one sync
         read: dict[str, dict[str, float]] = {}
-        for field, table in (("grad_norm", self._grad), ("weight_norm", self._weight),
-                             ("update_ratio", self._ratio), ("dead_fraction", self._dead)):
-            for path in table:
-                read.setdefault(path, {})[field] = next(it)  # type: ignore[call-overload]
-        stats = [LayerStat(node=node_for_path(path, self.node_ids), path=path or "model", **read[path]) for path in keys]
-        self._grad.clear(), self._weight.clear(), self._ratio.clear(), self._dead.clear()
-        return stats
+        for (field, path, _), value in zip(entries, values, strict=True):
+            read.setdefault(path, {})[field] = value
+        for table in tables.values():
+            table.clear()
+        return [LayerStat(node=self.node_of(path), path=path or "model", **fields) for path, fields in read.items()]

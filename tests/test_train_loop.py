@@ -1,0 +1,301 @@
+"""The trainer in-process: learning, freezing, BatchNorm statistics, modes, events, stop/resume."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+import torch
+from torch import nn
+
+from layerlab import build
+from layerlab.train import (
+    Control,
+    ModelSpec,
+    RunConfig,
+    read_weights,
+    train,
+    train_spec,
+)
+from layerlab.train.events import Event
+from layerlab.train.stats import StepBuffer
+
+
+@pytest.fixture(autouse=True)
+def _one_thread() -> Any:
+    # Tiny models train fastest on one thread, and a busy 2-core machine makes torch's thread
+    # pool spin (100x slower); restore the caller's setting afterwards.
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+def _node(node_id: str, op: str, parent: str | None = None, frozen: bool = False, **params: Any) -> dict[str, Any]:
+    n: dict[str, Any] = {"id": node_id, "op": op, "params": params}
+    if parent:
+        n["parent"] = parent
+    if frozen:
+        n["frozen"] = True
+    return n
+
+
+def _chain(*nodes: dict[str, Any]) -> dict[str, Any]:
+    """A graph whose nodes are connected in the order given."""
+    edges = [{"source": a["id"], "target": b["id"]} for a, b in zip(nodes, nodes[1:], strict=False)]
+    return {"format": "layerlab.graph/1", "nodes": list(nodes), "edges": edges}
+
+
+def digits_cnn(*, frozen_bn1: bool = True, frozen_conv1: bool = False, classes: int = 10,
+               shape: list[int] | None = None) -> dict[str, Any]:
+    return _chain(
+        _node("x", "Input", shape=shape or [1, 8, 8]),
+        _node("conv1", "Conv2d", frozen=frozen_conv1, out_channels=8, kernel_size=3, padding="same"),
+        _node("bn1", "BatchNorm2d", frozen=frozen_bn1),
+        _node("relu1", "ReLU"),
+        _node("conv2", "Conv2d", out_channels=8, kernel_size=3, padding="same"),
+        _node("bn2", "BatchNorm2d"),
+        _node("relu2", "ReLU"),
+        _node("flat", "Flatten"),
+        _node("fc", "Linear", out_features=classes),
+        _node("y", "Output"),
+    )
+
+
+def mlp(*, in_features: int = 2, classes: int = 4, dropout: float = 0.2) -> dict[str, Any]:
+    return _chain(
+        _node("x", "Input", shape=[in_features]),
+        _node("fc1", "Linear", out_features=32),
+        _node("bn", "BatchNorm1d"),
+        _node("act", "ReLU"),
+        _node("drop", "Dropout", p=dropout),
+        _node("fc2", "Linear", out_features=classes),
+        _node("y", "Output"),
+    )
+
+
+def _run(graph: dict[str, Any], cfg: dict[str, Any], tmp_path: Path, **kw: Any) -> list[Event]:
+    events: list[Event] = []
+    train(graph, RunConfig.model_validate(cfg), emit=events.append, run_dir=tmp_path / "run", **kw)
+    return events
+
+
+def _of(events: list[Event], kind: str) -> list[Any]:
+    return [e for e in events if e.type == kind]
+
+
+def _points(events: list[Event]) -> list[tuple[int, float]]:
+    return [p for e in _of(events, "step") for p in e.points]
+
+
+BLOBS = {"data": {"dataset": "blobs", "n_samples": 300, "batch_size": 32}, "layer_stats_every": 0}
+
+
+def test_loss_decreases_on_digits_with_a_small_cnn(tmp_path: Path) -> None:
+    events = _run(digits_cnn(), {"epochs": 3, "optimizer": {"lr": 3e-3}, "layer_stats_every": 10}, tmp_path)
+    assert events[0].type == "run_started" and events[-1].type == "run_finished"
+    assert [e.seq for e in events] == list(range(len(events)))
+    epochs = _of(events, "epoch")
+    assert [e.epoch for e in epochs] == [1, 2, 3]
+    assert epochs[-1].train_loss < epochs[0].train_loss * 0.7
+    assert epochs[-1].val_accuracy > 0.8
+    started = events[0]
+    assert started.dataset.name == "digits" and started.dataset.num_classes == 10
+    assert started.model.output_shape == [10]
+    assert started.model.params_frozen == 16 and started.model.frozen == ["bn1.weight", "bn1.bias"]
+    stats = _of(events, "layer_stats")
+    assert stats and {s.node for s in stats[0].layers} == {"conv1", "conv2", "bn2", "fc", "relu1", "relu2"}
+    relu = next(s for s in stats[0].layers if s.node == "relu1")
+    assert relu.dead_fraction is not None and 0.0 <= relu.dead_fraction <= 1.0
+    conv = next(s for s in stats[0].layers if s.node == "conv1")
+    assert conv.grad_norm > 0 and conv.weight_norm > 0 and 0 < conv.update_ratio < 1
+
+
+def test_every_step_loss_arrives_despite_coalescing(tmp_path: Path) -> None:
+    events = _run(mlp(), {**BLOBS, "epochs": 2, "step_event_interval_s": 0.0}, tmp_path / "a")
+    steps = [s for s, _ in _points(events)]
+    total = events[0].total_steps
+    assert steps == list(range(1, total + 1))
+    # A long interval: far fewer events, still every point.
+    slow = _run(mlp(), {**BLOBS, "epochs": 2, "step_event_interval_s": 5.0}, tmp_path / "b")
+    assert len(_of(slow, "step")) <= 2
+    assert [s for s, _ in _points(slow)] == steps
+    assert [v for _, v in _points(slow)] == [v for _, v in _points(events)]
+
+
+def test_step_buffer_drains_every_point_in_one_read() -> None:
+    buf = StepBuffer(interval_s=3600)
+    for step in range(1, 6):
+        buf.add(step, torch.tensor(float(step) / 10), batch_size=8)
+    assert not buf.due() and len(buf) == 5
+    points, rate = buf.drain()
+    assert points == [(1, pytest.approx(0.1)), (2, pytest.approx(0.2)), (3, pytest.approx(0.3)),
+                      (4, pytest.approx(0.4)), (5, pytest.approx(0.5))]
+    assert rate > 0 and len(buf) == 0 and buf.drain() == ([], 0.0)
+    eager = StepBuffer(interval_s=0.0)
+    eager.add(1, torch.tensor(1.0), 1)
+    assert eager.due()
+
+
+def test_frozen_params_do_not_move_and_bn_stats_stay(tmp_path: Path) -> None:
+    graph = digits_cnn(frozen_bn1=True, frozen_conv1=True)
+    events = _run(graph, {"epochs": 1, "optimizer": {"weight_decay": 0.1, "lr": 1e-2}}, tmp_path)
+    assert events[-1].type == "run_finished"
+    start = build(graph, seed=0).state_dict()
+    end = read_weights(events[-1].checkpoint)
+    for name in ("conv1.weight", "conv1.bias", "bn1.weight", "bn1.bias", "bn1.running_mean", "bn1.running_var"):
+        assert torch.equal(start[name], end[name]), name
+    assert end["bn1.num_batches_tracked"] == 0
+    for name in ("conv2.weight", "bn2.weight", "bn2.running_mean", "fc.weight"):
+        assert not torch.equal(start[name], end[name]), name
+    groups = events[0].param_groups
+    listed = [n for g in groups for n in g.params]
+    assert not any(n.startswith(("conv1.", "bn1.")) for n in listed)
+    assert events[0].model.frozen_bn == ["bn1"]
+
+
+def test_unfrozen_bn_stats_move_when_switch_is_off(tmp_path: Path) -> None:
+    graph = digits_cnn(frozen_bn1=True)
+    events = _run(graph, {"max_steps": 3, "freeze_bn_stats": False}, tmp_path)
+    end = read_weights(events[-1].checkpoint)
+    start = build(graph, seed=0).state_dict()
+    assert not torch.equal(start["bn1.running_mean"], end["bn1.running_mean"])
+    assert torch.equal(start["bn1.weight"], end["bn1.weight"])  # the parameters stay frozen
+
+
+class _ModeSpy(nn.Module):
+    """Records (training, inference_mode, frozen BN training flag) at every forward."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.frozen_bn = nn.BatchNorm1d(4).requires_grad_(False)
+        self.fc = nn.Linear(4, 3)
+        self.calls: list[tuple[bool, bool, bool]] = []
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        self.calls.append((self.training, torch.is_inference_mode_enabled(), self.frozen_bn.training))
+        return self.fc(self.frozen_bn(x))
+
+
+def test_validation_runs_in_eval_and_inference_mode(tmp_path: Path) -> None:
+    spy = _ModeSpy()
+    spec = ModelSpec(build=lambda: spy, input_shape=[4], output_shape=[3])
+    events: list[Event] = []
+    train_spec(spec, RunConfig(data={"dataset": "iris", "batch_size": 40}, epochs=2, layer_stats_every=0),
+               emit=events.append, run_dir=tmp_path)
+    assert events[-1].type == "run_finished"
+    training = [c for c in spy.calls if not c[1]]
+    validating = [c for c in spy.calls if c[1]]
+    assert training and validating
+    assert all(c == (True, False, False) for c in training)  # frozen BN stays in eval in both epochs
+    assert all(c[0] is False for c in validating)
+    assert spy.training  # the model is back in train mode after validation
+
+
+def test_resume_after_stop_matches_an_uninterrupted_run(tmp_path: Path) -> None:
+    cfg = {**BLOBS, "epochs": 3, "optimizer": {"name": "adamw", "weight_decay": 0.05},
+           "schedule": {"name": "cosine", "warmup_steps": 3}, "step_event_interval_s": 0.0}
+    full = _run(mlp(), cfg, tmp_path / "full")
+    assert full[-1].type == "run_finished"
+
+    class StopAt(Control):
+        def stop_requested(self, step: int) -> bool:
+            return step >= 11  # in the middle of epoch 2
+
+    first = _run(mlp(), cfg, tmp_path / "first", control=StopAt())
+    stopped = first[-1]
+    assert stopped.type == "run_stopped" and stopped.step == 11 and stopped.epoch == 1
+    assert _of(first, "checkpoint")[-1].reason == "stop"
+    second = _run(mlp(), cfg, tmp_path / "second", resume_from=stopped.checkpoint)
+    assert second[0].start_step == 11 and second[-1].type == "run_finished"
+
+    expected = _points(full)
+    assert _points(first) == expected[:11]
+    assert _points(second) == expected[11:]  # exactly equal floats, not approximately
+    assert [e.val_loss for e in _of(second, "epoch")] == [e.val_loss for e in _of(full, "epoch")][1:]
+    assert _of(second, "epoch")[0].train_loss == _of(full, "epoch")[1].train_loss
+
+
+def test_max_steps_and_partial_epoch(tmp_path: Path) -> None:
+    events = _run(mlp(), {**BLOBS, "epochs": None, "max_steps": 10}, tmp_path)
+    finished = events[-1]
+    assert finished.type == "run_finished" and finished.reason == "max_steps" and finished.step == 10
+    epochs = _of(events, "epoch")
+    assert [e.partial for e in epochs] == [False, True]
+
+
+def test_early_stopping(tmp_path: Path) -> None:
+    cfg = {**BLOBS, "epochs": 50, "patience": 1, "min_delta": 10.0}  # nothing counts as improvement
+    events = _run(mlp(), cfg, tmp_path)
+    assert events[-1].reason == "early_stopping"
+    assert len(_of(events, "epoch")) == 2  # the first sets the best, the second fails to beat it
+
+
+def test_input_shape_mismatch_says_what_to_change(tmp_path: Path) -> None:
+    events = _run(digits_cnn(shape=[1, 28, 28]), {"epochs": 1}, tmp_path)
+    assert [e.type for e in events] == ["run_failed"]
+    failed = events[0]
+    assert "(1, 28, 28)" in failed.reason and "(1, 8, 8)" in failed.reason and "digits" in failed.reason
+    assert failed.hint == "set x's shape to [1, 8, 8]" and failed.node == "x"
+
+
+def test_output_size_mismatch_says_what_to_change(tmp_path: Path) -> None:
+    events = _run(digits_cnn(classes=5), {"epochs": 1}, tmp_path)
+    failed = events[-1]
+    assert failed.type == "run_failed" and failed.node == "fc"
+    assert "(5)" in failed.reason and "10 classes" in failed.reason
+    assert failed.hint == "set fc's out_features to 10"
+
+
+def test_loss_task_mismatch_and_invalid_graph(tmp_path: Path) -> None:
+    events = _run(digits_cnn(), {"epochs": 1, "loss": {"name": "mse"}}, tmp_path / "a")
+    assert events[-1].type == "run_failed" and "cross_entropy" in events[-1].hint
+    broken = digits_cnn()
+    broken["nodes"][1]["params"].update(kernel_size=99, padding=0)
+    events = _run(broken, {"epochs": 1}, tmp_path / "b")
+    assert events[-1].type == "run_failed" and events[-1].node == "conv1" and events[-1].errors
+
+
+def test_all_frozen_fails_with_hint(tmp_path: Path) -> None:
+    graph = mlp()
+    for n in graph["nodes"]:
+        n["frozen"] = True
+    events = _run(graph, {**BLOBS, "epochs": 1}, tmp_path)
+    assert events[-1].type == "run_failed" and "unfreeze" in events[-1].hint
+
+
+def test_nan_loss_fails_the_run(tmp_path: Path) -> None:
+    path = tmp_path / "nan.npz"
+    x = np.random.default_rng(0).normal(size=(64, 2)).astype(np.float32)
+    x[5, 0] = np.nan
+    np.savez(path, x=x, y=np.arange(64) % 4)
+    cfg = {"data": {"dataset": "upload", "upload": {"path": str(path)}, "val_split": 0.0}, "epochs": 1,
+           "layer_stats_every": 0}
+    events = _run(mlp(), cfg, tmp_path)
+    assert events[-1].type == "run_failed" and "NaN" in events[-1].reason and "learning rate" in events[-1].hint
+
+
+def test_fine_tune_from_another_run(tmp_path: Path) -> None:
+    base = _run(digits_cnn(frozen_bn1=False), {"max_steps": 5}, tmp_path / "base")
+    ckpt = base[-1].checkpoint
+    # New run: conv1 frozen, a different head (5 classes on a regression? no: 10 classes, new fc size).
+    graph = digits_cnn(frozen_bn1=False, frozen_conv1=True)
+    tuned = _run(graph, {"max_steps": 5}, tmp_path / "tuned", init_from=ckpt)
+    assert tuned[-1].type == "run_finished"
+    before, after = read_weights(ckpt), read_weights(tuned[-1].checkpoint)
+    assert torch.equal(before["conv1.weight"], after["conv1.weight"])  # loaded, then frozen
+    assert not torch.equal(before["conv2.weight"], after["conv2.weight"])  # loaded, then trained
+    fresh = build(graph, seed=0).state_dict()
+    assert not torch.equal(fresh["conv1.weight"], after["conv1.weight"])
+
+
+def test_fine_tune_with_a_new_head_warns(tmp_path: Path) -> None:
+    base = _run(mlp(classes=4), {**BLOBS, "max_steps": 3}, tmp_path / "base")
+    tuned = _run(mlp(in_features=2, classes=3),
+                 {**BLOBS, "data": {**BLOBS["data"], "num_classes": 3}, "max_steps": 3},
+                 tmp_path / "tuned", init_from=base[-1].checkpoint)
+    warnings = [e.message for e in _of(tuned, "warning")]
+    assert any("fc2.weight" in w and "shapes differ" in w for w in warnings)
+    assert tuned[-1].type == "run_finished"
