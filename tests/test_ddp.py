@@ -7,19 +7,16 @@ report through rank 0 only, and leave a checkpoint that loads into the one-proce
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 from typing import Any
 
 import pytest
 import torch
 
-sys.path.insert(0, str(Path(__file__).parent))
-from helpers import chain  # noqa: E402
-
-import layerlab  # noqa: E402
-from layerlab.cluster.ddp import ShardedBatches, train_ddp  # noqa: E402
-from layerlab.train import (  # noqa: E402
+import layerlab
+from helpers import chain
+from layerlab.cluster.ddp import ShardedBatches, train_ddp
+from layerlab.train import (
     ProcessControl,
     RunConfig,
     is_terminal,
@@ -28,8 +25,8 @@ from layerlab.train import (  # noqa: E402
     read_weights,
     train,
 )
-from layerlab.train.checkpoint import load_weights_exact  # noqa: E402
-from layerlab.train.data import TensorBatches  # noqa: E402
+from layerlab.train.checkpoint import load_weights_exact
+from layerlab.train.data import TensorBatches
 
 GRAPH = chain([2], ("Linear", {"out_features": 32}), ("ReLU", {}), ("Linear", {"out_features": 4}))
 # blobs: 800 training samples in 25 batches of 32, so each of 2 ranks gets exactly 16 per step.
