@@ -7,6 +7,7 @@ import io
 import json
 import re
 import tempfile
+import warnings
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
@@ -126,10 +127,13 @@ def _torch_export(graph: Any, report: Report, format: str) -> bytes:  # noqa: A0
     dtype = torch.long if report.input_dtype == "int64" else torch.float32
     example = torch.zeros(shape, dtype=dtype)
     if format == "torchscript":
-        with torch.no_grad():
+        # torch.jit is deprecated in favour of torch.export, but TorchScript is still what most
+        # deployment targets load; the warnings say nothing the user can act on.
+        with torch.no_grad(), warnings.catch_warnings():
+            warnings.simplefilter("ignore", DeprecationWarning)
             traced = torch.jit.trace(model, example)
-        buffer = io.BytesIO()
-        torch.jit.save(traced, buffer)
+            buffer = io.BytesIO()
+            torch.jit.save(traced, buffer)
         return buffer.getvalue()
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / "model.onnx"
