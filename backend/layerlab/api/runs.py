@@ -12,7 +12,7 @@ import json
 import logging
 import threading
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -69,6 +69,7 @@ class LiveRun:
     status: str = "queued"
     last_seq: int = -1
     pause_requested: bool = False
+    changes: dict[str, Any] = field(default_factory=dict)  # the run row as the events left it
 
 
 class RunManager:
@@ -179,6 +180,7 @@ class RunManager:
                 live.pause_requested = False
             live.status = new_status
             changes = self._row_changes(data, new_status)
+            live.changes.update(changes)
             self.writer.append(run_id, data, changes)
             text = dumps(data)
             call_on_loop(self.loop, self.hub.publish, run_id, seq, text)
@@ -240,7 +242,8 @@ class RunManager:
         with self._lock:
             live = self._live.get(run.id)
             if live is not None and live.last_seq > run.last_seq:
-                run.status, run.last_seq = live.status, live.last_seq
+                for key, value in live.changes.items():
+                    setattr(run, key, value)
         return run
 
     def stop(self, run_id: str) -> None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Annotated, Any
 
 from fastapi import APIRouter, HTTPException, Path, Response, status
-from sqlalchemy import func, select
+from sqlalchemy import select
 
 from ..db import ACTIVE_STATUSES, GraphVersion, Project, Run, utcnow
 from ..deps import SessionDep, StateDep
@@ -107,18 +107,12 @@ def rename(project_id: str, body: ProjectRename, session: SessionDep) -> Project
 def delete(project_id: str, session: SessionDep, state: StateDep) -> Response:
     """Delete a project and its versions (its finished runs stay, detached)."""
     project = get_project(session, project_id)
-    active = session.scalar(
-        select(func.count()).select_from(Run).where(Run.project_id == project_id, Run.status.in_(ACTIVE_STATUSES))
-    )
-    if active or any(state.runs.live_status(r) in ACTIVE_STATUSES for r in _run_ids(session, project_id)):
+    runs = session.scalars(select(Run).where(Run.project_id == project_id))
+    if any((state.runs.live_status(r.id) or r.status) in ACTIVE_STATUSES for r in runs):
         raise HTTPException(409, "project has active runs")
     session.delete(project)
     session.commit()
     return Response(status_code=status.HTTP_204_NO_CONTENT)
-
-
-def _run_ids(session: SessionDep, project_id: str) -> list[str]:
-    return list(session.scalars(select(Run.id).where(Run.project_id == project_id)))
 
 
 @router.post("/{project_id}/versions", status_code=status.HTTP_201_CREATED)
