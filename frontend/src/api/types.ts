@@ -5,10 +5,17 @@ import type { components } from './schema';
 
 type S = components['schemas'];
 
-export type Report = S['Report'];
-export type NodeReport = S['NodeReport'];
+/** The server serializes every field of its responses, defaults included. */
+type Complete<T> = { [K in keyof T]-?: T[K] };
+
 export type GraphError = S['GraphError'];
-export type Totals = S['Totals'];
+export type NodeReport = Complete<S['NodeReport']>;
+export type Totals = Complete<S['Totals']>;
+export type Report = Complete<Omit<S['Report'], 'nodes' | 'totals' | 'errors'>> & {
+  nodes: NodeReport[];
+  totals: Totals;
+  errors: GraphError[];
+};
 export type RunConfig = S['RunConfig'];
 export type RunEvent = S['RunEvent'];
 export type StepEvent = S['StepEvent'];
@@ -17,7 +24,7 @@ export type LayerStat = S['LayerStat'];
 export type InitSpec = S['InitSpec'];
 export type InitScheme = NonNullable<InitSpec['scheme']>;
 
-type WireNode = S['Graph']['nodes'][number];
+type WireNode = S['LayerLabGraph']['nodes'][number];
 /** Every layer kind the backend knows, as a typed union ("Conv2d" | "ReLU" | ... | "Block"). */
 export type OpName = WireNode['op'];
 
@@ -86,3 +93,17 @@ export interface Catalog {
 }
 
 export type ExportFormat = 'python' | 'torchscript' | 'onnx' | 'json';
+
+export type ProjectSummary = S['ProjectSummary'];
+export type ProjectDetail = S['ProjectDetail'];
+export type VersionSummary = S['VersionSummary'];
+export type VersionDetail = S['VersionDetail'];
+export type DatasetInfo = S['DatasetInfo'];
+export type UploadInfo = S['UploadInfo'];
+export type DatasetList = S['DatasetList'];
+export type RunSummary = S['RunSummary'];
+export type RunDetail = S['RunDetail'];
+export type RunAccepted = S['RunAccepted'];
+export type Metrics = S['Metrics'];
+export type RunCreate = S['RunCreate'];
+export type RunStatusName = RunSummary['status'];

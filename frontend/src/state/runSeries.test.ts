@@ -51,7 +51,7 @@ describe('applyEvents', () => {
     expect(s.valAcc).toEqual([0.4]);
     expect(s.layers.relu_1.dead_fraction).toBe(0.6);
     expect(s.layers.conv2d_1.grad_norm).toBe(0.5);
-    applyEvents(s, [{ type: 'run_failed', run_id: 'r', seq: 3, time: 0, reason: 'boom', hint: 'h', node: 'conv2d_1', errors: [] } as RunEvent]);
+    applyEvents(s, [{ type: 'run_failed', run_id: 'r', seq: 3, time: 0, reason: 'boom', step: 3, hint: 'h', node: 'conv2d_1', errors: [] } as RunEvent]);
     expect(s.status).toBe('failed');
     expect(s.failure).toEqual({ reason: 'boom', hint: 'h', node: 'conv2d_1' });
   });

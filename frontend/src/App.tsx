@@ -1,0 +1,138 @@
+import { ReactFlowProvider, useReactFlow } from '@xyflow/react';
+import { useCallback, useEffect, useState } from 'react';
+import { api } from './api/client';
+import { Canvas } from './components/Canvas';
+import { CodeView, EXPORTS, exportModel } from './components/CodeView';
+import { Inspector } from './components/Inspector';
+import { Palette } from './components/Palette';
+import { ProjectsPanel } from './components/ProjectsPanel';
+import { HelpOverlay, useShortcuts } from './components/Shortcuts';
+import { StatusBar } from './components/StatusBar';
+import { TrainingPanel } from './components/TrainingPanel';
+import { editor, useEditor } from './state/editorStore';
+import { projects, useProject } from './state/projectStore';
+import { startReportSync } from './state/reportWiring';
+import { training } from './state/trainingStore';
+
+type Tab = 'inspector' | 'code' | 'train' | 'projects';
+const TABS: [Tab, string][] = [
+  ['inspector', 'Inspector'],
+  ['code', 'Code'],
+  ['train', 'Train'],
+  ['projects', 'Projects'],
+];
+
+function TopBar({ onHelp }: { onHelp: () => void }) {
+  const { fitView } = useReactFlow();
+  const name = useEditor((s) => s.name);
+  const canUndo = useEditor((s) => s.history.past.length > 0);
+  const canRedo = useEditor((s) => s.history.future.length > 0);
+  const project = useProject((s) => s.projectName);
+  const version = useProject((s) => s.version);
+  return (
+    <header className="top-bar">
+      <span className="brand">LayerLab</span>
+      <span className="project" title="project · model name">
+        {project ?? 'unsaved'}
+        {version ? ` v${version}` : ''} · {name}
+      </span>
+      <button type="button" onClick={editor.undo} disabled={!canUndo} title="Undo (Ctrl+Z)">
+        ↶
+      </button>
+      <button type="button" onClick={editor.redo} disabled={!canRedo} title="Redo (Ctrl+Shift+Z)">
+        ↷
+      </button>
+      <button type="button" onClick={editor.group} title="Group selection into a block (Ctrl+G)" data-testid="group">
+        Group
+      </button>
+      <button type="button" onClick={editor.layout} title="Auto-layout (L)" data-testid="layout">
+        Layout
+      </button>
+      <button type="button" onClick={() => void fitView({ padding: 0.15, duration: 200 })} title="Fit view (F)">
+        Fit
+      </button>
+      <button type="button" onClick={() => void projects.save()} title="Save a version (Ctrl+S)" data-testid="save">
+        Save
+      </button>
+      <span className="spacer" />
+      <span className="muted">Export</span>
+      {EXPORTS.map((x) => (
+        <button key={x.format} type="button" onClick={() => void exportModel(x.format)}>
+          {x.label}
+        </button>
+      ))}
+      <button type="button" onClick={onHelp} title="Keyboard shortcuts (?)">
+        ?
+      </button>
+    </header>
+  );
+}
+
+function Notice() {
+  const notice = useEditor((s) => s.notice);
+  useEffect(() => {
+    if (!notice) return;
+    const t = setTimeout(editor.dismissNotice, 4000);
+    return () => clearTimeout(t);
+  }, [notice]);
+  return notice ? (
+    <div className="notice" role="status" onClick={editor.dismissNotice}>
+      {notice}
+    </div>
+  ) : null;
+}
+
+function Editor() {
+  const [tab, setTab] = useState<Tab>('inspector');
+  const [help, setHelp] = useState(false);
+  const toggleHelp = useCallback(() => setHelp((h) => !h), []);
+  const closeHelp = useCallback(() => setHelp(false), []);
+  useShortcuts(toggleHelp, closeHelp);
+  return (
+    <div className="app">
+      <TopBar onHelp={toggleHelp} />
+      <div className="main">
+        <Palette />
+        <Canvas />
+        <aside className="side">
+          <nav className="tabs">
+            {TABS.map(([t, label]) => (
+              <button key={t} type="button" className={tab === t ? 'active' : ''} onClick={() => setTab(t)} data-testid={`tab-${t}`}>
+                {label}
+              </button>
+            ))}
+          </nav>
+          <div className="side-body">
+            {tab === 'inspector' && <Inspector />}
+            {tab === 'code' && <CodeView />}
+            {/* Kept mounted so the charts keep their state while another tab is open. */}
+            <div style={{ display: tab === 'train' ? 'block' : 'none' }}>
+              <TrainingPanel />
+            </div>
+            {tab === 'projects' && <ProjectsPanel />}
+          </div>
+        </aside>
+      </div>
+      <StatusBar />
+      <Notice />
+      {help && <HelpOverlay onClose={closeHelp} />}
+    </div>
+  );
+}
+
+export function App() {
+  useEffect(() => {
+    const stop = startReportSync();
+    api
+      .catalog()
+      .then((c) => editor.setCatalog(c as Parameters<typeof editor.setCatalog>[0]))
+      .catch((e) => editor.notify(`Cannot load the catalog: ${e instanceof Error ? e.message : String(e)}`));
+    void projects.restore().then(() => training.resume());
+    return stop;
+  }, []);
+  return (
+    <ReactFlowProvider>
+      <Editor />
+    </ReactFlowProvider>
+  );
+}

@@ -1,0 +1,139 @@
+// The backend's HTTP API. Every response type comes from the generated OpenAPI schema.
+import type {
+  Catalog,
+  DatasetList,
+  ExportFormat,
+  GraphDoc,
+  GraphError,
+  Metrics,
+  ProjectDetail,
+  ProjectSummary,
+  Report,
+  RunAccepted,
+  RunCreate,
+  RunDetail,
+  RunSummary,
+  VersionDetail,
+  VersionSummary,
+} from './types';
+
+/** An API error with the server's own words: `detail` is a string or a list of graph errors. */
+export class ApiError extends Error {
+  constructor(
+    readonly status: number,
+    message: string,
+    readonly errors: GraphError[] = [],
+  ) {
+    super(message);
+  }
+}
+
+function token(): string | null {
+  try {
+    const fromUrl = new URLSearchParams(window.location.search).get('token');
+    if (fromUrl) localStorage.setItem('layerlab_token', fromUrl);
+    return fromUrl ?? localStorage.getItem('layerlab_token');
+  } catch {
+    return null;
+  }
+}
+
+function headers(extra: Record<string, string> = {}): Record<string, string> {
+  const t = token();
+  return t ? { ...extra, Authorization: `Bearer ${t}` } : extra;
+}
+
+async function fail(res: Response): Promise<never> {
+  let message = `${res.status} ${res.statusText}`;
+  let errors: GraphError[] = [];
+  try {
+    const body = (await res.json()) as { detail?: unknown };
+    if (typeof body.detail === 'string') message = body.detail;
+    else if (Array.isArray(body.detail)) {
+      errors = body.detail as GraphError[];
+      message = errors.map((e) => e.message ?? String((e as { msg?: string }).msg)).join('; ');
+    }
+  } catch {
+    /* not JSON */
+  }
+  throw new ApiError(res.status, message, errors);
+}
+
+async function request<T>(method: string, path: string, body?: unknown, signal?: AbortSignal): Promise<T> {
+  const res = await fetch(`/api${path}`, {
+    method,
+    signal,
+    headers: headers(body === undefined ? {} : { 'Content-Type': 'application/json' }),
+    body: body === undefined ? undefined : JSON.stringify(body),
+  });
+  if (!res.ok) return fail(res);
+  if (res.status === 204) return undefined as T;
+  return (await res.json()) as T;
+}
+
+export const api = {
+  catalog: () => request<Catalog>('GET', '/catalog'),
+  report: (graph: GraphDoc, signal?: AbortSignal) => request<Report>('POST', '/graphs/report', graph, signal),
+
+  /** The exported file as a Blob, with the server's file name. */
+  async export(graph: GraphDoc, format: ExportFormat, signal?: AbortSignal): Promise<{ blob: Blob; filename: string }> {
+    const res = await fetch(`/api/export?format=${format}`, {
+      method: 'POST',
+      signal,
+      headers: headers({ 'Content-Type': 'application/json' }),
+      body: JSON.stringify(graph),
+    });
+    if (!res.ok) return fail(res);
+    const disposition = res.headers.get('Content-Disposition') ?? '';
+    const filename = /filename="([^"]+)"/.exec(disposition)?.[1] ?? `model.${format}`;
+    return { blob: await res.blob(), filename };
+  },
+
+  datasets: () => request<DatasetList>('GET', '/datasets'),
+
+  projects: {
+    list: () => request<ProjectSummary[]>('GET', '/projects'),
+    get: (id: string) => request<ProjectDetail>('GET', `/projects/${id}`),
+    create: (name: string, graph: GraphDoc | null) => request<ProjectDetail>('POST', '/projects', { name, graph }),
+    rename: (id: string, name: string) => request<ProjectSummary>('PATCH', `/projects/${id}`, { name }),
+    remove: (id: string) => request<void>('DELETE', `/projects/${id}`),
+    versions: (id: string) => request<VersionSummary[]>('GET', `/projects/${id}/versions`),
+    version: (id: string, v: number) => request<VersionDetail>('GET', `/projects/${id}/versions/${v}`),
+    save: (id: string, graph: GraphDoc, message?: string) =>
+      request<VersionDetail>('POST', `/projects/${id}/versions`, { graph, ...(message ? { message } : {}) }),
+  },
+
+  runs: {
+    create: (body: RunCreate) => request<RunAccepted>('POST', '/runs', body),
+    list: (projectId?: string) => request<RunSummary[]>('GET', `/runs${projectId ? `?project_id=${encodeURIComponent(projectId)}` : ''}`),
+    get: (id: string) => request<RunDetail>('GET', `/runs/${id}`),
+    stop: (id: string) => request<RunSummary>('POST', `/runs/${id}/stop`),
+    pause: (id: string) => request<RunSummary>('POST', `/runs/${id}/pause`),
+    resume: (id: string) => request<RunSummary>('POST', `/runs/${id}/resume`),
+    remove: (id: string) => request<void>('DELETE', `/runs/${id}`),
+    metrics: (id: string) => request<Metrics>('GET', `/runs/${id}/metrics`),
+    finetune: (id: string, body: { name?: string; config?: RunCreate['config'] }) =>
+      request<RunAccepted>('POST', `/runs/${id}/finetune`, body),
+    checkpointUrl: (id: string) => `/api/runs/${id}/checkpoint${token() ? `?token=${encodeURIComponent(token()!)}` : ''}`,
+  },
+};
+
+/** The websocket URL streaming a run's events after `after`. */
+export function runEventsUrl(runId: string, after: number): string {
+  const proto = window.location.protocol === 'https:' ? 'wss:' : 'ws:';
+  const t = token();
+  const q = new URLSearchParams({ after: String(after) });
+  if (t) q.set('token', t);
+  return `${proto}//${window.location.host}/api/runs/${runId}/events?${q}`;
+}
+
+export function downloadBlob(blob: Blob, filename: string): void {
+  const url = URL.createObjectURL(blob);
+  const a = document.createElement('a');
+  a.href = url;
+  a.download = filename;
+  document.body.appendChild(a);
+  a.click();
+  a.remove();
+  setTimeout(() => URL.revokeObjectURL(url), 1000);
+}

@@ -1,0 +1,67 @@
+// A Block: a React Flow group node holding its layers; repeat, residual and collapse in its header.
+import { Handle, type NodeProps, NodeResizer, Position } from '@xyflow/react';
+import { memo } from 'react';
+import type { GraphError } from '../api/types';
+import type { BlockFlowNode } from '../graph/kinds';
+import { formatCount, formatShape } from '../lib/format';
+import { editor, useEditor } from '../state/editorStore';
+import { FreezeToggle, NodeErrors } from './LayerNode';
+
+const NO_ERRORS: GraphError[] = [];
+
+function BlockNodeView({ id, data, selected }: NodeProps<BlockFlowNode>) {
+  const report = useEditor((s) => s.nodeReports[id]);
+  const errors = useEditor((s) => s.nodeErrors[id]) ?? NO_ERRORS;
+  const inherited = useEditor((s) => Boolean(s.frozenInherited[id]));
+  const childCount = useEditor((s) => s.nodes.reduce((k, n) => k + (n.parentId === id ? 1 : 0), 0));
+  const repeat = Number(data.params.repeat ?? 1);
+  const residual = Boolean(data.params.residual);
+  const frozen = data.frozen || inherited;
+  const cls = ['block-node', selected ? 'selected' : '', errors.length ? 'has-error' : '', frozen ? 'frozen' : '', data.collapsed ? 'collapsed' : '']
+    .filter(Boolean)
+    .join(' ');
+  return (
+    <div className={cls} data-testid={`node-${id}`} data-op="Block">
+      {!data.collapsed && <NodeResizer isVisible={selected} minWidth={200} minHeight={100} />}
+      <Handle type="target" position={Position.Top} />
+      <div className="block-head">
+        <button
+          type="button"
+          className="nodrag collapse-toggle"
+          title={data.collapsed ? 'Expand' : 'Collapse'}
+          onClick={(e) => {
+            e.stopPropagation();
+            editor.setCollapsed(id, !data.collapsed);
+          }}
+        >
+          {data.collapsed ? '▸' : '▾'}
+        </button>
+        <span className="node-op">Block</span>
+        <span className="node-id">{data.label || id}</span>
+        {residual && <span className="chip" title="Residual: out = body(x) + shortcut(x)">+ skip</span>}
+        <label className="nodrag repeat" title="Repeat: copies with their own weights">
+          ×
+          <input
+            type="number"
+            min={1}
+            max={64}
+            value={repeat}
+            onChange={(e) => editor.setParam(id, 'repeat', e.target.value === '' ? undefined : Number(e.target.value))}
+          />
+        </label>
+        <FreezeToggle id={id} frozen={data.frozen} inherited={inherited} />
+      </div>
+      <div className="block-meta">
+        <span className="shape-badge" data-testid="shape-badge" title={report?.formula?.join('\n')}>
+          {report?.output_shape ? formatShape(report.output_shape) : '…'}
+        </span>
+        {report && report.params > 0 && <span className="param-count">{formatCount(report.params)} params</span>}
+        {data.collapsed && <span className="muted">{childCount} layers</span>}
+      </div>
+      <NodeErrors errors={errors} />
+      <Handle type="source" position={Position.Bottom} />
+    </div>
+  );
+}
+
+export const BlockNode = memo(BlockNodeView);

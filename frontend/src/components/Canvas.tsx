@@ -1,0 +1,108 @@
+import {
+  Background,
+  Controls,
+  MiniMap,
+  type NodeTypes,
+  ReactFlow,
+  useReactFlow,
+  type OnConnect,
+  type Connection,
+} from '@xyflow/react';
+import { useCallback, useEffect, type DragEvent } from 'react';
+import type { OpName } from '../api/types';
+import { type FlowNode, isBlock } from '../graph/kinds';
+import { editor, useEditor } from '../state/editorStore';
+import { BlockNode } from './BlockNode';
+import { LayerNode } from './LayerNode';
+
+// Module scope: a new object per render would remount every node.
+const nodeTypes: NodeTypes = { layer: LayerNode, block: BlockNode };
+
+export const DRAG_MIME = 'application/layerlab-op';
+
+const onConnect: OnConnect = (c: Connection) => editor.connect(c);
+const minimapColor = (n: FlowNode) => (isBlock(n) ? 'rgba(120,140,170,0.35)' : n.data.frozen ? '#9fb4c7' : '#6d8bd6');
+
+export function Canvas() {
+  const nodes = useEditor((s) => s.nodes);
+  const edges = useEditor((s) => s.edges);
+  const loadCount = useEditor((s) => s.loadCount);
+  const { screenToFlowPosition, getIntersectingNodes, fitView, getInternalNode } = useReactFlow<FlowNode>();
+
+  useEffect(() => {
+    const t = setTimeout(() => void fitView({ padding: 0.15, duration: 200 }), 50);
+    return () => clearTimeout(t);
+  }, [loadCount, fitView]);
+
+  const onDragOver = useCallback((e: DragEvent) => {
+    if (e.dataTransfer.types.includes(DRAG_MIME)) {
+      e.preventDefault();
+      e.dataTransfer.dropEffect = 'copy';
+    }
+  }, []);
+
+  const onDrop = useCallback(
+    (e: DragEvent) => {
+      const op = e.dataTransfer.getData(DRAG_MIME) as OpName;
+      if (!op) return;
+      e.preventDefault();
+      const p = screenToFlowPosition({ x: e.clientX, y: e.clientY });
+      // Dropped onto an (expanded) block: the layer goes inside it, the innermost one wins.
+      const hits = getIntersectingNodes({ x: p.x, y: p.y, width: 1, height: 1 }).filter(
+        (n) => isBlock(n) && !n.data.collapsed && !n.hidden,
+      );
+      const depth = (n: FlowNode): number => {
+        let d = 0;
+        let cur = n.parentId;
+        while (cur) {
+          d += 1;
+          cur = getInternalNode(cur)?.parentId;
+        }
+        return d;
+      };
+      const target = hits.sort((a, b) => depth(b) - depth(a))[0];
+      const position = { x: p.x - 95, y: p.y - 20 };
+      if (target && op !== 'Input' && op !== 'Output') {
+        const abs = getInternalNode(target.id)?.internals.positionAbsolute ?? target.position;
+        editor.addNode(op, { x: Math.max(8, position.x - abs.x), y: Math.max(48, position.y - abs.y) }, target.id);
+      } else editor.addNode(op, position);
+    },
+    [screenToFlowPosition, getIntersectingNodes, getInternalNode],
+  );
+
+  // Dragging a top-level layer onto a block moves it inside.
+  const onNodeDragStop = useCallback(
+    (_: unknown, node: FlowNode) => {
+      if (isBlock(node) || node.parentId || node.data.op === 'Input' || node.data.op === 'Output') return;
+      const hits = getIntersectingNodes(node).filter((n) => isBlock(n) && !n.data.collapsed && n.id !== node.id && !n.parentId);
+      if (hits.length === 1) editor.reparent(node.id, hits[0].id);
+    },
+    [getIntersectingNodes],
+  );
+
+  return (
+    <div className="canvas" onDragOver={onDragOver} onDrop={onDrop} data-testid="canvas">
+      <ReactFlow<FlowNode>
+        nodes={nodes}
+        edges={edges}
+        nodeTypes={nodeTypes}
+        onNodesChange={editor.onNodesChange}
+        onEdgesChange={editor.onEdgesChange}
+        onConnect={onConnect}
+        onNodeDragStop={onNodeDragStop}
+        deleteKeyCode={null}
+        multiSelectionKeyCode={['Shift', 'Meta', 'Control']}
+        selectionKeyCode="Shift"
+        minZoom={0.1}
+        maxZoom={2}
+        defaultEdgeOptions={{ type: 'smoothstep' }}
+        proOptions={{ hideAttribution: true }}
+        onlyRenderVisibleElements={nodes.length > 150}
+      >
+        <Background gap={16} />
+        <MiniMap pannable zoomable nodeColor={minimapColor} />
+        <Controls showInteractive={false} />
+      </ReactFlow>
+    </div>
+  );
+}

@@ -1,0 +1,118 @@
+// The one node component for every layer kind: what it shows comes from the catalog (handles,
+// help) and the backend's report (shape, formula, params, errors); live training stats tint it.
+import { Handle, type NodeProps, Position } from '@xyflow/react';
+import { memo } from 'react';
+import type { GraphError } from '../api/types';
+import type { LayerFlowNode } from '../graph/kinds';
+import { formatCount, formatShape } from '../lib/format';
+import { editor, useEditor } from '../state/editorStore';
+import { useTraining } from '../state/trainingStore';
+import type { LayerLive } from '../state/runSeries';
+
+const NO_ERRORS: GraphError[] = [];
+
+export function FreezeToggle({ id, frozen, inherited }: { id: string; frozen: boolean; inherited: boolean }) {
+  return (
+    <button
+      type="button"
+      className={`nodrag freeze-toggle${frozen || inherited ? ' on' : ''}`}
+      title={inherited && !frozen ? 'Frozen by its block' : frozen ? 'Frozen: click to train this layer' : 'Freeze (requires_grad=False)'}
+      aria-pressed={frozen}
+      data-testid={`freeze-${id}`}
+      onClick={(e) => {
+        e.stopPropagation();
+        editor.toggleFrozen(id);
+      }}
+    >
+      ❄
+    </button>
+  );
+}
+
+export function NodeErrors({ errors }: { errors: GraphError[] }) {
+  if (!errors.length) return null;
+  return (
+    <div className="node-errors">
+      {errors.map((e, i) => (
+        <div key={i} className="node-error" data-testid="node-error">
+          <div className="msg">{e.message}</div>
+          {e.suggestion && <div className="suggestion">{e.suggestion}</div>}
+          {e.fix && (
+            <button
+              type="button"
+              className="nodrag fix-button"
+              data-testid="fix-button"
+              onClick={(ev) => {
+                ev.stopPropagation();
+                editor.applyFix(e);
+              }}
+            >
+              Fix: {e.suggestion ?? 'apply'}
+            </button>
+          )}
+        </div>
+      ))}
+    </div>
+  );
+}
+
+/** Gradient-norm tint on a log scale: pale (tiny) → amber (large). */
+export function liveStyle(live: LayerLive | undefined): React.CSSProperties | undefined {
+  if (!live || live.grad_norm == null || !(live.grad_norm > 0)) return undefined;
+  const t = Math.max(0, Math.min(1, (Math.log10(live.grad_norm) + 4) / 5)); // 1e-4 .. 10
+  return { boxShadow: `0 0 0 3px hsla(${200 - t * 170}, 85%, 55%, ${0.35 + 0.5 * t})` };
+}
+
+export function LiveBadges({ live }: { live: LayerLive | undefined }) {
+  if (!live) return null;
+  return (
+    <div className="live-badges">
+      {live.grad_norm != null && <span title="Gradient norm (latest layer_stats)">∇ {live.grad_norm.toExponential(1)}</span>}
+      {live.dead_fraction != null && (
+        <span className={live.dead_fraction > 0.5 ? 'dead high' : 'dead'} title="ReLU units dead for the whole batch">
+          dead {(live.dead_fraction * 100).toFixed(0)}%
+        </span>
+      )}
+    </div>
+  );
+}
+
+function LayerNodeView({ id, data, selected }: NodeProps<LayerFlowNode>) {
+  const spec = useEditor((s) => s.ops[data.op]);
+  const report = useEditor((s) => s.nodeReports[id]);
+  const errors = useEditor((s) => s.nodeErrors[id]) ?? NO_ERRORS;
+  const inherited = useEditor((s) => Boolean(s.frozenInherited[id]));
+  const live = useTraining((s) => s.layers[id]);
+  const frozen = data.frozen || inherited || Boolean(report?.frozen);
+  const hasInput = (spec?.inputs.max ?? 1) > 0;
+  const hasOutput = data.op !== 'Output';
+  const cls = ['layer-node', `op-${data.op}`, selected ? 'selected' : '', errors.length ? 'has-error' : '', frozen ? 'frozen' : '', report?.status === 'skipped' ? 'skipped' : '']
+    .filter(Boolean)
+    .join(' ');
+  const formula = report?.formula?.join('\n');
+  return (
+    <div className={cls} data-testid={`node-${id}`} data-op={data.op} style={liveStyle(live)} title={spec?.help}>
+      {hasInput && <Handle type="target" position={Position.Top} />}
+      <div className="node-head">
+        <span className="node-op">{data.op}</span>
+        <span className="node-id">{data.label || id}</span>
+        {data.op !== 'Input' && data.op !== 'Output' && <FreezeToggle id={id} frozen={data.frozen} inherited={inherited} />}
+      </div>
+      <div className="node-body">
+        <span className="shape-badge" data-testid="shape-badge" title={formula || 'output shape (per sample)'}>
+          {report?.output_shape ? formatShape(report.output_shape) : report?.status === 'error' ? '✕' : '…'}
+        </span>
+        {report && report.params > 0 && (
+          <span className="param-count" data-testid="param-count" title={`${report.trainable_params} trainable, ${report.frozen_params} frozen`}>
+            {formatCount(report.params)} params
+          </span>
+        )}
+      </div>
+      <LiveBadges live={live} />
+      <NodeErrors errors={errors} />
+      {hasOutput && <Handle type="source" position={Position.Bottom} />}
+    </div>
+  );
+}
+
+export const LayerNode = memo(LayerNodeView);

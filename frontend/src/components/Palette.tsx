@@ -1,0 +1,53 @@
+import { useMemo, useState } from 'react';
+import type { OpSpec } from '../api/types';
+import { useEditor } from '../state/editorStore';
+import { DRAG_MIME } from './Canvas';
+
+export function Palette() {
+  const catalog = useEditor((s) => s.catalog);
+  const [query, setQuery] = useState('');
+  const groups = useMemo(() => {
+    if (!catalog) return [];
+    const q = query.trim().toLowerCase();
+    const match = (o: OpSpec) =>
+      !q || o.op.toLowerCase().includes(q) || o.category.toLowerCase().includes(q) || o.help.toLowerCase().includes(q);
+    return catalog.categories
+      .map((c) => ({ category: c, ops: catalog.ops.filter((o) => o.category === c && match(o)) }))
+      .filter((g) => g.ops.length);
+  }, [catalog, query]);
+
+  return (
+    <aside className="palette" data-testid="palette">
+      <input
+        className="palette-search"
+        type="search"
+        placeholder="Search layers…"
+        value={query}
+        onChange={(e) => setQuery(e.target.value)}
+        aria-label="Search layers"
+      />
+      {!catalog && <div className="muted pad">Loading the catalog…</div>}
+      {groups.map((g) => (
+        <section key={g.category}>
+          <h3>{g.category}</h3>
+          {g.ops.map((o) => (
+            <div
+              key={o.op}
+              className="palette-item"
+              draggable
+              data-testid={`palette-${o.op}`}
+              title={o.help}
+              onDragStart={(e) => {
+                e.dataTransfer.setData(DRAG_MIME, o.op);
+                e.dataTransfer.effectAllowed = 'copy';
+              }}
+            >
+              <span className="op">{o.op}</span>
+              {o.torch_class && <span className="torch">{o.torch_class}</span>}
+            </div>
+          ))}
+        </section>
+      ))}
+    </aside>
+  );
+}

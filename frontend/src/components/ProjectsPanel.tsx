@@ -1,0 +1,141 @@
+import { useEffect, useRef, useState } from 'react';
+import { parseGraphJson } from '../graph/convert';
+import { templates } from '../graph/templates';
+import { editor } from '../state/editorStore';
+import { projects, useProject } from '../state/projectStore';
+import { downloadBlob } from '../api/client';
+
+export function ProjectsPanel() {
+  const s = useProject();
+  const [message, setMessage] = useState('');
+  const [newName, setNewName] = useState('');
+  const file = useRef<HTMLInputElement>(null);
+  useEffect(() => {
+    void projects.refresh();
+  }, []);
+  return (
+    <div className="projects pad" data-testid="projects">
+      <h2>Project</h2>
+      {s.projectId ? (
+        <>
+          <label className="field">
+            <span className="field-name">Name</span>
+            <input
+              type="text"
+              defaultValue={s.projectName ?? ''}
+              key={s.projectId}
+              onBlur={(e) => e.target.value && e.target.value !== s.projectName && void projects.rename(e.target.value)}
+            />
+          </label>
+          <div className="muted">version {s.version}</div>
+        </>
+      ) : (
+        <p className="muted">Not saved yet. Save creates a project.</p>
+      )}
+      <div className="row">
+        <input type="text" placeholder="version note (optional)" value={message} onChange={(e) => setMessage(e.target.value)} />
+        <button
+          type="button"
+          disabled={s.busy}
+          onClick={async () => {
+            await projects.save(message || undefined);
+            setMessage('');
+          }}
+        >
+          Save
+        </button>
+      </div>
+      {s.error && <div className="node-error">{s.error}</div>}
+
+      <h3>Versions</h3>
+      <ul className="list">
+        {s.versions
+          .slice()
+          .reverse()
+          .map((v) => (
+            <li key={v.version}>
+              <button type="button" className="link" onClick={() => s.projectId && void projects.open(s.projectId, v.version)}>
+                v{v.version}
+              </button>{' '}
+              <span className="muted">{new Date(v.created_at).toLocaleString()}</span> {v.message}
+            </li>
+          ))}
+      </ul>
+
+      <h3>Open</h3>
+      <ul className="list">
+        {s.projects.map((p) => (
+          <li key={p.id}>
+            <button type="button" className="link" onClick={() => void projects.open(p.id)}>
+              {p.name}
+            </button>{' '}
+            <span className="muted">v{p.latest_version}</span>{' '}
+            <button type="button" className="small danger" title="Delete project" onClick={() => confirm(`Delete ${p.name}?`) && void projects.remove(p.id)}>
+              ✕
+            </button>
+          </li>
+        ))}
+      </ul>
+
+      <h3>New from template</h3>
+      <div className="row wrap">
+        <input type="text" placeholder="project name" value={newName} onChange={(e) => setNewName(e.target.value)} />
+        <button
+          type="button"
+          onClick={() =>
+            void projects.create(newName || 'model', {
+              format: 'layerlab.graph/1',
+              name: newName || 'model',
+              nodes: [
+                { id: 'input', op: 'Input', params: { shape: [1, 8, 8] }, position: { x: 0, y: 0 } },
+                { id: 'output', op: 'Output', params: {}, position: { x: 0, y: 300 } },
+              ],
+              edges: [],
+            })
+          }
+        >
+          Empty
+        </button>
+        {templates.map((t) => (
+          <button key={t.key} type="button" data-testid={`template-${t.key}`} onClick={() => void projects.create(newName || t.doc.name || t.key, t.doc)}>
+            {t.key}
+          </button>
+        ))}
+      </div>
+      {templates.length === 0 && <p className="muted">No templates in examples/.</p>}
+
+      <h3>File</h3>
+      <div className="row">
+        <button type="button" onClick={() => file.current?.click()}>
+          Import JSON…
+        </button>
+        <button
+          type="button"
+          onClick={() => {
+            const doc = editor.currentGraph();
+            downloadBlob(new Blob([JSON.stringify(doc, null, 1)], { type: 'application/json' }), `${doc.name || 'model'}.json`);
+          }}
+        >
+          Export JSON
+        </button>
+        <input
+          ref={file}
+          type="file"
+          accept=".json,application/json"
+          hidden
+          data-testid="import-file"
+          onChange={async (e) => {
+            const f = e.target.files?.[0];
+            e.target.value = '';
+            if (!f) return;
+            try {
+              editor.load(parseGraphJson(await f.text()), { keepHistory: true });
+            } catch (err) {
+              editor.notify(`Import failed: ${err instanceof Error ? err.message : String(err)}`);
+            }
+          }}
+        />
+      </div>
+    </div>
+  );
+}

@@ -1,0 +1,320 @@
+// The editor's store: the graph (with undo history), the catalog and the backend's report.
+// Components read it through narrow selectors; training lives in its own store.
+import { applyEdgeChanges, applyNodeChanges, type EdgeChange, type NodeChange } from '@xyflow/react';
+import { create } from 'zustand';
+import type { Catalog, GraphDoc, GraphError, NodeReport, OpName, OpSpec, Report } from '../api/types';
+import { collapsedBlocks, flowToGraph, graphToFlow } from '../graph/convert';
+import {
+  type Clipboard,
+  addNode,
+  connect,
+  copySelection,
+  groupIntoBlock,
+  insertBefore,
+  makeNode,
+  paste,
+  removeEdges,
+  removeNodes,
+  reparent,
+  setCollapsed,
+  setParam,
+  toggleFrozen,
+  ungroup,
+  updateNodeData,
+} from '../graph/edit';
+import { nextId } from '../graph/ids';
+import type { FlowEdge, FlowGraph, FlowNode } from '../graph/kinds';
+import { autoLayout, fitBlocks } from '../graph/layout';
+import { type History, canRedo, canUndo, createHistory, push, redo, replace, undo } from './history';
+
+export interface EditorState {
+  catalog: Catalog | null;
+  ops: Record<string, OpSpec>;
+  name: string;
+  history: History<FlowGraph>;
+  nodes: FlowNode[];
+  edges: FlowEdge[];
+  /** Nodes shown frozen because a block around them is (the report confirms). */
+  frozenInherited: Record<string, true>;
+  report: Report | null;
+  reportPending: boolean;
+  reportFailed: string | null;
+  nodeReports: Record<string, NodeReport>;
+  nodeErrors: Record<string, GraphError[]>;
+  graphErrors: GraphError[];
+  clipboard: Clipboard | null;
+  notice: string | null;
+  /** Bumps when a whole new graph is loaded, so the canvas can fit the view. */
+  loadCount: number;
+  dragStart: FlowGraph | null;
+}
+
+const empty: FlowGraph = { nodes: [], edges: [] };
+
+export const useEditor = create<EditorState>()(() => ({
+  catalog: null,
+  ops: {},
+  name: 'model',
+  history: createHistory(empty),
+  nodes: [],
+  edges: [],
+  frozenInherited: {},
+  report: null,
+  reportPending: false,
+  reportFailed: null,
+  nodeReports: {},
+  nodeErrors: {},
+  graphErrors: [],
+  clipboard: null,
+  notice: null,
+  loadCount: 0,
+  dragStart: null,
+}));
+
+const get = useEditor.getState;
+const set = useEditor.setState;
+
+function inherited(nodes: FlowNode[]): Record<string, true> {
+  const byId = new Map(nodes.map((n) => [n.id, n] as const));
+  const out: Record<string, true> = {};
+  for (const n of nodes) {
+    let p = n.parentId;
+    while (p) {
+      const b = byId.get(p);
+      if (!b) break;
+      if (b.data.frozen) {
+        out[n.id] = true;
+        break;
+      }
+      p = b.parentId;
+    }
+  }
+  return out;
+}
+
+function show(history: History<FlowGraph>) {
+  const { nodes, edges } = history.present;
+  return { history, nodes, edges, frozenInherited: inherited(nodes) };
+}
+
+/** Records an edit as an undo step. */
+export function commit(next: FlowGraph, coalesce?: string): void {
+  set(show(push(get().history, next, { coalesce })));
+}
+
+/** Changes the present without an undo step (selection, measuring, dragging in progress). */
+function quiet(next: FlowGraph): void {
+  const history = replace(get().history, next);
+  set({ history, nodes: next.nodes, edges: next.edges });
+}
+
+const graph = (): FlowGraph => get().history.present;
+
+export const editor = {
+  setCatalog(catalog: Catalog) {
+    set({ catalog, ops: Object.fromEntries(catalog.ops.map((o) => [o.op, o])) });
+  },
+
+  currentGraph(): GraphDoc {
+    return flowToGraph(graph(), get().name);
+  },
+
+  load(doc: GraphDoc, opts: { keepHistory?: boolean } = {}) {
+    const flow = graphToFlow(doc);
+    const history = opts.keepHistory ? push(get().history, flow) : createHistory(flow);
+    set({ ...show(history), name: doc.name || 'model', loadCount: get().loadCount + 1 });
+  },
+
+  rename(name: string) {
+    set({ name });
+  },
+
+  onNodesChange(changes: NodeChange<FlowNode>[]) {
+    const before = graph();
+    const next = { nodes: applyNodeChanges(changes, before.nodes), edges: before.edges };
+    const dragging = changes.some((c) => c.type === 'position' && c.dragging);
+    const dropped = changes.some((c) => c.type === 'position' && c.dragging === false);
+    if (dragging && !get().dragStart) set({ dragStart: before });
+    if (dropped) {
+      const start = get().dragStart ?? before;
+      set({ dragStart: null });
+      const fitted = { nodes: fitBlocks(next.nodes), edges: next.edges };
+      const h = push(replace(get().history, start), fitted);
+      set(show(h));
+      return;
+    }
+    quiet(next);
+  },
+
+  onEdgesChange(changes: EdgeChange<FlowEdge>[]) {
+    const removing = changes.filter((c) => c.type === 'remove');
+    const before = graph();
+    const next = { nodes: before.nodes, edges: applyEdgeChanges(changes, before.edges) };
+    if (removing.length) commit(next);
+    else quiet(next);
+  },
+
+  connect(c: { source: string; target: string; sourceHandle?: string | null; targetHandle?: string | null }) {
+    commit(connect(graph(), c));
+  },
+
+  addNode(op: OpName, position: { x: number; y: number }, parentId?: string): string {
+    const g = graph();
+    const id = nextId(op, g.nodes.map((n) => n.id));
+    const params: Record<string, unknown> = op === 'Input' ? { shape: [1, 8, 8] } : {};
+    const node = makeNode(op, id, position, params, parentId);
+    const deselected = g.nodes.map((n) => (n.selected ? ({ ...n, selected: false } as FlowNode) : n));
+    node.selected = true;
+    commit(addNode({ nodes: deselected, edges: g.edges }, node));
+    return id;
+  },
+
+  deleteSelected() {
+    const g = graph();
+    const nodeIds = g.nodes.filter((n) => n.selected).map((n) => n.id);
+    const edgeIds = g.edges.filter((e) => e.selected).map((e) => e.id);
+    if (!nodeIds.length && !edgeIds.length) return;
+    commit(removeNodes(removeEdges(g, edgeIds), nodeIds));
+  },
+
+  deleteNode(id: string) {
+    commit(removeNodes(graph(), [id]));
+  },
+
+  setParam(id: string, key: string, value: unknown) {
+    commit(setParam(graph(), id, key, value), `param:${id}:${key}`);
+  },
+
+  setLabel(id: string, label: string) {
+    commit(updateNodeData(graph(), id, { label: label || undefined }), `label:${id}`);
+  },
+
+  setInit(id: string, init: FlowNode['data']['init'] | undefined) {
+    commit(updateNodeData(graph(), id, { init }));
+  },
+
+  toggleFrozen(id: string) {
+    commit(toggleFrozen(graph(), id));
+  },
+
+  applyFix(error: GraphError) {
+    const fix = error.fix as { action?: string; op?: string; node?: string } | null | undefined;
+    const target = fix?.node ?? error.node;
+    if (!fix || fix.action !== 'insert_before' || !fix.op || !target) return;
+    const { graph: next, id } = insertBefore(graph(), target, fix.op as OpName);
+    if (id) commit({ nodes: next.nodes.map((n) => ({ ...n, selected: n.id === id }) as FlowNode), edges: next.edges });
+  },
+
+  group() {
+    const ids = graph().nodes.filter((n) => n.selected).map((n) => n.id);
+    const r = groupIntoBlock(graph(), ids);
+    if (r.blockId === null) {
+      set({ notice: `Cannot group: ${r.reason}` });
+      return;
+    }
+    const blockId = r.blockId;
+    commit({ nodes: r.graph.nodes.map((n) => ({ ...n, selected: n.id === blockId }) as FlowNode), edges: r.graph.edges });
+  },
+
+  ungroup(blockId?: string) {
+    const id = blockId ?? graph().nodes.find((n) => n.selected && n.type === 'block')?.id;
+    if (id) commit(ungroup(graph(), id));
+  },
+
+  setCollapsed(blockId: string, collapsed: boolean) {
+    commit(setCollapsed(graph(), blockId, collapsed));
+  },
+
+  reparent(id: string, parentId: string | undefined) {
+    commit(reparent(graph(), id, parentId));
+  },
+
+  copy() {
+    const ids = graph().nodes.filter((n) => n.selected).map((n) => n.id);
+    if (ids.length) set({ clipboard: copySelection(graph(), ids) });
+  },
+
+  cut() {
+    editor.copy();
+    editor.deleteSelected();
+  },
+
+  paste() {
+    const clip = get().clipboard;
+    if (!clip) return;
+    commit(paste(graph(), clip).graph);
+    // A second paste lands further along.
+    set({ clipboard: { nodes: clip.nodes.map((n) => ({ ...n, position: { x: n.position.x + 40, y: n.position.y + 40 } })), edges: clip.edges } });
+  },
+
+  duplicate() {
+    editor.copy();
+    editor.paste();
+  },
+
+  selectAll() {
+    const g = graph();
+    quiet({ nodes: g.nodes.map((n) => ({ ...n, selected: !n.hidden }) as FlowNode), edges: g.edges });
+  },
+
+  select(id: string | null) {
+    const g = graph();
+    quiet({ nodes: g.nodes.map((n) => (Boolean(n.selected) === (n.id === id) ? n : ({ ...n, selected: n.id === id } as FlowNode))), edges: g.edges });
+  },
+
+  layout() {
+    commit(autoLayout(graph()));
+    set({ loadCount: get().loadCount + 1 });
+  },
+
+  undo() {
+    set(show(undo(get().history)));
+  },
+  redo() {
+    set(show(redo(get().history)));
+  },
+  canUndo: () => canUndo(get().history),
+  canRedo: () => canRedo(get().history),
+
+  setReportPending(pending: boolean) {
+    set({ reportPending: pending });
+  },
+
+  setReportFailed(message: string | null) {
+    set({ reportFailed: message, reportPending: false });
+  },
+
+  /** Applies a report, keeping each node's previous object when it did not change (no re-render). */
+  setReport(report: Report) {
+    const prev = get().nodeReports;
+    const nodeReports: Record<string, NodeReport> = {};
+    for (const n of report.nodes) {
+      const old = prev[n.id];
+      nodeReports[n.id] = old && JSON.stringify(old) === JSON.stringify(n) ? old : n;
+    }
+    const grouped: Record<string, GraphError[]> = {};
+    const graphErrors: GraphError[] = [];
+    for (const e of report.errors) {
+      if (e.node) (grouped[e.node] ??= []).push(e);
+      else graphErrors.push(e);
+    }
+    const prevErrors = get().nodeErrors;
+    const nodeErrors: Record<string, GraphError[]> = {};
+    for (const [id, list] of Object.entries(grouped)) {
+      const old = prevErrors[id];
+      nodeErrors[id] = old && JSON.stringify(old) === JSON.stringify(list) ? old : list;
+    }
+    set({ report, nodeReports, nodeErrors, graphErrors, reportPending: false, reportFailed: null });
+  },
+
+  dismissNotice() {
+    set({ notice: null });
+  },
+  notify(notice: string) {
+    set({ notice });
+  },
+
+  collapsed: () => collapsedBlocks(graph().nodes),
+};
+
+export const selectedIds = (s: EditorState) => s.nodes.filter((n) => n.selected).map((n) => n.id);

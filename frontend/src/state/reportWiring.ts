@@ -1,0 +1,35 @@
+// Keeps the backend's report in step with the graph: every change that matters to the analysis
+// (not positions or selection) schedules a debounced request; stale answers are dropped.
+import { api } from '../api/client';
+import type { GraphDoc } from '../api/types';
+import { analysisKey, flowToGraph } from '../graph/convert';
+import { editor, useEditor } from './editorStore';
+import { createReportSync } from './reportSync';
+
+export function startReportSync(delayMs = 150): () => void {
+  let lastKey = '';
+  const sync = createReportSync<GraphDoc, Awaited<ReturnType<typeof api.report>>>({
+    fetchReport: (doc, signal) => api.report(doc, signal),
+    onReport: (report) => editor.setReport(report),
+    onError: (e) => editor.setReportFailed(e instanceof Error ? e.message : String(e)),
+    delayMs,
+  });
+  const check = () => {
+    const s = useEditor.getState();
+    if (s.dragStart) return; // positions only while dragging
+    const doc = flowToGraph({ nodes: s.nodes, edges: s.edges }, s.name);
+    const key = analysisKey(doc);
+    if (key === lastKey) return;
+    lastKey = key;
+    editor.setReportPending(true);
+    sync.request(doc);
+  };
+  const unsubscribe = useEditor.subscribe((s, prev) => {
+    if (s.nodes !== prev.nodes || s.edges !== prev.edges || s.name !== prev.name || s.dragStart !== prev.dragStart) check();
+  });
+  check();
+  return () => {
+    unsubscribe();
+    sync.dispose();
+  };
+}

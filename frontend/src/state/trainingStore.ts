@@ -1,0 +1,257 @@
+// Training lives apart from the editor so that streaming points never re-render the canvas.
+// The run's columns (RunSeries) are mutated in place and charts are told to redraw through a
+// listener set, once per animation frame; the store itself only changes for status, the step
+// counter and the per-layer stats the canvas tints nodes with.
+import { create } from 'zustand';
+import { api, runEventsUrl } from '../api/client';
+import type { DatasetList, Metrics, RunConfig, RunEvent, RunSummary } from '../api/types';
+import { createFrameBatcher } from './frameBatcher';
+import { type Changes, type LayerLive, type RunSeries, type RunStatus, applyEvents, emptySeries, isTerminal } from './runSeries';
+
+export interface TrainingState {
+  activeRunId: string | null;
+  status: RunStatus;
+  step: number;
+  totalSteps: number | null;
+  epoch: number;
+  samplesPerS: number | null;
+  layers: Record<string, LayerLive>;
+  warnings: string[];
+  failure: RunSeries['failure'];
+  checkpoints: number;
+  runs: RunSummary[];
+  datasets: DatasetList | null;
+  /** Runs drawn over the active one in the charts. */
+  overlays: string[];
+  error: string | null;
+  connected: boolean;
+}
+
+export const useTraining = create<TrainingState>()(() => ({
+  activeRunId: null,
+  status: 'idle',
+  step: 0,
+  totalSteps: null,
+  epoch: 0,
+  samplesPerS: null,
+  layers: {},
+  warnings: [],
+  failure: null,
+  checkpoints: 0,
+  runs: [],
+  datasets: null,
+  overlays: [],
+  error: null,
+  connected: false,
+}));
+
+type Listener = (series: RunSeries, changes: Changes) => void;
+const listeners = new Set<Listener>();
+export function onSeries(fn: Listener): () => void {
+  listeners.add(fn);
+  return () => listeners.delete(fn);
+}
+
+let series: RunSeries = emptySeries('');
+export const currentSeries = () => series;
+/** Finished runs' columns, loaded from their metrics, for overlaid curves. */
+export const overlaySeries = new Map<string, RunSeries>();
+
+let socket: WebSocket | null = null;
+let reconnectTimer: ReturnType<typeof setTimeout> | null = null;
+
+const batcher = createFrameBatcher<RunEvent | { type: 'resync' }>((items) => {
+  const events: RunEvent[] = [];
+  let resync = false;
+  for (const it of items) {
+    if (it.type === 'resync') resync = true;
+    else events.push(it as RunEvent);
+  }
+  if (events.length) publish(applyEvents(series, events));
+  if (resync || series.gap) void reload(series.runId);
+});
+
+function publish(changes: Changes) {
+  for (const l of listeners) l(series, changes);
+  const s = useTraining.getState();
+  const patch: Partial<TrainingState> = {};
+  if (s.status !== series.status) patch.status = series.status;
+  if (s.step !== series.step) patch.step = series.step;
+  if (s.totalSteps !== series.totalSteps) patch.totalSteps = series.totalSteps;
+  const epoch = series.epochX.length ? series.epochX[series.epochX.length - 1] : 0;
+  if (s.epoch !== epoch) patch.epoch = epoch;
+  if (s.samplesPerS !== series.samplesPerS) patch.samplesPerS = series.samplesPerS;
+  if (changes.layers) patch.layers = series.layers;
+  if (changes.status) {
+    patch.warnings = [...series.warnings];
+    patch.failure = series.failure;
+    patch.checkpoints = series.checkpoints.length;
+  }
+  if (Object.keys(patch).length) useTraining.setState(patch);
+  if (changes.status && isTerminal(series.status)) void refreshRuns();
+}
+
+/** Columns from the stored metrics (everything up to metrics.last_seq). */
+export function seriesFromMetrics(runId: string, m: Metrics): RunSeries {
+  const s = emptySeries(runId);
+  s.lastSeq = m.last_seq;
+  s.status = m.status;
+  for (const [x, y] of m.steps) {
+    s.stepX.push(x);
+    s.stepLoss.push(y);
+  }
+  for (const [x, y] of m.lr) {
+    s.lrX.push(x);
+    s.lr.push(y);
+  }
+  for (const e of m.epochs) {
+    s.epochX.push(e.epoch);
+    s.trainLoss.push(e.train_loss);
+    s.valLoss.push(e.val_loss ?? null);
+    s.trainAcc.push(e.train_accuracy ?? null);
+    s.valAcc.push(e.val_accuracy ?? null);
+  }
+  s.step = s.stepX.length ? s.stepX[s.stepX.length - 1] : 0;
+  return s;
+}
+
+function closeSocket() {
+  if (reconnectTimer) clearTimeout(reconnectTimer);
+  reconnectTimer = null;
+  if (socket) {
+    socket.onclose = null;
+    socket.onmessage = null;
+    socket.close();
+  }
+  socket = null;
+}
+
+function connect(runId: string) {
+  closeSocket();
+  const ws = new WebSocket(runEventsUrl(runId, series.lastSeq));
+  socket = ws;
+  ws.onopen = () => useTraining.setState({ connected: true });
+  ws.onmessage = (msg) => {
+    try {
+      batcher.push(JSON.parse(String(msg.data)));
+    } catch {
+      /* ignore a malformed frame */
+    }
+  };
+  ws.onclose = () => {
+    if (socket !== ws) return;
+    socket = null;
+    useTraining.setState({ connected: false });
+    batcher.flushNow();
+    // The server closes after the terminal event; anything else is a drop: pick up where we are.
+    if (!isTerminal(series.status) && series.runId === runId) {
+      reconnectTimer = setTimeout(() => connect(runId), 1000);
+    }
+  };
+}
+
+/** Loads the run's history, then streams what follows it: no gap, no duplicate. */
+async function reload(runId: string) {
+  if (!runId) return;
+  closeSocket();
+  batcher.dispose();
+  const m = await api.runs.metrics(runId);
+  if (series.runId !== runId && useTraining.getState().activeRunId !== runId) return;
+  series = seriesFromMetrics(runId, m);
+  publish({ steps: true, epochs: true, layers: true, status: true });
+  if (!isTerminal(series.status)) connect(runId);
+}
+
+export async function refreshRuns(projectId?: string) {
+  try {
+    const runs = await api.runs.list(projectId);
+    useTraining.setState({ runs });
+    return runs;
+  } catch (e) {
+    useTraining.setState({ error: e instanceof Error ? e.message : String(e) });
+    return [];
+  }
+}
+
+export const training = {
+  /** Shows a run (live or finished): its history now, its live events as they come. */
+  async watch(runId: string) {
+    closeSocket();
+    series = emptySeries(runId);
+    useTraining.setState({ activeRunId: runId, status: 'idle', step: 0, epoch: 0, layers: {}, warnings: [], failure: null, error: null });
+    try {
+      localStorage.setItem('layerlab_active_run', runId);
+    } catch {
+      /* private mode */
+    }
+    await reload(runId);
+  },
+
+  async start(projectId: string, version: number, config: RunConfig, name?: string) {
+    useTraining.setState({ error: null });
+    try {
+      const accepted = await api.runs.create({ project_id: projectId, version, config, ...(name ? { name } : {}) });
+      await refreshRuns();
+      await training.watch(accepted.id);
+      return accepted.id;
+    } catch (e) {
+      useTraining.setState({ error: e instanceof Error ? e.message : String(e) });
+      return null;
+    }
+  },
+
+  async finetune(fromRunId: string, config?: RunConfig) {
+    try {
+      const accepted = await api.runs.finetune(fromRunId, config ? { config } : {});
+      await refreshRuns();
+      await training.watch(accepted.id);
+    } catch (e) {
+      useTraining.setState({ error: e instanceof Error ? e.message : String(e) });
+    }
+  },
+
+  async control(action: 'stop' | 'pause' | 'resume') {
+    const id = useTraining.getState().activeRunId;
+    if (!id) return;
+    try {
+      await api.runs[action](id);
+    } catch (e) {
+      useTraining.setState({ error: e instanceof Error ? e.message : String(e) });
+    }
+  },
+
+  async toggleOverlay(runId: string) {
+    const s = useTraining.getState();
+    if (s.overlays.includes(runId)) {
+      overlaySeries.delete(runId);
+      useTraining.setState({ overlays: s.overlays.filter((r) => r !== runId) });
+    } else {
+      const m = await api.runs.metrics(runId);
+      overlaySeries.set(runId, seriesFromMetrics(runId, m));
+      useTraining.setState({ overlays: [...s.overlays, runId] });
+    }
+    for (const l of listeners) l(series, { steps: true, epochs: true, layers: false, status: false });
+  },
+
+  async loadDatasets() {
+    try {
+      useTraining.setState({ datasets: await api.datasets() });
+    } catch (e) {
+      useTraining.setState({ error: e instanceof Error ? e.message : String(e) });
+    }
+  },
+
+  /** After a page load: continue the run that was being watched (or the newest live one). */
+  async resume() {
+    const runs = await refreshRuns();
+    let remembered: string | null = null;
+    try {
+      remembered = localStorage.getItem('layerlab_active_run');
+    } catch {
+      /* ignore */
+    }
+    const live = runs.find((r) => r.status === 'running' || r.status === 'queued' || r.status === 'paused');
+    const pick = runs.find((r) => r.id === remembered) ?? live;
+    if (pick) await training.watch(pick.id);
+  },
+};
