@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import signal
 import threading
 import time
 from collections.abc import Callable
@@ -129,7 +131,7 @@ def test_queue_positions_and_controls(executor: LocalExecutor) -> None:
     assert seqs == list(range(len(seqs)))
 
 
-def test_stop_a_queued_run_and_bad_submissions(executor: LocalExecutor) -> None:
+def test_stop_queued_bad_submissions_and_a_dying_worker(executor: LocalExecutor) -> None:
     executor.submit("first", _graph(), _config(epochs=10_000))
     executor.pause("first")
     executor.submit("second", _graph(), _config(epochs=1))
@@ -142,5 +144,39 @@ def test_stop_a_queued_run_and_bad_submissions(executor: LocalExecutor) -> None:
         executor.stop("nope")
     with pytest.raises(Exception, match="learning_rate"):
         executor.submit("third", _graph(), _config(optimizer={"learning_rate": 1}))
-    executor.kill("first")
-    assert executor.state("first") == "failed"
+
+    # A worker that dies without a word (the OOM killer, a segfault) is reported as failed.
+    rec = Recorder()
+    executor.subscribe(rec, run_id="first", replay=True)
+    rec.wait_type("first", "run_paused")
+    os.kill(executor._runs["first"].process.pid, signal.SIGKILL)  # noqa: SLF001
+    failed = rec.wait_type("first", "run_failed")
+    assert "exited unexpectedly" in failed.reason and "-9" in failed.reason
+    assert rec.of("first")[-1] is failed and executor.state("first") == "failed"
+
+
+def test_one_run_per_gpu_and_fifo_positions(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The scheduler alone (no processes): two fake GPUs, one CPU slot."""
+    ex = LocalExecutor(tmp_path, gpus=2, max_concurrent=1)
+    started: list[tuple[str, str]] = []
+
+    def fake_start(run: Any, device: str) -> None:
+        started.append((run.run_id, device))
+        run.device, run.process, run.state = device, object(), "running"
+
+    monkeypatch.setattr(ex, "_start", fake_start)
+    for run_id, device in [("a", "auto"), ("b", "cuda"), ("c", "auto"), ("d", "cpu"), ("e", "cuda:1"),
+                           ("f", "cpu")]:
+        ex.submit(run_id, _graph(), _config(device=device))
+    assert started == [("a", "cuda:0"), ("b", "cuda:1"), ("d", "cpu")]
+    assert [(r, ex.history(r)[-1].position) for r in ("c", "e", "f")] == [("c", 1), ("e", 2), ("f", 3)]
+
+    ex._runs["b"].process = None  # noqa: SLF001 - b's process exits: cuda:1 is free
+    ex._schedule()  # noqa: SLF001
+    assert started[-1] == ("c", "cuda:1")
+    assert [e.position for e in ex.history("e")] == [2, 1]  # told its new place
+    assert ex.history("f")[-1].position == 2
+    ex._runs["d"].process = None  # noqa: SLF001
+    ex._schedule()  # noqa: SLF001
+    assert started[-1] == ("f", "cpu")  # a CPU run does not wait behind a GPU run
+    assert ex.state("e") == "queued"

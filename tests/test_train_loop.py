@@ -194,8 +194,9 @@ def test_validation_runs_in_eval_and_inference_mode(tmp_path: Path) -> None:
     assert spy.training  # the model is back in train mode after validation
 
 
-def test_resume_after_stop_matches_an_uninterrupted_run(tmp_path: Path) -> None:
-    cfg = {**BLOBS, "epochs": 3, "optimizer": {"name": "adamw", "weight_decay": 0.05},
+@pytest.mark.parametrize("loader", ["tensor", "dataloader"])
+def test_resume_after_stop_matches_an_uninterrupted_run(tmp_path: Path, loader: str) -> None:
+    cfg = {**BLOBS, "data": {**BLOBS["data"], "loader": loader}, "epochs": 3, "optimizer": {"name": "adamw", "weight_decay": 0.05},
            "schedule": {"name": "cosine", "warmup_steps": 3}, "step_event_interval_s": 0.0}
     full = _run(mlp(), cfg, tmp_path / "full")
     assert full[-1].type == "run_finished"
