@@ -24,7 +24,6 @@ from typing import Any
 
 import torch
 from torch import fx, nn
-from torch.fx.passes.shape_prop import ShapeProp
 
 from .graph import FORMAT, RESERVED_NAMES, Graph
 from .ops import get_op, op_names
@@ -145,6 +144,20 @@ class _Tracer(fx.Tracer):
         return type(m) in self.leaves or super().is_leaf_module(m, module_qualified_name)
 
 
+_SHAPE = "layerlab_shape"  # node.meta key: the value's shape on the probe batch
+
+
+class _Shapes(fx.Interpreter):
+    """Runs the traced graph once, noting each tensor's shape (torch's ShapeProp, without its
+    seconds of first-call imports)."""
+
+    def run_node(self, n: fx.Node) -> Any:
+        out = super().run_node(n)
+        if isinstance(out, torch.Tensor):
+            n.meta[_SHAPE] = tuple(out.shape)
+        return out
+
+
 # ---------------------------------------------------------------------------------------------
 # What the trace turns into
 
@@ -232,6 +245,11 @@ class _Importer:
             raise UnsupportedModuleError(
                 path, self.type_at(path), f"{self.type_at(path)}.forward() cannot be traced by torch.fx: {e}"
             ) from e
+        placeholders = [n for n in graph.nodes if n.op == "placeholder"]
+        for extra in placeholders[1:]:
+            if not extra.args:  # no default value: the caller must pass it
+                raise ModuleImportError("", f"forward() takes more than one input ({extra.target!r}); "
+                                            "a LayerLab graph has one Input")
         return fx.GraphModule(self.module, graph, class_name=type(self.module).__name__)
 
     def type_at(self, path: str) -> str:
@@ -248,7 +266,7 @@ class _Importer:
         try:
             self.module.eval()
             with torch.no_grad():
-                ShapeProp(gm).propagate(x)
+                _Shapes(gm).run(x)
         except Exception as e:
             raise ModuleImportError(
                 "", f"forward() fails on an input of shape {tuple(x.shape)} ({self.dtype}): {e}"
@@ -262,10 +280,6 @@ class _Importer:
     def translate(self, gm: fx.GraphModule) -> None:
         live = _live(gm.graph)
         placeholders = [n for n in gm.graph.nodes if n.op == "placeholder"]
-        for extra in placeholders[1:]:
-            if not extra.args:  # no default value: the caller must pass it
-                raise ModuleImportError("", f"forward() takes more than one input ({extra.target!r}); "
-                                            "a LayerLab graph has one Input")
         called: dict[str, int] = {}
         for n in gm.graph.nodes:
             if n not in live:
@@ -281,9 +295,10 @@ class _Importer:
                 self.out_key = self.value[out]
             elif n.op == "get_attr":
                 path = _container(n)
+                attr = str(n.target).removeprefix(f"{path}.") if path else str(n.target)
                 raise UnsupportedModuleError(
                     path, self.type_at(path),
-                    f"forward() uses the attribute {n.target!r} directly; only layers from the catalog "
+                    f"forward() uses the attribute {attr!r} directly; only layers from the catalog "
                     "hold weights in a LayerLab graph",
                 )
             elif n.op == "call_module":
@@ -439,13 +454,13 @@ class _Importer:
         for d in dims[1:]:
             if isinstance(d, fx.Node) and d not in self.sizes:
                 batch_kept = False
-        in_meta, out_meta = src_node.meta.get("tensor_meta"), n.meta.get("tensor_meta")
-        if not batch_kept or in_meta is None or out_meta is None:
+        in_shape, out_shape = src_node.meta.get(_SHAPE), n.meta.get(_SHAPE)
+        if not batch_kept or in_shape is None or out_shape is None:
             raise UnsupportedModuleError(
                 where, fn, f"{n.name}: {fn}{tuple(_show(d) for d in dims)} must keep the batch dim first, "
                            "as in x.view(x.size(0), -1)",
             )
-        s, t = tuple(in_meta.shape[1:]), tuple(out_meta.shape[1:])
+        s, t = in_shape[1:], out_shape[1:]
         at = f"{n.name} in {where or 'forward()'}"
         if s == t:
             self.value[n] = src
@@ -572,11 +587,13 @@ class _Importer:
             if key not in table.setdefault(c, []):
                 table[c].append(key)
 
+        twice: list[ModuleImportError] = []  # raised after the block checks, which explain more
+
         def connect(src: str, dst: str, *, merge: _Node | None = None) -> None:
             if (src, dst) in seen:
                 if merge is not None:
-                    raise ModuleImportError(merge.path, f"{merge.op} takes the same tensor twice ({src}); a graph "
-                                                        "edge can join two nodes only once")
+                    twice.append(ModuleImportError(merge.path, f"{merge.op} takes the same tensor twice ({src}); "
+                                                               "a graph edge can join two nodes only once"))
                 return
             seen.add((src, dst))
             edges.append((src, dst))
@@ -622,6 +639,8 @@ class _Importer:
                     path, f"{len(outs)} values from inside {self.type_at(path)} are used outside it "
                           f"({', '.join(what[k] for k in outs)}); a Block has one output",
                 )
+        if twice:
+            raise twice[0]
 
         data_nodes: list[dict[str, Any]] = [
             {"id": input_id, "op": "Input", "params": {"shape": list(self.shape)}
