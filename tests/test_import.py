@@ -402,7 +402,8 @@ class Scaled(nn.Module):
 @pytest.mark.parametrize(
     ("model", "path", "type_name", "words"),
     [
-        (nn.Sequential(nn.Linear(4, 4), nn.Sequential(nn.LSTM(4, 4))), "1.0", "LSTM", "has no LayerLab op"),
+        (nn.Sequential(nn.Linear(4, 4), nn.Sequential(nn.LSTM(4, 4)), nn.Linear(4, 2)), "1.0", "LSTM",
+         "has no LayerLab op"),
         (nn.Sequential(nn.Linear(4, 4), Custom()), "1", "Custom", "uses the attribute 'scale'"),
         (nn.Sequential(Branchy()), "0", "Branchy", "cannot be traced"),
         (Scaled(), "", "_operator.mul", "has no LayerLab op"),

@@ -226,8 +226,10 @@ class _Importer:
             raise ModuleImportError("", f"the root is a bare nn.{type(self.module).__name__}; wrap it in "
                                         "nn.Sequential so it has a name in the graph")
         gm = self.trace()
+        live = _live(gm.graph)
+        self.screen(gm, live)  # before running it: a layer LayerLab lacks may be why it would fail
         self.propagate_shapes(gm)
-        self.translate(gm)
+        self.translate(gm, live)
         self.check_weights_used()
         data = self.assemble()
         graph = self.validate(data)
@@ -277,8 +279,36 @@ class _Importer:
 
     # -- 2. translate the fx nodes -----------------------------------------------------------
 
-    def translate(self, gm: fx.GraphModule) -> None:
-        live = _live(gm.graph)
+    def screen(self, gm: fx.GraphModule, live: set[fx.Node]) -> None:
+        """Every layer and function forward() uses must have an op; containers must run once."""
+        for n in gm.graph.nodes:
+            if n not in live or n.op in ("placeholder", "output"):
+                continue
+            where = _container(n)
+            for key, (qual, _) in n.meta.get("nn_module_stack", {}).items():
+                if "@" in key and qual != n.target:
+                    raise ModuleImportError(
+                        qual, f"{self.type_at(qual)} is called more than once in forward(); a Block runs once",
+                    )
+            if n.op == "get_attr":
+                attr = str(n.target).removeprefix(f"{where}.") if where else str(n.target)
+                raise UnsupportedModuleError(
+                    where, self.type_at(where),
+                    f"forward() uses the attribute {attr!r} directly; only layers from the catalog "
+                    "hold weights in a LayerLab graph",
+                )
+            if n.op == "call_module":
+                m = self.module.get_submodule(str(n.target))
+                if type(m) not in self.leaves:
+                    raise UnsupportedModuleError(
+                        str(n.target), type(m).__name__,
+                        f"nn.{type(m).__name__} has no LayerLab op; received {_short(m)}",
+                    )
+            elif _function_name(n) is None:
+                qual = _qualname(n)
+                raise UnsupportedModuleError(where, qual, self.unsupported(f"{qual}()", where))
+
+    def translate(self, gm: fx.GraphModule, live: set[fx.Node]) -> None:
         placeholders = [n for n in gm.graph.nodes if n.op == "placeholder"]
         called: dict[str, int] = {}
         for n in gm.graph.nodes:
@@ -293,14 +323,6 @@ class _Importer:
                     raise ModuleImportError("", "forward() must return one tensor; received "
                                                 f"{type(out).__name__ if not isinstance(out, fx.Node) else out.name}")
                 self.out_key = self.value[out]
-            elif n.op == "get_attr":
-                path = _container(n)
-                attr = str(n.target).removeprefix(f"{path}.") if path else str(n.target)
-                raise UnsupportedModuleError(
-                    path, self.type_at(path),
-                    f"forward() uses the attribute {attr!r} directly; only layers from the catalog "
-                    "hold weights in a LayerLab graph",
-                )
             elif n.op == "call_module":
                 self.module_call(n, called)
             else:
@@ -309,12 +331,7 @@ class _Importer:
     def module_call(self, n: fx.Node, called: dict[str, int]) -> None:
         path = str(n.target)
         m = self.module.get_submodule(path)
-        op = self.leaves.get(type(m))
-        if op is None:
-            raise UnsupportedModuleError(
-                path, type(m).__name__,
-                f"nn.{type(m).__name__} has no LayerLab op; received {_short(m)}",
-            )
+        op = self.leaves[type(m)]
         count = called.get(path, 0)
         called[path] = count + 1
         has_state = any(True for _ in m.parameters()) or any(True for _ in m.buffers())
@@ -323,11 +340,6 @@ class _Importer:
                 path, f"{type(m).__name__} is called {count + 1} times in forward(); a graph node has its own "
                       "weights, so shared weights cannot be imported",
             )
-        for key, (qual, _) in n.meta.get("nn_module_stack", {}).items():
-            if "@" in key and qual != path:
-                raise ModuleImportError(
-                    qual, f"{self.type_at(qual)} is called more than once in forward(); a Block runs once",
-                )
         parent, _, local = path.rpartition(".")
         params = self.params_of(op, m, path)
         self.add(n, op, params, local=local, path=path if not count else f"{path} (call {count + 1})",
@@ -340,18 +352,7 @@ class _Importer:
 
     def function_call(self, n: fx.Node) -> None:
         where = _container(n)
-        if n.op == "call_method":
-            fn = str(n.target)
-            if fn not in _METHODS:
-                raise UnsupportedModuleError(where, f"Tensor.{fn}", self.unsupported(f"Tensor.{fn}()", where))
-            fn = fn.rstrip("_") if fn in ("relu_", "add_") else fn
-        else:
-            fn = _CALLABLES.get(n.target) if _hashable(n.target) else None
-            if fn is None:
-                what = getattr(n.target, "__name__", str(n.target))
-                module = getattr(n.target, "__module__", None) or ""
-                qual = f"{module}.{what}" if module and module != "builtins" else what
-                raise UnsupportedModuleError(where, qual, self.unsupported(f"{qual}()", where))
+        fn = _function_name(n)
         if fn in ("size", "getattr", "getitem"):
             self.size_helper(n, fn, where)
         elif fn == "contiguous":
@@ -739,6 +740,22 @@ def _live(graph: fx.Graph) -> set[fx.Node]:
                 live.add(arg)
                 stack.append(arg)
     return live
+
+
+def _function_name(n: fx.Node) -> str | None:
+    """The canonical name of a function or Tensor method LayerLab can import, else None."""
+    if n.op == "call_method":
+        name = str(n.target)
+        return None if name not in _METHODS else name.removesuffix("_")
+    return _CALLABLES.get(n.target) if _hashable(n.target) else None
+
+
+def _qualname(n: fx.Node) -> str:
+    if n.op == "call_method":
+        return f"Tensor.{n.target}"
+    what = getattr(n.target, "__name__", str(n.target))
+    module = getattr(n.target, "__module__", None) or ""
+    return f"{module}.{what}" if module and module != "builtins" else what
 
 
 def _container(n: fx.Node) -> str:
