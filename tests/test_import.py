@@ -448,3 +448,24 @@ def test_bad_input_shape() -> None:
         from_module(nn.Sequential(nn.Linear(4, 2)), [0])
     with pytest.raises(ModuleImportError, match="fails on an input of shape"):
         from_module(nn.Sequential(nn.Linear(4, 2)), [5])
+
+
+def test_frozen_layers_stay_frozen() -> None:
+    model = nn.Sequential(nn.Linear(4, 8), nn.ReLU(), nn.Linear(8, 2))
+    model[0].requires_grad_(False)
+    graph = assert_round_trip(model, [4])
+    assert [n.frozen for n in graph.nodes if n.op == "Linear"] == [True, False]
+    assert [p.requires_grad for p in build(graph).parameters()] == [False, False, True, True]
+
+
+def test_meta_and_double_modules_import() -> None:
+    with torch.device("meta"):
+        big = nn.Sequential(nn.Conv2d(3, 64, 3, padding=1), nn.ReLU(), nn.Flatten(), nn.Linear(64 * 32 * 32, 1000))
+    graph = from_module(big, [3, 32, 32])  # no weights in memory: the probe runs on meta tensors
+    assert layerlab.infer(graph).totals.params == sum(p.numel() for p in big.parameters())
+    double = TutorialNet().double().eval()
+    built = build(from_module(double, [1, 32, 32])).eval()  # the probe runs in the module's dtype
+    built.load_state_dict(double.state_dict(), strict=True)
+    x = sample_input([1, 32, 32])
+    with torch.no_grad():
+        torch.testing.assert_close(built(x), double(x.double()).float())

@@ -263,8 +263,11 @@ class _Importer:
     def propagate_shapes(self, gm: fx.GraphModule) -> None:
         """Run once on a batch of 2 to learn every value's shape (eval mode: no running-stat update)."""
         modes = {m: m.training for m in self.module.modules()}
-        dtype = torch.int64 if self.dtype == "int64" else torch.float32
-        x = torch.zeros((2, *self.shape), dtype=dtype)
+        tensors = [*self.module.parameters(), *self.module.buffers()]
+        device = tensors[0].device if tensors else torch.device("cpu")  # meta works too: no data needed
+        floats = [t.dtype for t in tensors if t.is_floating_point()]
+        dtype = torch.int64 if self.dtype == "int64" else (floats[0] if floats else torch.float32)
+        x = torch.zeros((2, *self.shape), dtype=dtype, device=device)
         try:
             self.module.eval()
             with torch.no_grad():
@@ -666,6 +669,9 @@ class _Importer:
                 entry["parent"] = blocks[node.container]
             if node.name is not None:
                 entry["name"] = node.name
+            weights = list(node.module.parameters()) if node.module is not None else []
+            if weights and not any(w.requires_grad for w in weights):
+                entry["frozen"] = True
             data_nodes.append(entry)
         data_nodes.append({"id": output_id, "op": "Output", "params": {}})
         data = {
@@ -684,7 +690,8 @@ class _Importer:
         graph = Graph.model_validate(data)
         analysis = analyze(graph)
         if analysis.plan is None:
-            lines = [f"- {self.paths.get(e.node or '', e.node or 'graph')}: {e.message}" for e in analysis.report.errors]
+            lines = [f"- {self.paths.get(e.node or '', e.node or 'graph')}: {e.message}"
+                     for e in analysis.report.errors]
             raise ModuleImportError("", "the imported graph is invalid:\n" + "\n".join(lines))
         explicit = {p.node_id: p.args for _, p in iter_layers(analysis.plan.root) if p.node_id}
         lean = _without_input_sizes(data)
