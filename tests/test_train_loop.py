@@ -300,3 +300,47 @@ def test_fine_tune_with_a_new_head_warns(tmp_path: Path) -> None:
     warnings = [e.message for e in _of(tuned, "warning")]
     assert any("fc2.weight" in w and "shapes differ" in w for w in warnings)
     assert tuned[-1].type == "run_finished"
+
+
+def test_resume_with_a_different_graph_is_refused(tmp_path: Path) -> None:
+    base = _run(mlp(), {**BLOBS, "max_steps": 2}, tmp_path / "base")
+    wider = mlp()
+    wider["nodes"][1]["params"]["out_features"] = 64
+    events = _run(wider, {**BLOBS, "max_steps": 4}, tmp_path / "again", resume_from=base[-1].checkpoint)
+    assert events[-1].type == "run_failed"
+    assert "does not match this graph" in events[-1].reason and "fc1.weight" in events[-1].reason
+    assert "fine-tune" in events[-1].hint
+
+
+def test_regression_on_diabetes(tmp_path: Path) -> None:
+    graph = _chain(
+        _node("x", "Input", shape=[10]),
+        _node("fc1", "Linear", out_features=32),
+        _node("act", "ReLU"),
+        _node("fc2", "Linear", out_features=1),
+        _node("y", "Output"),
+    )
+    cfg = {"data": {"dataset": "diabetes", "batch_size": 32}, "loss": {"name": "mse"}, "epochs": 8,
+           "optimizer": {"lr": 3e-3}, "layer_stats_every": 0}
+    events = _run(graph, cfg, tmp_path)
+    epochs = _of(events, "epoch")
+    assert events[-1].type == "run_finished"
+    assert epochs[-1].train_accuracy is None and epochs[-1].val_accuracy is None
+    assert epochs[-1].val_loss < 0.8  # standardized targets: predicting the mean scores 1.0
+
+
+def test_conv1d_on_signals(tmp_path: Path) -> None:
+    graph = _chain(
+        _node("x", "Input", shape=[1, 64]),
+        _node("conv1", "Conv1d", out_channels=8, kernel_size=7, padding=3),
+        _node("act1", "ReLU"),
+        _node("pool", "MaxPool1d", kernel_size=4),
+        _node("flat", "Flatten"),
+        _node("fc", "Linear", out_features=10),
+        _node("y", "Output"),
+    )
+    cfg = {"data": {"dataset": "signals", "n_samples": 600, "batch_size": 32}, "epochs": 6,
+           "optimizer": {"lr": 3e-3}, "layer_stats_every": 0}
+    events = _run(graph, cfg, tmp_path)
+    assert events[-1].type == "run_finished", events[-1]
+    assert _of(events, "epoch")[-1].val_accuracy > 0.5  # chance is 0.1

@@ -34,6 +34,10 @@ META = "meta.json"
 class CheckpointError(ValueError):
     """A checkpoint is missing, incomplete, or does not fit the model."""
 
+    def __init__(self, message: str, *, hint: str | None = None) -> None:
+        super().__init__(message)
+        self.hint = hint
+
 
 def _plain_state_dict(model: nn.Module) -> dict[str, torch.Tensor]:
     # safetensors wants contiguous, unshared CPU tensors; channels_last weights are not contiguous.
@@ -71,7 +75,8 @@ def read_state(path: str | Path) -> dict[str, Any]:
     """The trainer state of a checkpoint folder (tensors and plain values only)."""
     file = Path(path) / STATE
     if not file.is_file():
-        raise CheckpointError(f"{path} has no {STATE}: it holds weights only and cannot be resumed")
+        raise CheckpointError(f"{path} has no {STATE}: it holds weights only and cannot be resumed",
+                              hint="start a new run from these weights (fine-tune) instead")
     return torch.load(file, map_location="cpu", weights_only=True)
 
 
@@ -90,16 +95,15 @@ def load_weights_exact(model: nn.Module, path: str | Path) -> None:
     unexpected = sorted(set(weights) - set(own))
     wrong = sorted(k for k in set(own) & set(weights) if own[k].shape != weights[k].shape)
     if missing or unexpected or wrong:
-        parts = []
-        if missing:
-            parts.append(f"missing {', '.join(missing[:5])}")
-        if unexpected:
-            parts.append(f"unexpected {', '.join(unexpected[:5])}")
-        if wrong:
-            parts.append(f"different shape {', '.join(wrong[:5])}")
+        parts = [
+            f"{what}: {', '.join(names[:6])}{f' and {len(names) - 6} more' if len(names) > 6 else ''}"
+            for what, names in (("missing", missing), ("unexpected", unexpected), ("different shape", wrong))
+            if names
+        ]
         raise CheckpointError(
-            "the checkpoint does not match this graph (" + "; ".join(parts) + "). Resume needs the same graph; "
-            "to start from these weights with a changed graph, fine-tune (init_from) instead."
+            "the checkpoint does not match this graph (" + "; ".join(parts) + ")",
+            hint="resume needs the graph the run was stopped with; to start from these weights with a "
+            "changed graph, fine-tune (init_from) instead",
         )
     model.load_state_dict(weights)
 
@@ -112,7 +116,10 @@ def load_weights_matching(model: nn.Module, path: str | Path) -> WeightTransfer:
     skipped_shape = sorted(k for k, v in weights.items() if k in own and own[k].shape != v.shape)
     not_in_checkpoint = sorted(set(own) - set(weights))
     if not loaded:
-        raise CheckpointError("no tensor in the checkpoint matches this graph by name and shape")
+        raise CheckpointError(
+            "no tensor in the checkpoint matches this graph by name and shape",
+            hint="fine-tuning copies weights between nodes with the same ids and shapes",
+        )
     model.load_state_dict(loaded, strict=False)
     return WeightTransfer(loaded=sorted(loaded), shape_mismatch=skipped_shape, not_in_checkpoint=not_in_checkpoint)
 

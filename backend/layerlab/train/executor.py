@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import multiprocessing as mp
+import os
 import queue
 import threading
 from abc import ABC, abstractmethod
@@ -153,6 +154,9 @@ class LocalExecutor(Executor):
 
             gpus = torch.cuda.device_count()
         self.gpus = gpus
+        if num_threads is None and max_concurrent > 1:
+            # Concurrent CPU runs share the cores instead of each spinning up a full thread pool.
+            num_threads = max(1, (os.cpu_count() or 1) // max_concurrent)
         self.num_threads = num_threads
         self._ctx = mp.get_context("spawn")
         self._lock = threading.RLock()

@@ -190,7 +190,7 @@ class Trainer:
             self.events.emit(RunFailed, reason=e.reason, hint=e.hint, node=e.node, errors=e.errors, step=self.step)
             return RunOutcome("failed", self.step, self.epoch, reason=e.reason)
         except (DatasetError, CheckpointError) as e:
-            self.events.emit(RunFailed, reason=str(e), step=self.step, hint=None)
+            self.events.emit(RunFailed, reason=str(e), step=self.step, hint=getattr(e, "hint", None))
             return RunOutcome("failed", self.step, self.epoch, reason=str(e))
         except _LossNotFinite as e:
             reason = str(e)
@@ -322,9 +322,16 @@ class Trainer:
         """Resume: the weights, the optimizer and scheduler, the position and every RNG."""
         load_weights_exact(self.model, path)
         state = read_state(path)
-        self.optimizer.load_state_dict(state["optimizer"])
-        self.scheduler.load_state_dict(state["scheduler"])
-        if state.get("scaler"):
+        try:
+            self.optimizer.load_state_dict(state["optimizer"])
+            self.scheduler.load_state_dict(state["scheduler"])
+        except (ValueError, KeyError) as e:
+            raise RunSetupError(
+                f"the checkpoint's optimizer state does not fit this run's configuration ({e})",
+                hint="resume with the stopped run's own optimizer and freezing settings, "
+                "or start a new run from its weights (fine-tune)",
+            ) from e
+        if state.get("scaler") and self.scaler.is_enabled():
             self.scaler.load_state_dict(state["scaler"])
         self.step = int(state["step"])
         self.epoch = int(state["epoch"])
