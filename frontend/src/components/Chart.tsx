@@ -41,8 +41,16 @@ export function Chart({ spec, version }: { spec: ChartSpec; version?: unknown })
     );
     u.root.dataset.testid = spec.testId;
     plot.current = u;
+    const draw = (data: uPlot.AlignedData) => {
+      u.setData(data);
+      // For tests and debugging: how many x values the chart holds, and the last one.
+      const xs = data[0];
+      u.root.dataset.points = String(xs.length);
+      u.root.dataset.lastX = xs.length ? String(xs[xs.length - 1]) : '';
+    };
+    draw(spec.data(currentSeries()));
     const off = onSeries((s, changes) => {
-      if (changes[specRef.current.which]) u.setData(specRef.current.data(s));
+      if (changes[specRef.current.which]) draw(specRef.current.data(s));
     });
     const ro = new ResizeObserver(() => u.setSize({ width: Math.max(200, el.clientWidth), height: 150 }));
     ro.observe(el);
@@ -58,7 +66,11 @@ export function Chart({ spec, version }: { spec: ChartSpec; version?: unknown })
 
   // Settings such as smoothing change the data function: redraw with it.
   useEffect(() => {
-    plot.current?.setData(spec.data(currentSeries()));
+    const u = plot.current;
+    if (!u) return;
+    const data = spec.data(currentSeries());
+    u.setData(data);
+    u.root.dataset.points = String(data[0].length);
   }, [spec]);
 
   return <div className="chart" ref={box} />;

@@ -53,7 +53,8 @@ export function CodeView() {
   const tokens = useMemo(() => tokenize(code), [code]);
   return (
     <div className="code-view" data-testid="code-view">
-      <div className="row">
+      <div className="row wrap">
+        <span className="muted">Download</span>
         <button
           type="button"
           disabled={!code}
@@ -67,7 +68,7 @@ export function CodeView() {
         </button>
         {EXPORTS.map((x) => (
           <button key={x.format} type="button" onClick={() => void exportModel(x.format)} data-testid={`export-${x.format}`}>
-            ⬇ {x.label}
+            {x.label}
           </button>
         ))}
       </div>

@@ -145,3 +145,13 @@ describe('reparent', () => {
     expect(pairs(g)).not.toContain('flatten_1>linear_1');
   });
 });
+
+describe('overlapsSibling', () => {
+  it('detects a block grown over its neighbour', async () => {
+    const { overlapsSibling } = await import('./layout');
+    const r = groupIntoBlock(flow(), ['conv2d_1']);
+    // conv2d_1 sits 100 px under input_1; the block's 56 px header reaches over it.
+    expect(overlapsSibling(r.graph.nodes, r.blockId!)).toBe(true);
+    expect(overlapsSibling(flow().nodes, 'linear_1')).toBe(false);
+  });
+});

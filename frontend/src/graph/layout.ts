@@ -96,3 +96,15 @@ export function fitBlocks(nodes: FlowNode[]): FlowNode[] {
   }
   return out;
 }
+
+/** True when the node's box overlaps a sibling's (same container). */
+export function overlapsSibling(nodes: FlowNode[], id: string): boolean {
+  const n = nodes.find((m) => m.id === id);
+  if (!n) return false;
+  const a = { ...n.position, ...sizeOf(n) };
+  return nodes.some((m) => {
+    if (m.id === id || m.parentId !== n.parentId || m.hidden) return false;
+    const b = { ...m.position, ...sizeOf(m) };
+    return a.x < b.x + b.width && b.x < a.x + a.width && a.y < b.y + b.height && b.y < a.y + a.height;
+  });
+}

@@ -24,7 +24,7 @@ import {
 } from '../graph/edit';
 import { nextId } from '../graph/ids';
 import type { FlowEdge, FlowGraph, FlowNode } from '../graph/kinds';
-import { autoLayout, fitBlocks } from '../graph/layout';
+import { autoLayout, fitBlocks, overlapsSibling } from '../graph/layout';
 import { type History, canRedo, canUndo, createHistory, push, redo, replace, undo } from './history';
 
 export interface EditorState {
@@ -213,7 +213,9 @@ export const editor = {
       return;
     }
     const blockId = r.blockId;
-    commit({ nodes: r.graph.nodes.map((n) => ({ ...n, selected: n.id === blockId }) as FlowNode), edges: r.graph.edges });
+    // The new block is larger than its contents; if it now covers a neighbour, lay out again.
+    const grouped = overlapsSibling(r.graph.nodes, blockId) ? autoLayout(r.graph) : r.graph;
+    commit({ nodes: grouped.nodes.map((n) => ({ ...n, selected: n.id === blockId }) as FlowNode), edges: grouped.edges });
   },
 
   ungroup(blockId?: string) {
