@@ -103,6 +103,14 @@ def test_worker_reserves_gpus_and_joins(compose: dict[str, Any]) -> None:
     assert worker["depends_on"]["ray-head"]["condition"] == "service_healthy"
 
 
+def test_every_ray_process_shares_the_auth_token(compose: dict[str, Any]) -> None:
+    """Ray 2.5x+ enables token authentication; a node without the token cannot join."""
+    for name in ("api", "ray-head", "worker"):
+        env = compose["services"][name]["environment"]
+        assert env["RAY_AUTH_MODE"] == "token"
+        assert env["RAY_AUTH_TOKEN"].startswith("${RAY_AUTH_TOKEN:?"), "no default token: compose refuses to start"
+
+
 def test_shared_volume_at_the_same_path(compose: dict[str, Any]) -> None:
     """Checkpoints and uploads are exchanged by path, so api and worker mount them alike."""
     services = compose["services"]
