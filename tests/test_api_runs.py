@@ -1,0 +1,137 @@
+"""Runs through the real LocalExecutor: each run trains in its own spawned process."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+from fastapi.testclient import TestClient
+from safetensors.torch import load
+from starlette.websockets import WebSocketDisconnect
+
+from layerlab.api import Settings, create_app
+
+pytestmark = pytest.mark.slow
+
+# Tiny on purpose: the cost is the worker's start-up, not the training.
+QUICK = {"max_steps": 12, "epochs": 1, "layer_stats_every": 5, "data": {"dataset": "digits", "batch_size": 32}}
+
+
+@pytest.fixture(scope="module")
+def client(tmp_path_factory: pytest.TempPathFactory):
+    data = tmp_path_factory.mktemp("server")
+    with TestClient(create_app(Settings(data_dir=data, max_concurrent_runs=2))) as c:
+        yield c
+
+
+@pytest.fixture(scope="module")
+def demo(client: TestClient) -> str:
+    return client.get("/api/projects").json()[0]["id"]
+
+
+def watch(client: TestClient, run_id: str, after: int = -1) -> list[dict[str, Any]]:
+    events = []
+    with client.websocket_connect(f"/api/runs/{run_id}/events?after={after}") as ws:
+        while True:
+            try:
+                events.append(ws.receive_json())
+            except WebSocketDisconnect:
+                return events
+
+
+def start(client: TestClient, project: str, config: dict[str, Any]) -> str:
+    r = client.post("/api/runs", json={"project_id": project, "config": config})
+    assert r.status_code == 202, r.text
+    return r.json()["id"]
+
+
+@pytest.fixture(scope="module")
+def runs(client: TestClient, demo: str) -> dict[str, str]:
+    """Two runs at once (two worker slots): one that trains, one whose data does not fit the graph."""
+    return {"ok": start(client, demo, QUICK), "bad": start(client, demo, {**QUICK, "data": {"dataset": "iris"}})}
+
+
+@pytest.fixture(scope="module")
+def finished_run(client: TestClient, runs: dict[str, str]) -> tuple[str, list[dict[str, Any]]]:
+    return runs["ok"], watch(client, runs["ok"])
+
+
+def test_demo_trains_and_streams_every_event(client: TestClient, finished_run: tuple) -> None:
+    run_id, events = finished_run
+    types = [e["type"] for e in events]
+    assert types[0] == "run_started" and types[-1] == "run_finished", types
+    assert [e["seq"] for e in events] == list(range(len(events)))
+    assert "step" in types and "checkpoint" in types and "layer_stats" in types
+    run = client.get(f"/api/runs/{run_id}").json()
+    assert run["status"] == "finished" and run["step"] == 12 and run["has_checkpoint"]
+
+
+def test_metrics_match_the_stream(client: TestClient, finished_run: tuple) -> None:
+    run_id, events = finished_run
+    metrics = client.get(f"/api/runs/{run_id}/metrics").json()
+    streamed = [p for e in events if e["type"] == "step" for p in e["points"]]
+    assert metrics["steps"] == streamed and [p[0] for p in streamed] == list(range(1, 13))
+    assert metrics["last_seq"] == events[-1]["seq"]
+
+
+def test_checkpoint_is_safetensors_of_the_graph(client: TestClient, finished_run: tuple) -> None:
+    run_id, _ = finished_run
+    r = client.get(f"/api/runs/{run_id}/checkpoint")
+    assert r.status_code == 200
+    weights = load(r.content)
+    assert weights["conv1.weight"].shape == (8, 1, 3, 3) and weights["fc.weight"].shape == (10, 128)
+
+
+def test_finetune_starts_from_the_weights(client: TestClient, finished_run: tuple) -> None:
+    run_id, _ = finished_run
+    r = client.post(f"/api/runs/{run_id}/finetune", json={"config": {**QUICK, "max_steps": 3}})
+    assert r.status_code == 202, r.text
+    child = r.json()["id"]
+    events = watch(client, child)
+    assert events[-1]["type"] == "run_finished", events[-1]
+    assert client.get(f"/api/runs/{child}").json()["parent_run_id"] == run_id
+
+
+def test_pause_resume_stop_a_live_run(client: TestClient, demo: str) -> None:
+    run_id = start(client, demo, {"epochs": 200, "data": {"dataset": "digits", "batch_size": 16}})
+    seen: list[str] = []
+    with client.websocket_connect(f"/api/runs/{run_id}/events") as ws:
+        def until(kind: str) -> dict[str, Any]:
+            deadline = time.monotonic() + 60
+            while time.monotonic() < deadline:
+                event = ws.receive_json()
+                seen.append(event["type"])
+                if event["type"] == kind:
+                    return event
+            raise AssertionError(f"no {kind}: {seen}")
+
+        until("step")
+        assert client.post(f"/api/runs/{run_id}/pause").status_code == 202
+        until("run_paused")
+        assert client.get(f"/api/runs/{run_id}").json()["status"] == "paused"
+        assert client.post(f"/api/runs/{run_id}/resume").status_code == 202
+        until("run_resumed")
+        assert client.post(f"/api/runs/{run_id}/stop").status_code == 202
+        stopped = until("run_stopped")
+    assert stopped["checkpoint"]
+    run = client.get(f"/api/runs/{run_id}").json()
+    assert run["status"] == "stopped" and run["has_checkpoint"]
+    assert client.delete(f"/api/runs/{run_id}").status_code == 204
+
+
+def test_setup_failure_is_a_failed_run_with_a_hint(client: TestClient, runs: dict[str, str]) -> None:
+    run_id = runs["bad"]
+    events = watch(client, run_id)
+    assert events[-1]["type"] == "run_failed"
+    assert "input" in events[-1]["reason"] and events[-1]["hint"]
+    run = client.get(f"/api/runs/{run_id}").json()
+    assert run["status"] == "failed" and run["error"] == events[-1]["reason"]
+
+
+def test_run_folders_stay_inside_the_data_dir(client: TestClient) -> None:
+    data_dir = client.app.state.layerlab.settings.data_dir
+    runs = [r["id"] for r in client.get("/api/runs").json()]
+    folders = {p.name for p in Path(data_dir, "runs").iterdir()}
+    assert folders <= set(runs)
