@@ -407,8 +407,9 @@ class Trainer:
                         loss = loss_fn(out, yb)
                     total = loss + cfg.optimizer.l1 * l1_penalty(self.l1_params) if self.l1_params else loss
                     scaler.scale(total).backward()
+                    if cfg.optimizer.grad_clip is not None or stats_due:
+                        scaler.unscale_(optimizer)  # clip and measure the true gradients (fp16)
                     if cfg.optimizer.grad_clip is not None:
-                        scaler.unscale_(optimizer)  # clip the true gradients, not the scaled ones
                         torch.nn.utils.clip_grad_norm_(self.trainable, cfg.optimizer.grad_clip)
                     if stats_due:
                         self.probe.after_backward()
