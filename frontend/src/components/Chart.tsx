@@ -46,6 +46,7 @@ export function Chart({ spec, version }: { spec: ChartSpec; version?: unknown })
       // For tests and debugging: how many x values the chart holds, and the last one.
       const xs = data[0];
       u.root.dataset.points = String(xs.length);
+      u.root.dataset.firstX = xs.length ? String(xs[0]) : '';
       u.root.dataset.lastX = xs.length ? String(xs[xs.length - 1]) : '';
     };
     draw(spec.data(currentSeries()));

@@ -191,13 +191,13 @@ export function TrainingPanel() {
           ▶ Train
         </button>
         <button type="button" disabled={!live || status === 'paused'} onClick={() => void training.control('pause')} data-testid="train-pause">
-          ⏸ Pause
+          Pause
         </button>
         <button type="button" disabled={status !== 'paused'} onClick={() => void training.control('resume')} data-testid="train-resume">
-          ⏵ Resume
+          Resume
         </button>
         <button type="button" className="danger" disabled={!live} onClick={() => void training.control('stop')} data-testid="train-stop">
-          ⏹ Stop
+          Stop
         </button>
       </div>
       <RunStatusLine />

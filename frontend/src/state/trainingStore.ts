@@ -158,6 +158,9 @@ async function reload(runId: string) {
   const m = await api.runs.metrics(runId);
   if (series.runId !== runId && useTraining.getState().activeRunId !== runId) return;
   series = seriesFromMetrics(runId, m);
+  // run_started (with total_steps) may lie before the stored history's end: take it from the run.
+  const summary = useTraining.getState().runs.find((r) => r.id === runId);
+  if (summary?.total_steps) series.totalSteps = summary.total_steps;
   publish({ steps: true, epochs: true, layers: true, status: true });
   if (!isTerminal(series.status)) connect(runId);
 }

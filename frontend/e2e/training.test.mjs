@@ -1,0 +1,80 @@
+// Training against the real backend: start a run on digits, watch the loss chart fill from the
+// websocket, stop it; reload the page mid-run and see the curve continue without a gap.
+import assert from 'node:assert/strict';
+import { after, before, test } from 'node:test';
+import { shot, startBackend, startBrowser, until } from './harness.mjs';
+
+let backend;
+let browser;
+let page;
+let consoleErrors;
+
+before(async () => {
+  backend = await startBackend();
+  ({ browser, page, consoleErrors } = await startBrowser());
+  await page.goto(backend.url);
+  // The demo project (a digits CNN) opens on first start.
+  await page.locator('.react-flow__node[data-id="fc"]').waitFor();
+  await until(async () => (await page.getByTestId('status-valid').textContent()).includes('valid'), 10_000, 'a valid graph');
+  await page.getByTestId('tab-train').click();
+});
+
+after(async () => {
+  await browser?.close();
+  await backend?.stop();
+});
+
+const chart = () => page.locator('[data-testid="chart-step-loss"]');
+const points = async () => Number((await chart().getAttribute('data-points')) ?? 0);
+const lastX = async () => Number((await chart().getAttribute('data-last-x')) || 0);
+const firstX = async () => Number((await chart().getAttribute('data-first-x')) || 0);
+const status = () => page.getByTestId('run-status').getAttribute('data-status');
+
+async function startRun(epochs) {
+  await page.getByTestId('epochs').fill(String(epochs));
+  await page.getByTestId('train-start').click();
+  await until(async () => ['running', 'queued'].includes(await status()), 30_000, 'the run to start');
+}
+
+test('train on digits: the loss chart receives points; stop ends the run', async () => {
+  await startRun(300);
+  await until(async () => (await points()) >= 20, 60_000, 'loss points on the chart');
+  assert.equal(await status(), 'running');
+  // Per-layer statistics reach the canvas (tint and dead-ReLU share).
+  await until(async () => (await page.locator('.react-flow__node[data-id="relu1"] .live-badges .dead').count()) > 0, 30_000, 'dead-ReLU badge');
+  await shot(page, '07_training_live');
+
+  await page.getByTestId('train-stop').click();
+  await until(async () => (await status()) === 'stopped', 30_000, 'the run to stop');
+  const n = await points();
+  await new Promise((r) => setTimeout(r, 1000));
+  assert.equal(await points(), n, 'no points after the stop');
+  await shot(page, '08_training_stopped');
+});
+
+test('reloading mid-run continues the curve with no gap', async () => {
+  await startRun(300);
+  await until(async () => (await points()) >= 30, 60_000, 'points before the reload');
+  const beforeReload = await lastX();
+  const runId = await page.evaluate(() => localStorage.getItem('layerlab_active_run'));
+  assert.ok(runId);
+
+  await page.reload();
+  await page.locator('.react-flow__node[data-id="fc"]').waitFor();
+  await page.getByTestId('tab-train').click();
+  // History from the metrics endpoint, then the live stream after its last seq.
+  await until(async () => (await lastX()) >= beforeReload, 30_000, 'the history after the reload');
+  await until(async () => (await lastX()) > beforeReload + 20, 60_000, 'new live points after the reload');
+  assert.equal(await status(), 'running');
+
+  const first = await firstX();
+  const last = await lastX();
+  assert.equal(await points(), last - first + 1, `every step from ${first} to ${last} is on the chart, once`);
+  const metrics = await (await fetch(`${backend.url}/api/runs/${runId}/metrics`)).json();
+  assert.equal(metrics.steps[0][0], first, 'the chart starts where the stored history starts');
+  await shot(page, '09_training_after_reload');
+
+  await page.getByTestId('train-stop').click();
+  await until(async () => (await status()) === 'stopped', 30_000, 'the run to stop');
+  assert.deepEqual(consoleErrors.filter((e) => !/WebSocket/.test(e)), []);
+});
