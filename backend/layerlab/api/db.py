@@ -81,7 +81,7 @@ class GraphVersion(Base):
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
     project_id: Mapped[str] = mapped_column(ForeignKey("projects.id", ondelete="CASCADE"), index=True)
     version: Mapped[int] = mapped_column(Integer)
-    graph: Mapped[dict[str, Any]] = mapped_column(JSON)
+    graph: Mapped[dict[str, Any]] = mapped_column(JSON, deferred=True)  # lists never load it
     message: Mapped[str | None] = mapped_column(String(500), default=None)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
@@ -97,8 +97,8 @@ class Run(Base):
     )
     version: Mapped[int | None] = mapped_column(Integer, default=None)
     name: Mapped[str] = mapped_column(String(200), default="")
-    graph: Mapped[dict[str, Any]] = mapped_column(JSON)
-    config: Mapped[dict[str, Any]] = mapped_column(JSON)
+    graph: Mapped[dict[str, Any]] = mapped_column(JSON, deferred=True)
+    config: Mapped[dict[str, Any]] = mapped_column(JSON, deferred=True)
     parent_run_id: Mapped[str | None] = mapped_column(String(32), default=None)
     status: Mapped[str] = mapped_column(String(16), default="queued", index=True)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)

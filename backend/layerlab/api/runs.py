@@ -56,9 +56,10 @@ def _json_safe(data: Any) -> Any:
 
 
 def default_executor(runs_dir: Path, max_concurrent: int) -> Any:
-    from layerlab.train.executor import LocalExecutor
+    """The executor ``LAYERLAB_EXECUTOR`` names (``local``, the default, or ``ray``)."""
+    from layerlab.cluster import make_executor
 
-    return LocalExecutor(runs_dir, max_concurrent=max_concurrent)
+    return make_executor(runs_dir=runs_dir, max_concurrent=max_concurrent)
 
 
 @dataclass

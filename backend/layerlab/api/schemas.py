@@ -175,7 +175,8 @@ class EpochRow(BaseModel):
 class Metrics(BaseModel):
     run_id: str
     status: RunStatus
-    last_seq: int = Field(description="Events up to this seq are included; stream the rest with after=last_seq.")
+    last_seq: int = Field(description="The seq of the last step or epoch event included; stream what follows "
+                          "with after=last_seq.")
     steps: list[tuple[int, float]] = Field(description="Every (step, training loss).")
     lr: list[tuple[int, float]] = Field(description="(step, learning rate) at each step event.")
     epochs: list[EpochRow]

@@ -65,10 +65,10 @@ async def run_events(
 ) -> None:
     """Every event of the run after ``after`` (stored first, then live), closing after the last."""
     run = await run_in_threadpool(_load_run, state, run_id)
+    await ws.accept()  # then close, so that a browser sees the code (a refused handshake shows none)
     if run is None:
         await ws.close(CLOSE_NOT_FOUND, "run not found")
         return
-    await ws.accept()
     watcher = state.hub.watch_run(run_id)  # subscribe before reading history: nothing falls between
     try:
         await _race(ws, _stream_run(ws, state, run_id, after, watcher))

@@ -180,7 +180,7 @@ def delete(run_id: str, session: SessionDep, state: StateDep) -> Response:
 def metrics(run_id: str, session: SessionDep, state: StateDep) -> Metrics:
     """The whole loss curve and the per-epoch metrics so far."""
     run = get_run(session, state, run_id)
-    events = state.runs.history(run_id)
+    events = state.runs.history(run_id, types=("step", "epoch"))
     steps: list[tuple[int, float]] = []
     lrs: list[tuple[int, float]] = []
     epochs: list[EpochRow] = []
