@@ -390,6 +390,16 @@ class Interleaved(nn.Module):
         return x
 
 
+class CalledTwice(nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.fc = nn.Linear(4, 4)
+        self.blk = nn.Sequential(nn.ReLU())
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.blk(self.fc(self.blk(x)))
+
+
 class Scaled(nn.Module):
     def __init__(self) -> None:
         super().__init__()
@@ -432,9 +442,11 @@ def test_unsupported_is_named(model: nn.Module, path: str, type_name: str, words
         (TwoInputs(), "", "more than one input"),
         (LeakyList(), "layers", "a Block has one output"),
         (Interleaved(), "layers", "ModuleList takes 2 inputs"),
+        (CalledTwice(), "blk", "called more than once"),
         (nn.Linear(4, 2), "", "wrap it in nn.Sequential"),
     ],
-    ids=["shared-weights", "unused-layer", "two-inputs", "leaky-block", "interleaved-list", "bare-layer"],
+    ids=["shared-weights", "unused-layer", "two-inputs", "leaky-block", "interleaved-list", "block-twice",
+         "bare-layer"],
 )
 def test_structure_errors_are_named(model: nn.Module, path: str, words: str) -> None:
     with pytest.raises(ModuleImportError) as info:

@@ -455,8 +455,8 @@ class _Importer:
             (isinstance(dims[0], fx.Node) and self.sizes.get(dims[0]) == _Size(0))
             or (dims[0] == -1 and all(isinstance(d, (int, fx.Node)) and d != -1 for d in dims[1:]))
         )
-        for d in dims[1:]:
-            if isinstance(d, fx.Node) and d not in self.sizes:
+        for d in dims[1:]:  # later sizes may read the sample's own dims, never the batch's
+            if isinstance(d, fx.Node) and self.sizes.get(d) in (None, _Size(0), _Size(None)):
                 batch_kept = False
         in_shape, out_shape = src_node.meta.get(_SHAPE), n.meta.get(_SHAPE)
         if not batch_kept or in_shape is None or out_shape is None:
