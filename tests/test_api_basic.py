@@ -311,3 +311,24 @@ def test_openapi_documents_the_graph_and_error_shapes(client: TestClient) -> Non
     }
     for path in ("/api/projects", "/api/runs", "/api/datasets", "/api/runs/{run_id}/finetune"):
         assert path in spec["paths"]
+
+
+def test_settings_from_environment(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    monkeypatch.setenv("LAYERLAB_DATA_DIR", str(tmp_path))
+    monkeypatch.setenv("LAYERLAB_TOKEN", "abc")
+    monkeypatch.setenv("LAYERLAB_ALLOWED_ORIGINS", "http://a.example, http://b.example")
+    monkeypatch.setenv("LAYERLAB_MAX_RUNS", "3")
+    monkeypatch.setenv("LAYERLAB_DEMO", "0")
+    s = Settings.from_env()
+    assert (s.data_dir, s.token, s.max_concurrent_runs, s.demo) == (tmp_path, "abc", 3, False)
+    assert s.allowed_origins == ["http://a.example", "http://b.example"]
+    assert s.db_url == f"sqlite:///{(tmp_path / 'layerlab.db').resolve()}"
+    monkeypatch.setenv("LAYERLAB_DATABASE_URL", "sqlite://")
+    assert Settings.from_env(data_dir=tmp_path / "x").db_url == "sqlite://"
+
+
+def test_in_memory_database_works(tmp_path: Path) -> None:
+    with make_client(tmp_path, database_url="sqlite://") as c:
+        pid = c.post("/api/projects", json={"name": "m"}).json()["id"]
+        assert c.get(f"/api/projects/{pid}").json()["name"] == "m"
+    assert not (tmp_path / "layerlab.db").exists()

@@ -34,7 +34,6 @@ log = logging.getLogger(__name__)
 def create_app(settings: Settings | None = None, *, executor_factory: ExecutorFactory | None = None) -> FastAPI:
     """A LayerLab server. ``settings`` default to the ``LAYERLAB_*`` environment variables."""
     settings = settings or Settings.from_env()
-    settings.data_dir.mkdir(parents=True, exist_ok=True)
     db = Database(settings.db_url)
     writer = EventWriter(db, interval_s=settings.event_flush_interval_s, batch=settings.event_flush_batch)
     hub = EventHub(queue_size=settings.ws_queue_size)
@@ -44,6 +43,7 @@ def create_app(settings: Settings | None = None, *, executor_factory: ExecutorFa
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        settings.data_dir.mkdir(parents=True, exist_ok=True)
         db.create_tables()
         orphans = manager.mark_orphans_failed()
         if orphans:
