@@ -105,6 +105,34 @@ class InceptionNet(nn.Module):
         return self.head(x.view(x.size(0), -1))
 
 
+class DenseLayer(nn.Module):
+    """DenseNet: the block's input is concatenated with what the block computes from it."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.conv = nn.Sequential(nn.BatchNorm2d(4), nn.ReLU(), nn.Conv2d(4, 2, 3, padding=1))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.cat([x, self.conv(x)], 1)
+
+
+class UNet(nn.Module):
+    """An encoder output skips over the bottleneck into the decoder."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.enc1 = nn.Sequential(nn.Conv2d(1, 4, 3, padding=1), nn.ReLU())
+        self.pool = nn.MaxPool2d(2)
+        self.enc2 = nn.Sequential(nn.Conv2d(4, 8, 3, padding=1), nn.ReLU())
+        self.up = nn.ConvTranspose2d(8, 4, 2, stride=2)
+        self.dec = nn.Conv2d(8, 2, 1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        e1 = self.enc1(x)  # (B, 4, 8, 8)
+        d = torch.cat([self.up(self.enc2(self.pool(e1))), e1], dim=1)  # (B, 8, 8, 8)
+        return self.dec(d)
+
+
 class Flattens(nn.Module):
     """The four ways of flattening a batch, with a functional add between two heads."""
 
@@ -261,6 +289,18 @@ def test_concat_branches() -> None:
     into_cat = [e.source for e in graph.edges if e.target == cat.id]
     assert into_cat == ["mixed_b1", "mixed_b3", "mixed_proj"]  # torch.cat's order
     assert {("mixed", "mixed_b1"), ("mixed", "mixed_b3"), ("mixed", "mixed_pool")} <= edges(graph)
+
+
+def test_dense_block_concatenates_its_input() -> None:
+    model = nn.Sequential(DenseLayer(), nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(6, 3))
+    graph = assert_round_trip(model, [4, 6, 6])
+    into_cat = [e.source for e in graph.edges if e.target == "layer_0_cat"]
+    assert into_cat == ["layer_0", "layer_0_conv"]  # the block input first, as torch.cat has it
+
+
+def test_unet_skip_across_blocks() -> None:
+    graph = assert_round_trip(UNet(), [1, 8, 8])
+    assert {("enc1", "pool"), ("enc1", "cat"), ("up", "cat")} <= edges(graph)
 
 
 @pytest.mark.parametrize("how", ["torch.flatten", "method", "view", "reshape"])
