@@ -180,3 +180,7 @@ def test_one_run_per_gpu_and_fifo_positions(tmp_path: Path, monkeypatch: pytest.
     ex._schedule()  # noqa: SLF001
     assert started[-1] == ("f", "cpu")  # a CPU run does not wait behind a GPU run
     assert ex.state("e") == "queued"
+    for run in ex._runs.values():  # noqa: SLF001 - no real processes to end
+        run.process = None
+    ex.shutdown()
+    assert ex.history("e")[-1].type == "run_stopped"  # a queued run ends with the executor

@@ -43,7 +43,7 @@ from .events import (
 )
 from .executor import Executor, LocalExecutor, RunState
 from .spec import ModelSpec, RunSetupError, check_data, spec_from_graph
-from .trainer import RunOutcome, Trainer, train, train_spec
+from .trainer import RunOutcome, Trainer, frozen_batchnorms, resolve_device, set_train_mode, train, train_spec
 
 __all__ = [
     "ArrayDataset",
@@ -86,6 +86,7 @@ __all__ = [
     "UploadRef",
     "WarningEvent",
     "check_data",
+    "frozen_batchnorms",
     "is_terminal",
     "load_dataset",
     "parse_event",
@@ -93,6 +94,8 @@ __all__ = [
     "read_meta",
     "read_state",
     "read_weights",
+    "resolve_device",
+    "set_train_mode",
     "spec_from_graph",
     "train",
     "train_spec",

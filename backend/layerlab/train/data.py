@@ -157,7 +157,7 @@ def blobs(n: int, *, num_classes: int, noise: float, rng: np.random.Generator) -
     return _shuffled("blobs", np.concatenate(xs), np.concatenate(ys), rng, [f"blob {c}" for c in range(num_classes)])
 
 
-SIGNAL_NAMES = ["sine", "square", "sawtooth", "triangle", "bump", "pulse", "chirp", "damped", "two bumps", "fast sine"]
+SIGNAL_NAMES = ("sine", "square", "sawtooth", "triangle", "bump", "pulse", "chirp", "damped", "two bumps", "fast sine")
 
 
 def _signal_template(kind: int, t: np.ndarray) -> np.ndarray:
@@ -199,7 +199,7 @@ def signals(n: int, *, num_classes: int, length: int, noise: float, rng: np.rand
         rows += rng.normal(0.0, noise, (m, length))
         xs.append(rows[:, None, :])  # (m, 1, L)
         ys.append(np.full(m, c))
-    return _shuffled("signals", np.concatenate(xs), np.concatenate(ys), rng, SIGNAL_NAMES[:num_classes])
+    return _shuffled("signals", np.concatenate(xs), np.concatenate(ys), rng, list(SIGNAL_NAMES[:num_classes]))
 
 
 # --- uploads -------------------------------------------------------------------------------------

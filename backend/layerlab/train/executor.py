@@ -8,6 +8,7 @@ interface without touching the trainer: the trainer only needs ``emit`` and a ``
 
 from __future__ import annotations
 
+import atexit
 import logging
 import multiprocessing as mp
 import os
@@ -164,6 +165,9 @@ class LocalExecutor(Executor):
         self._waiting: list[str] = []
         self._subscribers: list[tuple[str | None, Subscriber]] = []
         self._closed = False
+        # Worker processes are not daemons (their DataLoaders may start workers of their own), so
+        # an interpreter exiting without shutdown() would wait for every run to end.
+        atexit.register(self.shutdown)
 
     # --- events ---------------------------------------------------------------------------------
 
@@ -426,6 +430,7 @@ class LocalExecutor(Executor):
             if self._closed:
                 return
             self._closed = True  # nothing starts from here on
+            atexit.unregister(self.shutdown)
             for run_id in list(self._waiting):
                 self._waiting.remove(run_id)
                 self._deliver(self._runs[run_id], RunStopped(run_id=run_id, step=0, epoch=0, checkpoint=None))

@@ -89,7 +89,7 @@ class LayerProbe:
         for path, module in self.relus:
             self._handles.append(module.register_forward_hook(self._dead_hook(path)))
 
-    def _dead_hook(self, path: str):  # noqa: ANN202 - a torch hook
+    def _dead_hook(self, path: str) -> Callable[[nn.Module, tuple[torch.Tensor, ...], torch.Tensor], None]:
         def hook(_module: nn.Module, _inputs: tuple[torch.Tensor, ...], output: torch.Tensor) -> None:
             with torch.no_grad():
                 out = output.detach()
