@@ -108,24 +108,35 @@ def test_a_run_streams_its_events_from_its_actor(executor: RayExecutor, tmp_path
     assert gpus_free_eventually(1.0)
 
 
-def test_a_second_run_queues_while_the_gpu_is_busy(executor: RayExecutor) -> None:
-    executor.submit("holder", GRAPH, CONFIG)
-    executor.pause("holder")  # holds the fake GPU until resumed
+def test_runs_queue_while_the_gpu_is_busy(executor: RayExecutor) -> None:
+    executor.submit("holder", GRAPH, {**CONFIG, "epochs": 100})
+    executor.pause("holder")  # holds the fake GPU until stopped
     wait_for(executor, "holder", "run_paused")
     where = ray.get(executor.actor("holder").where.remote(), timeout=TIMEOUT)
     assert where["gpu_ids"] == ["0"], "the run's actor holds the GPU"
 
-    executor.submit("waiter", GRAPH, CONFIG)
-    queued = wait_for(executor, "waiter", "run_queued")
-    assert queued.position == 1
+    for run_id in ("waiter", "dropped", "killed"):
+        executor.submit(run_id, GRAPH, CONFIG)
+    assert [wait_for(executor, r, "run_queued").position for r in ("waiter", "dropped", "killed")] == [1, 2, 3]
     assert executor.state("waiter") == "queued"
     assert executor.actor("waiter") is None
     time.sleep(1.5)  # several scheduler ticks: still no free GPU, so still queued
     assert executor.state("waiter") == "queued"
 
-    executor.resume("holder")
-    assert list(executor.events("holder", timeout=TIMEOUT))[-1].type == "run_finished"
-    waiter = list(executor.events("waiter", timeout=TIMEOUT))
+    # Queued runs stop and die without ever starting; the ones behind move up.
+    executor.stop("dropped")
+    assert [e.type for e in executor.history("dropped")] == ["run_queued", "run_stopped"]
+    assert executor.history("killed")[-1].position == 2
+    executor.kill("killed")
+    assert executor.history("killed")[-1].reason == "killed"
+    assert executor.history("waiter")[-1].position == 1
+
+    executor.stop("holder")  # a paused run stops too, and keeps a checkpoint
+    end = list(executor.events("holder", timeout=TIMEOUT))[-1]
+    assert end.type == "run_stopped"
+    assert read_weights(end.checkpoint)
+
+    waiter = list(executor.events("waiter", timeout=TIMEOUT))  # the freed GPU goes to the first in line
     assert [e.type for e in waiter][:2] == ["run_queued", "run_started"]
     assert waiter[-1].type == "run_finished"
 
@@ -152,27 +163,6 @@ def test_a_dead_actor_fails_its_run_and_frees_the_gpu(executor: RayExecutor) -> 
     assert executor.state("next") == "failed"
     assert sum(1 for e in executor.history("next") if is_terminal(e)) == 1
     assert gpus_free_eventually(1.0)
-
-
-def test_queued_runs_stop_and_die_before_they_start(executor: RayExecutor) -> None:
-    executor.submit("busy", GRAPH, {**CONFIG, "epochs": 100})
-    executor.pause("busy")
-    wait_for(executor, "busy", "run_paused")
-    executor.submit("q1", GRAPH, CONFIG)
-    executor.submit("q2", GRAPH, CONFIG)
-    assert wait_for(executor, "q2", "run_queued").position == 2
-    executor.stop("q1")
-    assert executor.history("q1")[-1].type == "run_stopped"
-    assert wait_for(executor, "q2", "run_queued").position in (1, 2)
-    assert executor.history("q2")[-1].position == 1, "q2 moved up"
-    executor.kill("q2")
-    assert executor.history("q2")[-1].reason == "killed"
-    assert executor.actor("q2") is None, "never started"
-
-    executor.stop("busy")  # a paused run stops too, and keeps a checkpoint
-    end = list(executor.events("busy", timeout=TIMEOUT))[-1]
-    assert end.type == "run_stopped"
-    assert read_weights(end.checkpoint)
 
 
 def test_data_parallel_run_on_ray(executor: RayExecutor) -> None:
