@@ -15,6 +15,8 @@ from layerlab.train import (
     Control,
     ModelSpec,
     RunConfig,
+    RunSetupError,
+    check_run,
     read_weights,
     train,
     train_spec,
@@ -344,3 +346,12 @@ def test_conv1d_on_signals(tmp_path: Path) -> None:
     events = _run(graph, cfg, tmp_path)
     assert events[-1].type == "run_finished", events[-1]
     assert _of(events, "epoch")[-1].val_accuracy > 0.5  # chance is 0.1
+
+
+def test_check_run_before_submitting() -> None:
+    assert check_run(mlp(), RunConfig.model_validate({**BLOBS, "epochs": 1})) == []
+    with pytest.raises(RunSetupError) as info:
+        check_run(mlp(classes=3), RunConfig.model_validate({**BLOBS, "epochs": 1}))
+    assert info.value.node == "fc2" and info.value.hint == "set fc2's out_features to 4"
+    nll = RunConfig.model_validate({**BLOBS, "epochs": 1, "loss": {"name": "nll"}})
+    assert "LogSoftmax" in check_run(mlp(), nll)[0]

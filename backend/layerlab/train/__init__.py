@@ -42,7 +42,7 @@ from .events import (
     parse_event,
 )
 from .executor import Executor, LocalExecutor, RunState
-from .spec import ModelSpec, RunSetupError, check_data, spec_from_graph
+from .spec import ModelSpec, RunSetupError, check_data, check_run, spec_from_graph
 from .trainer import RunOutcome, Trainer, frozen_batchnorms, resolve_device, set_train_mode, train, train_spec
 
 __all__ = [
@@ -86,6 +86,7 @@ __all__ = [
     "UploadRef",
     "WarningEvent",
     "check_data",
+    "check_run",
     "frozen_batchnorms",
     "is_terminal",
     "load_dataset",

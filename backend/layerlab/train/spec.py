@@ -173,3 +173,12 @@ def check_data(spec: ModelSpec, ds: ArrayDataset, loss: LossConfig) -> list[str]
                 node=spec.head_node,
             )
     return warnings
+
+
+def check_run(graph: Any, config: RunConfig) -> list[str]:
+    """Everything a run checks before training, without training: the graph, the dataset, and the
+    two against each other. Raises RunSetupError (or DatasetError); returns warnings."""
+    from .data import load_dataset  # noqa: PLC0415 - keeps this module light for importers
+
+    spec = spec_from_graph(graph, config)
+    return check_data(spec, load_dataset(config.data, seed=config.seed), config.loss)
