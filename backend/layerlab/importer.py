@@ -151,7 +151,10 @@ class _Shapes(fx.Interpreter):
     """Runs the traced graph once, noting each tensor's shape (torch's ShapeProp, without its
     seconds of first-call imports)."""
 
+    current: fx.Node | None = None
+
     def run_node(self, n: fx.Node) -> Any:
+        self.current = n
         out = super().run_node(n)
         if isinstance(out, torch.Tensor):
             n.meta[_SHAPE] = tuple(out.shape)
@@ -218,6 +221,7 @@ class _Importer:
         self.value: dict[fx.Node, str] = {}  # fx value → producer key
         self.sizes: dict[fx.Node, _Size | tuple[int, ...]] = {}  # size helpers for view/reshape
         self.out_key: str = INPUT_KEY
+        self.paths: dict[str, str] = {}  # graph node id → module path, for messages
 
     # -- 1. trace ----------------------------------------------------------------------------
 
@@ -268,13 +272,17 @@ class _Importer:
         floats = [t.dtype for t in tensors if t.is_floating_point()]
         dtype = torch.int64 if self.dtype == "int64" else (floats[0] if floats else torch.float32)
         x = torch.zeros((2, *self.shape), dtype=dtype, device=device)
+        probe = _Shapes(gm)
         try:
             self.module.eval()
             with torch.no_grad():
-                _Shapes(gm).run(x)
+                probe.run(x)
         except Exception as e:
+            n = probe.current
+            path = str(n.target) if n is not None and n.op == "call_module" else (_container(n) if n else "")
+            reason = str(e).strip().split("\n\n")[0]  # fx appends the whole graph; the cause comes first
             raise ModuleImportError(
-                "", f"forward() fails on an input of shape {tuple(x.shape)} ({self.dtype}): {e}"
+                path, f"forward() fails on an input of shape {tuple(x.shape)} ({self.dtype}): {reason}"
             ) from e
         finally:
             for m, mode in modes.items():
