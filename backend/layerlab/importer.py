@@ -211,6 +211,8 @@ def from_module(
 
 
 class _Importer:
+    """One import: trace, screen, probe shapes, translate, assemble, then check against the module."""
+
     def __init__(self, module: nn.Module, shape: tuple[int, ...], dtype: str, name: str) -> None:
         self.module = module
         self.shape = shape
@@ -219,7 +221,7 @@ class _Importer:
         self.leaves = _catalog_classes()
         self.nodes: dict[str, _Node] = {}  # key → node, in forward order
         self.value: dict[fx.Node, str] = {}  # fx value → producer key
-        self.sizes: dict[fx.Node, _Size | tuple[int, ...]] = {}  # size helpers for view/reshape
+        self.sizes: dict[fx.Node, _Size] = {}  # size helpers, for view/reshape arguments only
         self.out_key: str = INPUT_KEY
         self.paths: dict[str, str] = {}  # graph node id → module path, for messages
 
