@@ -355,3 +355,24 @@ def test_check_run_before_submitting() -> None:
     assert info.value.node == "fc2" and info.value.hint == "set fc2's out_features to 4"
     nll = RunConfig.model_validate({**BLOBS, "epochs": 1, "loss": {"name": "nll"}})
     assert "LogSoftmax" in check_run(mlp(), nll)[0]
+
+
+def test_layer_stats_name_nodes_inside_repeated_blocks(tmp_path: Path) -> None:
+    graph = {
+        "format": "layerlab.graph/1",
+        "nodes": [
+            _node("x", "Input", shape=[2]),
+            _node("blk", "Block", repeat=2),
+            _node("fc1", "Linear", parent="blk", out_features=8),
+            _node("act", "ReLU", parent="blk"),
+            _node("head", "Linear", out_features=4),
+            _node("y", "Output"),
+        ],
+        "edges": [{"source": s, "target": t} for s, t in
+                  [("x", "blk"), ("blk", "fc1"), ("fc1", "act"), ("act", "blk"), ("blk", "head"), ("head", "y")]],
+    }
+    events = _run(graph, {**BLOBS, "max_steps": 2, "layer_stats_every": 1}, tmp_path)
+    layers = _of(events, "layer_stats")[0].layers
+    assert sorted((s.node, s.path) for s in layers) == [
+        ("act", "blk.0.act"), ("act", "blk.1.act"), ("fc1", "blk.0.fc1"), ("fc1", "blk.1.fc1"), ("head", "head"),
+    ]
