@@ -376,3 +376,13 @@ def test_layer_stats_name_nodes_inside_repeated_blocks(tmp_path: Path) -> None:
     assert sorted((s.node, s.path) for s in layers) == [
         ("act", "blk.0.act"), ("act", "blk.1.act"), ("fc1", "blk.0.fc1"), ("fc1", "blk.1.fc1"), ("head", "head"),
     ]
+
+
+def test_init_scheme_reaches_the_compiler() -> None:
+    from layerlab.train import spec_from_graph
+
+    zeros = spec_from_graph(mlp(), RunConfig.model_validate({**BLOBS, "epochs": 1, "init": "zeros"})).build()
+    assert torch.count_nonzero(zeros.get_submodule("fc1").weight) == 0
+    normal = RunConfig.model_validate({**BLOBS, "epochs": 1, "init": {"scheme": "normal", "std": 0.5}})
+    weight = spec_from_graph(mlp(), normal).build().get_submodule("fc1").weight
+    assert 0.4 < float(weight.detach().std()) < 0.6
