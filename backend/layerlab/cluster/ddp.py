@@ -189,6 +189,8 @@ def _rank_main(
     def sink(event: Event) -> None:
         if event.type == "run_started":  # say that this run is data-parallel, and on what
             event = event.model_copy(update={"device": f"{event.device} x{world} (ddp, {backend})"})
+        elif event.type == "step":  # the ranks move in lockstep: the run's rate is world x rank 0's
+            event = event.model_copy(update={"samples_per_s": event.samples_per_s * world})
         events.put(event.model_dump())
 
     emit: Emit = sink if rank == 0 else (lambda event: None)

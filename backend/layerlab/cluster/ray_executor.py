@@ -240,9 +240,12 @@ class RayExecutor(Executor):
         """Queue a run. Besides the RunConfig, a config dict may carry ``devices: N`` (data-parallel
         on N GPUs of one node, or N CPU processes) until RunConfig has that field."""
         raw = config.model_dump(mode="json") if isinstance(config, RunConfig) else dict(config)
-        devices = int(raw.pop("devices", None) or 1)
-        cfg = RunConfig.model_validate(raw)
-        devices = int(getattr(cfg, "devices", None) or devices)
+        if "devices" in RunConfig.model_fields:
+            cfg = RunConfig.model_validate(raw)
+            devices = int(cfg.devices)  # type: ignore[attr-defined]
+        else:
+            devices = int(raw.pop("devices", None) or 1)
+            cfg = RunConfig.model_validate(raw)
         if devices < 1:
             raise ValueError(f"devices must be at least 1; received {devices}")
         if hasattr(graph, "model_dump"):
