@@ -61,7 +61,10 @@ class Executor(ABC):
     @abstractmethod
     def subscribe(self, callback: Subscriber, *, run_id: str | None = None, replay: bool = False) -> Callable[[], None]:
         """Call ``callback(event)`` for every event (of one run, if given); ``replay`` first
-        delivers the events already seen. Returns a function that unsubscribes."""
+        delivers the events already seen. Returns a function that unsubscribes.
+
+        Callbacks run on the executor's threads, one event at a time in seq order per run; they
+        should return quickly and must not wait on a thread that is calling into the executor."""
 
     @abstractmethod
     def state(self, run_id: str) -> RunState:
