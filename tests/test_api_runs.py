@@ -22,7 +22,7 @@ QUICK = {"max_steps": 12, "epochs": 1, "layer_stats_every": 5, "data": {"dataset
 @pytest.fixture(scope="module")
 def client(tmp_path_factory: pytest.TempPathFactory):
     data = tmp_path_factory.mktemp("server")
-    with TestClient(create_app(Settings(data_dir=data, max_concurrent_runs=2))) as c:
+    with TestClient(create_app(Settings(data_dir=data, max_concurrent_runs=3))) as c:
         yield c
 
 
@@ -49,8 +49,13 @@ def start(client: TestClient, project: str, config: dict[str, Any]) -> str:
 
 @pytest.fixture(scope="module")
 def runs(client: TestClient, demo: str) -> dict[str, str]:
-    """Two runs at once (two worker slots): one that trains, one whose data does not fit the graph."""
-    return {"ok": start(client, demo, QUICK), "bad": start(client, demo, {**QUICK, "data": {"dataset": "iris"}})}
+    """Three runs at once (three worker slots): one that trains, one whose data does not fit the
+    graph, and a long one to pause, resume and stop."""
+    return {
+        "ok": start(client, demo, QUICK),
+        "bad": start(client, demo, {**QUICK, "data": {"dataset": "iris"}}),
+        "long": start(client, demo, {"epochs": 500, "data": {"dataset": "digits", "batch_size": 16}}),
+    }
 
 
 @pytest.fixture(scope="module")
@@ -73,7 +78,7 @@ def test_metrics_match_the_stream(client: TestClient, finished_run: tuple) -> No
     metrics = client.get(f"/api/runs/{run_id}/metrics").json()
     streamed = [p for e in events if e["type"] == "step" for p in e["points"]]
     assert metrics["steps"] == streamed and [p[0] for p in streamed] == list(range(1, 13))
-    assert metrics["last_seq"] == events[-1]["seq"]
+    assert metrics["last_seq"] == [e["seq"] for e in events if e["type"] in ("step", "epoch")][-1]
 
 
 def test_checkpoint_is_safetensors_of_the_graph(client: TestClient, finished_run: tuple) -> None:
@@ -94,8 +99,8 @@ def test_finetune_starts_from_the_weights(client: TestClient, finished_run: tupl
     assert client.get(f"/api/runs/{child}").json()["parent_run_id"] == run_id
 
 
-def test_pause_resume_stop_a_live_run(client: TestClient, demo: str) -> None:
-    run_id = start(client, demo, {"epochs": 200, "data": {"dataset": "digits", "batch_size": 16}})
+def test_pause_resume_stop_a_live_run(client: TestClient, runs: dict[str, str]) -> None:
+    run_id = runs["long"]
     seen: list[str] = []
     with client.websocket_connect(f"/api/runs/{run_id}/events") as ws:
         def until(kind: str) -> dict[str, Any]:
