@@ -282,6 +282,10 @@ def test_token_required_when_set(tmp_path: Path) -> None:
         assert c.get("/api/projects", headers={"Authorization": "Bearer nope"}).status_code == 401
         assert c.get("/api/projects", headers={"Authorization": "Bearer s3cret"}).status_code == 200
         assert c.post("/api/graphs/report", json=demo_graph()).status_code == 401
+        # ?token= only where a browser cannot send a header: checkpoint download links.
+        assert c.get("/api/projects?token=s3cret").status_code == 401
+        assert c.get("/api/runs/nope/checkpoint?token=s3cret").json() == {"detail": "run not found"}
+        assert c.get("/api/runs/nope/checkpoint?token=bad").status_code == 401
 
 
 def test_foreign_origin_cannot_write(client: TestClient) -> None:

@@ -41,8 +41,10 @@ def get_session(state: Annotated[AppState, Depends(get_state)]) -> Iterator[Sess
 
 
 def require_token(conn: HTTPConnection, state: Annotated[AppState, Depends(get_state)]) -> None:
-    """HTTP: ``Authorization: Bearer <LAYERLAB_TOKEN>`` when a token is set."""
-    if not token_ok(conn, state.settings, allow_query=False):
+    """HTTP: ``Authorization: Bearer <LAYERLAB_TOKEN>`` when a token is set. A checkpoint download
+    may pass ``?token=`` instead, since a browser's download link cannot set headers."""
+    download = conn.scope.get("method") == "GET" and conn.url.path.endswith("/checkpoint")
+    if not token_ok(conn, state.settings, allow_query=download):
         raise HTTPException(status.HTTP_401_UNAUTHORIZED, "missing or wrong token",
                             headers={"WWW-Authenticate": "Bearer"})
 
