@@ -122,12 +122,52 @@ test('grouping into a block and freezing it drops the trainable count', async ()
   await until(async () => page.locator('.react-flow__node[data-id="conv2d_1"]').isVisible(), 3000, 'expanded');
 });
 
+test('copy and paste a layer; the shortcut help opens with ?', async () => {
+  await page.locator('.react-flow__node[data-id="linear_1"]').click();
+  await page.keyboard.press('Control+c');
+  await page.keyboard.press('Control+v');
+  await page.locator('.react-flow__node[data-id="linear_2"]').waitFor();
+  // The pasted copy is selected; Delete removes it again.
+  await page.keyboard.press('Delete');
+  await until(async () => (await page.locator('.react-flow__node[data-id="linear_2"]').count()) === 0, 3000, 'the copy removed');
+  await page.keyboard.press('?');
+  await page.getByTestId('help-overlay').waitFor();
+  await shot(page, '07_shortcut_help');
+  await page.keyboard.press('Escape');
+  await until(async () => (await page.getByTestId('help-overlay').count()) === 0, 3000, 'help closed');
+});
+
+test('save a version in the projects panel', async () => {
+  await page.getByTestId('tab-projects').click();
+  await page.getByRole('button', { name: 'Save', exact: true }).last().click();
+  await until(async () => (await page.getByTestId('projects').textContent()).includes('version 2'), 5000, 'version 2 saved');
+  await shot(page, '08_projects');
+});
+
 test('code view shows the generated PyTorch code', async () => {
   await page.getByTestId('tab-code').click();
   await until(async () => (await page.getByTestId('code').textContent()).includes('nn.Conv2d'), 10_000, 'python code');
   const code = await page.getByTestId('code').textContent();
   assert.match(code, /\('conv2d_1', nn\.Conv2d\(1, 16, kernel_size=3, padding=1\)\)/);
   assert.ok((await page.locator('.code .tok-kw').count()) > 3, 'keywords are highlighted');
-  await shot(page, '06_code_view');
+  await shot(page, '09_code_view');
   assert.deepEqual(consoleErrors, []);
+});
+
+test('every template from examples/ opens as a valid graph', async () => {
+  await page.getByTestId('tab-projects').click();
+  const keys = await page.locator('[data-testid^="template-"]').evaluateAll((els) => els.map((e) => e.dataset.testid.slice('template-'.length)));
+  assert.ok(keys.length >= 6, `templates found: ${keys}`);
+  for (const key of keys) {
+    await page.getByTestId(`template-${key}`).click();
+    await until(async () => (await page.locator('.top-bar .project').textContent()).startsWith(`${key} v1`), 5000, `${key} opened`);
+    await until(
+      async () => (await page.getByTestId('report-pending').count()) === 0 && (await page.getByTestId('status-valid').textContent()).includes('✓ valid'),
+      10_000,
+      `${key} valid`,
+    );
+    assert.equal(await page.locator('.has-error').count(), 0, `${key} has no node errors`);
+    if (key === 'resnet_mini') await shot(page, '13_template_resnet_mini');
+    if (key === 'concat_branch') await shot(page, '14_template_concat_branch');
+  }
 });

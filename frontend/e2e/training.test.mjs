@@ -42,14 +42,14 @@ test('train on digits: the loss chart receives points; stop ends the run', async
   assert.equal(await status(), 'running');
   // Per-layer statistics reach the canvas (tint and dead-ReLU share).
   await until(async () => (await page.locator('.react-flow__node[data-id="relu1"] .live-badges .dead').count()) > 0, 30_000, 'dead-ReLU badge');
-  await shot(page, '07_training_live');
+  await shot(page, '10_training_live');
 
   await page.getByTestId('train-stop').click();
   await until(async () => (await status()) === 'stopped', 30_000, 'the run to stop');
   const n = await points();
   await new Promise((r) => setTimeout(r, 1000));
   assert.equal(await points(), n, 'no points after the stop');
-  await shot(page, '08_training_stopped');
+  await shot(page, '11_training_stopped');
 });
 
 test('reloading mid-run continues the curve with no gap', async () => {
@@ -72,7 +72,7 @@ test('reloading mid-run continues the curve with no gap', async () => {
   assert.equal(await points(), last - first + 1, `every step from ${first} to ${last} is on the chart, once`);
   const metrics = await (await fetch(`${backend.url}/api/runs/${runId}/metrics`)).json();
   assert.equal(metrics.steps[0][0], first, 'the chart starts where the stored history starts');
-  await shot(page, '09_training_after_reload');
+  await shot(page, '12_training_after_reload');
 
   await page.getByTestId('train-stop').click();
   await until(async () => (await status()) === 'stopped', 30_000, 'the run to stop');

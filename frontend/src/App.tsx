@@ -25,6 +25,7 @@ const TABS: [Tab, string][] = [
 function TopBar({ onHelp }: { onHelp: () => void }) {
   const { fitView } = useReactFlow();
   const name = useEditor((s) => s.name);
+  const direction = useEditor((s) => s.direction);
   const canUndo = useEditor((s) => s.history.past.length > 0);
   const canRedo = useEditor((s) => s.history.future.length > 0);
   const project = useProject((s) => s.projectName);
@@ -47,6 +48,9 @@ function TopBar({ onHelp }: { onHelp: () => void }) {
       </button>
       <button type="button" onClick={editor.layout} title="Auto-layout (L)" data-testid="layout">
         Layout
+      </button>
+      <button type="button" onClick={editor.toggleDirection} title="Flow direction: top→bottom or left→right (re-layouts)" data-testid="direction">
+        {direction === 'TB' ? '↓' : '→'}
       </button>
       <button type="button" onClick={() => void fitView({ padding: 0.15, duration: 200 })} title="Fit view (F)">
         Fit

@@ -764,7 +764,7 @@ export interface components {
             status: "queued" | "running" | "paused" | "finished" | "failed" | "stopped";
             /**
              * Last Seq
-             * @description Events up to this seq are included; stream the rest with after=last_seq.
+             * @description The seq of the last step or epoch event included; stream what follows with after=last_seq.
              */
             last_seq: number;
             /**

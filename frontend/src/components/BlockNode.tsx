@@ -2,7 +2,7 @@
 import { Handle, type NodeProps, NodeResizer, Position } from '@xyflow/react';
 import { memo } from 'react';
 import type { GraphError } from '../api/types';
-import type { BlockFlowNode } from '../graph/kinds';
+import { type BlockFlowNode, INNER_IN, INNER_OUT } from '../graph/kinds';
 import { formatCount, formatShape } from '../lib/format';
 import { editor, useEditor } from '../state/editorStore';
 import { FreezeToggle, NodeErrors } from './LayerNode';
@@ -14,6 +14,7 @@ function BlockNodeView({ id, data, selected }: NodeProps<BlockFlowNode>) {
   const errors = useEditor((s) => s.nodeErrors[id]) ?? NO_ERRORS;
   const inherited = useEditor((s) => Boolean(s.frozenInherited[id]));
   const childCount = useEditor((s) => s.nodes.reduce((k, n) => k + (n.parentId === id ? 1 : 0), 0));
+  const lr = useEditor((s) => s.direction === 'LR');
   const repeat = Number(data.params.repeat ?? 1);
   const residual = Boolean(data.params.residual);
   const frozen = data.frozen || inherited;
@@ -23,7 +24,14 @@ function BlockNodeView({ id, data, selected }: NodeProps<BlockFlowNode>) {
   return (
     <div className={cls} data-testid={`node-${id}`} data-op="Block">
       {!data.collapsed && <NodeResizer isVisible={selected} minWidth={200} minHeight={100} />}
-      <Handle type="target" position={Position.Top} />
+      <Handle type="target" position={lr ? Position.Left : Position.Top} />
+      {/* Inside the frame: explicit entry (block → child) and exit (child → block) edges. */}
+      {!data.collapsed && (
+        <>
+          <Handle type="source" id={INNER_IN} className="inner" position={lr ? Position.Left : Position.Top} style={lr ? { left: 10 } : { top: 52 }} />
+          <Handle type="target" id={INNER_OUT} className="inner" position={lr ? Position.Right : Position.Bottom} style={lr ? { right: 10 } : { bottom: 10 }} />
+        </>
+      )}
       <div className="block-head">
         <button
           type="button"
@@ -59,7 +67,7 @@ function BlockNodeView({ id, data, selected }: NodeProps<BlockFlowNode>) {
         {data.collapsed && <span className="muted">{childCount} layers</span>}
       </div>
       <NodeErrors errors={errors} />
-      <Handle type="source" position={Position.Bottom} />
+      <Handle type="source" position={lr ? Position.Right : Position.Bottom} />
     </div>
   );
 }

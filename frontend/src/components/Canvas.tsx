@@ -4,11 +4,12 @@ import {
   MiniMap,
   type NodeTypes,
   ReactFlow,
+  useNodesInitialized,
   useReactFlow,
   type OnConnect,
   type Connection,
 } from '@xyflow/react';
-import { useCallback, useEffect, type DragEvent } from 'react';
+import { useCallback, useEffect, useState, type DragEvent } from 'react';
 import type { OpName } from '../api/types';
 import { type FlowNode, isBlock } from '../graph/kinds';
 import { editor, useEditor } from '../state/editorStore';
@@ -29,10 +30,14 @@ export function Canvas() {
   const loadCount = useEditor((s) => s.loadCount);
   const { screenToFlowPosition, getIntersectingNodes, fitView, getInternalNode } = useReactFlow<FlowNode>();
 
+  // Fit the view once a newly loaded graph's nodes have been measured.
+  const initialized = useNodesInitialized();
+  const [fitted, setFitted] = useState(-1);
   useEffect(() => {
-    const t = setTimeout(() => void fitView({ padding: 0.15, duration: 200 }), 50);
-    return () => clearTimeout(t);
-  }, [loadCount, fitView]);
+    if (!initialized || fitted === loadCount) return;
+    setFitted(loadCount);
+    void fitView({ padding: 0.12, duration: 150 });
+  }, [initialized, loadCount, fitted, fitView]);
 
   const onDragOver = useCallback((e: DragEvent) => {
     if (e.dataTransfer.types.includes(DRAG_MIME)) {
@@ -96,6 +101,7 @@ export function Canvas() {
         minZoom={0.1}
         maxZoom={2}
         defaultEdgeOptions={{ type: 'smoothstep' }}
+        connectionRadius={30}
         proOptions={{ hideAttribution: true }}
         onlyRenderVisibleElements={nodes.length > 150}
       >

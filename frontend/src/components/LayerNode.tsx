@@ -83,6 +83,7 @@ function LayerNodeView({ id, data, selected }: NodeProps<LayerFlowNode>) {
   const errors = useEditor((s) => s.nodeErrors[id]) ?? NO_ERRORS;
   const inherited = useEditor((s) => Boolean(s.frozenInherited[id]));
   const live = useTraining((s) => s.layers[id]);
+  const lr = useEditor((s) => s.direction === 'LR');
   const frozen = data.frozen || inherited || Boolean(report?.frozen);
   const hasInput = (spec?.inputs.max ?? 1) > 0;
   const hasOutput = data.op !== 'Output';
@@ -92,7 +93,7 @@ function LayerNodeView({ id, data, selected }: NodeProps<LayerFlowNode>) {
   const formula = report?.formula?.join('\n');
   return (
     <div className={cls} data-testid={`node-${id}`} data-op={data.op} style={liveStyle(live)} title={spec?.help}>
-      {hasInput && <Handle type="target" position={Position.Top} />}
+      {hasInput && <Handle type="target" position={lr ? Position.Left : Position.Top} />}
       <div className="node-head">
         <span className="node-op">{data.op}</span>
         <span className="node-id">{data.label || id}</span>
@@ -110,7 +111,7 @@ function LayerNodeView({ id, data, selected }: NodeProps<LayerFlowNode>) {
       </div>
       <LiveBadges live={live} />
       <NodeErrors errors={errors} />
-      {hasOutput && <Handle type="source" position={Position.Bottom} />}
+      {hasOutput && <Handle type="source" position={lr ? Position.Right : Position.Bottom} />}
     </div>
   );
 }

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { analysisKey, flowToGraph, graphToFlow, parseGraphJson, sortParentsFirst } from './convert';
+import { analysisKey, flowToGraph, graphToFlow, inferDirection, parseGraphJson, sortParentsFirst } from './convert';
 import { smallCnn } from './fixtures';
 import type { GraphDoc } from '../api/types';
 
@@ -105,5 +105,27 @@ describe('sortParentsFirst', () => {
       { id: 'a' },
     ]);
     expect(out.map((n) => n.id)).toEqual(['a', 'b', 'c']);
+  });
+});
+
+describe('entry and exit edges of a block', () => {
+  const doc: GraphDoc = {
+    ...smallCnn,
+    edges: [...smallCnn.edges, { id: 'in', source: 'block_1', target: 'conv2d_2' }, { id: 'out', source: 'relu_1', target: 'block_1' }],
+  };
+  it('draw from the block\'s inner handles and round-trip without them', () => {
+    const flow = graphToFlow(doc);
+    expect(flow.edges.find((e) => e.id === 'in')!.sourceHandle).toBe('inner-in');
+    expect(flow.edges.find((e) => e.id === 'out')!.targetHandle).toBe('inner-out');
+    expect(flow.edges.find((e) => e.id === 'b')!.sourceHandle).toBeUndefined();
+    expect(flowToGraph(flow, doc.name)).toEqual(doc);
+  });
+});
+
+describe('inferDirection', () => {
+  it('reads the direction from saved positions', () => {
+    expect(inferDirection(smallCnn)).toBe('TB');
+    const lr: GraphDoc = { ...smallCnn, nodes: smallCnn.nodes.map((n) => ({ ...n, position: { x: n.position!.y, y: n.position!.x } })) };
+    expect(inferDirection(lr)).toBe('LR');
   });
 });

@@ -3,7 +3,7 @@
 // Positions: a node's `position` is React Flow's, i.e. relative to its block for a child.
 // Block sizes are not part of the format; they are recomputed from the children on load.
 import type { GraphDoc, GraphEdge, GraphNode } from '../api/types';
-import { type BlockFlowNode, type FlowEdge, type FlowGraph, type FlowNode, type LayerFlowNode, isBlock } from './kinds';
+import { type BlockFlowNode, type Direction, type FlowEdge, type FlowGraph, type FlowNode, INNER_IN, INNER_OUT, type LayerFlowNode, isBlock } from './kinds';
 import { autoLayout, fitBlocks } from './layout';
 
 export const GRAPH_FORMAT = 'layerlab.graph/1' as const;
@@ -47,6 +47,30 @@ function hiddenByCollapse(n: GraphNode, byId: Map<string, GraphNode>, collapsed:
 export interface ToFlowOptions {
   /** Blocks shown collapsed (an editor preference, not part of the format). */
   collapsed?: Iterable<string>;
+  /** Layout direction for a graph without positions (default: inferred, else top to bottom). */
+  direction?: Direction;
+}
+
+/** Left to right when the saved positions mostly run horizontally along the edges. */
+export function inferDirection(doc: GraphDoc): Direction {
+  const byId = new Map(doc.nodes.map((n) => [n.id, n] as const));
+  let dx = 0;
+  let dy = 0;
+  for (const e of doc.edges) {
+    const a = byId.get(e.source);
+    const b = byId.get(e.target);
+    if (!a?.position || !b?.position || a.parent !== b.parent) continue;
+    dx += Math.abs(b.position.x - a.position.x);
+    dy += Math.abs(b.position.y - a.position.y);
+  }
+  return dx > dy ? 'LR' : 'TB';
+}
+
+/** Entry (block → child) and exit (child → block) edges attach to the block's inner handles. */
+function innerHandles(e: GraphEdge, byId: Map<string, GraphNode>): { sourceHandle?: string; targetHandle?: string } {
+  if (byId.get(e.target)?.parent === e.source) return { sourceHandle: INNER_IN };
+  if (byId.get(e.source)?.parent === e.target) return { targetHandle: INNER_OUT };
+  return {};
 }
 
 export function graphToFlow(doc: GraphDoc, opts: ToFlowOptions = {}): FlowGraph {
@@ -84,9 +108,10 @@ export function graphToFlow(doc: GraphDoc, opts: ToFlowOptions = {}): FlowGraph 
     target: e.target,
     ...(e.sourceHandle ? { sourceHandle: e.sourceHandle } : {}),
     ...(e.targetHandle ? { targetHandle: e.targetHandle } : {}),
+    ...innerHandles(e, byId),
   }));
   const flow = { nodes: sortParentsFirst(nodes), edges };
-  if (needsLayout) return autoLayout(flow);
+  if (needsLayout) return autoLayout(flow, opts.direction ?? 'TB');
   return { nodes: fitBlocks(flow.nodes), edges };
 }
 
@@ -105,8 +130,9 @@ export function flowToGraph(flow: FlowGraph, name = 'model'): GraphDoc {
   });
   const edges: GraphEdge[] = flow.edges.map((e) => {
     const out: GraphEdge = { id: e.id, source: e.source, target: e.target };
-    if (e.sourceHandle) out.sourceHandle = e.sourceHandle;
-    if (e.targetHandle) out.targetHandle = e.targetHandle;
+    // The inner handles are the editor's drawing of entry/exit edges, not part of the graph.
+    if (e.sourceHandle && e.sourceHandle !== INNER_IN) out.sourceHandle = e.sourceHandle;
+    if (e.targetHandle && e.targetHandle !== INNER_OUT) out.targetHandle = e.targetHandle;
     return out;
   });
   return { format: GRAPH_FORMAT, name, nodes, edges };

@@ -108,8 +108,11 @@ describe('freeze and collapse', () => {
   it('collapse hides children; expand shows them', () => {
     const c = setCollapsed(flow(), 'block_1', true);
     expect(c.nodes.filter((n) => n.hidden).map((n) => n.id)).toEqual(['conv2d_2', 'relu_1']);
+    const block = (g: FlowGraph) => g.nodes.find((n) => n.id === 'block_1')!;
+    expect(block(c).height).toBe(84);
     const e = setCollapsed(c, 'block_1', false);
     expect(e.nodes.filter((n) => n.hidden)).toEqual([]);
+    expect(block(e).height).toBe(block(flow()).height);
   });
 });
 

@@ -5,6 +5,7 @@ import { allocateIds, nextId } from './ids';
 import { edgeId, sortParentsFirst } from './convert';
 import {
   BLOCK_PAD,
+  COLLAPSED_BLOCK,
   LAYER_SIZE,
   type BlockFlowNode,
   type FlowEdge,
@@ -75,7 +76,13 @@ export function removeEdges(g: FlowGraph, ids: Iterable<string>): FlowGraph {
 export function connect(g: FlowGraph, c: { source: string; target: string; sourceHandle?: string | null; targetHandle?: string | null }): FlowGraph {
   if (c.source === c.target) return g;
   if (g.edges.some((e) => e.source === c.source && e.target === c.target)) return g;
-  const edge: FlowEdge = { id: edgeId(c), source: c.source, target: c.target };
+  const edge: FlowEdge = {
+    id: edgeId(c),
+    source: c.source,
+    target: c.target,
+    ...(c.sourceHandle ? { sourceHandle: c.sourceHandle } : {}),
+    ...(c.targetHandle ? { targetHandle: c.targetHandle } : {}),
+  };
   return { nodes: g.nodes, edges: [...g.edges, edge] };
 }
 
@@ -251,7 +258,10 @@ export function setCollapsed(g: FlowGraph, blockId: string, collapsed: boolean):
     return false;
   };
   const nodes = g.nodes.map((n) => {
-    if (n.id === blockId && isBlock(n)) return { ...n, data: { ...n.data, collapsed } } as FlowNode;
+    if (n.id === blockId && isBlock(n)) {
+      const size = collapsed ? COLLAPSED_BLOCK : { width: n.width, height: n.height };
+      return { ...n, data: { ...n.data, collapsed }, width: size.width, height: size.height, style: { ...n.style, width: size.width, height: size.height } } as FlowNode;
+    }
     if (inside.has(n.id)) return { ...n, hidden: hidden(n) } as FlowNode;
     return n;
   });

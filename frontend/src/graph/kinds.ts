@@ -39,3 +39,10 @@ export const isBlock = (n: FlowNode): n is BlockFlowNode => n.type === 'block';
 export const LAYER_SIZE = { width: 190, height: 72 };
 export const BLOCK_PAD = { x: 24, top: 56, bottom: 20 };
 export const COLLAPSED_BLOCK = { width: 220, height: 84 };
+
+/** Which way data flows on the canvas: top to bottom or left to right (an editor preference). */
+export type Direction = 'TB' | 'LR';
+
+/** Block handles on the inside of the frame: block → child (entry) and child → block (exit). */
+export const INNER_IN = 'inner-in';
+export const INNER_OUT = 'inner-out';

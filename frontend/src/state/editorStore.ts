@@ -3,7 +3,7 @@
 import { applyEdgeChanges, applyNodeChanges, type EdgeChange, type NodeChange } from '@xyflow/react';
 import { create } from 'zustand';
 import type { Catalog, GraphDoc, GraphError, NodeReport, OpName, OpSpec, Report } from '../api/types';
-import { collapsedBlocks, flowToGraph, graphToFlow } from '../graph/convert';
+import { collapsedBlocks, flowToGraph, graphToFlow, inferDirection } from '../graph/convert';
 import {
   type Clipboard,
   addNode,
@@ -23,7 +23,7 @@ import {
   updateNodeData,
 } from '../graph/edit';
 import { nextId } from '../graph/ids';
-import type { FlowEdge, FlowGraph, FlowNode } from '../graph/kinds';
+import type { Direction, FlowEdge, FlowGraph, FlowNode } from '../graph/kinds';
 import { autoLayout, fitBlocks, overlapsSibling } from '../graph/layout';
 import { type History, canRedo, canUndo, createHistory, push, redo, replace, undo } from './history';
 
@@ -31,6 +31,7 @@ export interface EditorState {
   catalog: Catalog | null;
   ops: Record<string, OpSpec>;
   name: string;
+  direction: Direction;
   history: History<FlowGraph>;
   nodes: FlowNode[];
   edges: FlowEdge[];
@@ -55,6 +56,7 @@ export const useEditor = create<EditorState>()(() => ({
   catalog: null,
   ops: {},
   name: 'model',
+  direction: 'TB',
   history: createHistory(empty),
   nodes: [],
   edges: [],
@@ -120,9 +122,18 @@ export const editor = {
   },
 
   load(doc: GraphDoc, opts: { keepHistory?: boolean } = {}) {
-    const flow = graphToFlow(doc);
+    const direction = doc.nodes.every((n) => n.position) ? inferDirection(doc) : get().direction;
+    const flow = graphToFlow(doc, { direction });
     const history = opts.keepHistory ? push(get().history, flow) : createHistory(flow);
-    set({ ...show(history), name: doc.name || 'model', loadCount: get().loadCount + 1 });
+    set({ ...show(history), name: doc.name || 'model', direction, loadCount: get().loadCount + 1 });
+  },
+
+  /** Flips the flow direction (handles move) and lays the graph out again. */
+  toggleDirection() {
+    const direction: Direction = get().direction === 'TB' ? 'LR' : 'TB';
+    set({ direction });
+    commit(autoLayout(graph(), direction));
+    set({ loadCount: get().loadCount + 1 });
   },
 
   rename(name: string) {
@@ -214,7 +225,7 @@ export const editor = {
     }
     const blockId = r.blockId;
     // The new block is larger than its contents; if it now covers a neighbour, lay out again.
-    const grouped = overlapsSibling(r.graph.nodes, blockId) ? autoLayout(r.graph) : r.graph;
+    const grouped = overlapsSibling(r.graph.nodes, blockId) ? autoLayout(r.graph, get().direction) : r.graph;
     commit({ nodes: grouped.nodes.map((n) => ({ ...n, selected: n.id === blockId }) as FlowNode), edges: grouped.edges });
   },
 
@@ -265,7 +276,7 @@ export const editor = {
   },
 
   layout() {
-    commit(autoLayout(graph()));
+    commit(autoLayout(graph(), get().direction));
     set({ loadCount: get().loadCount + 1 });
   },
 

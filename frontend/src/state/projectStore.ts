@@ -86,7 +86,7 @@ export const projects = {
         return { projectId: p.id, version: p.latest_version };
       }
       const v = await api.projects.save(s.projectId, doc, message);
-      set({ version: v.version, savedJson: json, versions: await api.projects.versions(s.projectId) });
+      set({ version: v.version, savedJson: json, versions: await api.projects.versions(s.projectId), projects: await api.projects.list() });
       return { projectId: s.projectId, version: v.version };
     });
   },
