@@ -44,6 +44,14 @@ test('train on digits: the loss chart receives points; stop ends the run', async
   await until(async () => (await page.locator('.react-flow__node[data-id="relu1"] .live-badges .dead').count()) > 0, 30_000, 'dead-ReLU badge');
   await shot(page, '10_training_live');
 
+  await page.getByTestId('train-pause').click();
+  await until(async () => (await status()) === 'paused', 30_000, 'the run to pause');
+  const pausedAt = await lastX();
+  await new Promise((r) => setTimeout(r, 1000));
+  assert.equal(await lastX(), pausedAt, 'no steps while paused');
+  await page.getByTestId('train-resume').click();
+  await until(async () => (await lastX()) > pausedAt, 30_000, 'steps after resuming');
+
   await page.getByTestId('train-stop').click();
   await until(async () => (await status()) === 'stopped', 30_000, 'the run to stop');
   const n = await points();

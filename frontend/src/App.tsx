@@ -12,7 +12,7 @@ import { TrainingPanel } from './components/TrainingPanel';
 import { editor, useEditor } from './state/editorStore';
 import { projects, useProject } from './state/projectStore';
 import { startReportSync } from './state/reportWiring';
-import { training } from './state/trainingStore';
+import { training, watchRunList } from './state/trainingStore';
 
 type Tab = 'inspector' | 'code' | 'train' | 'projects';
 const TABS: [Tab, string][] = [
@@ -132,7 +132,11 @@ export function App() {
       .then((c) => editor.setCatalog(c as Parameters<typeof editor.setCatalog>[0]))
       .catch((e) => editor.notify(`Cannot load the catalog: ${e instanceof Error ? e.message : String(e)}`));
     void projects.restore().then(() => training.resume());
-    return stop;
+    const stopRunList = watchRunList();
+    return () => {
+      stop();
+      stopRunList();
+    };
   }, []);
   return (
     <ReactFlowProvider>

@@ -127,6 +127,13 @@ export function runEventsUrl(runId: string, after: number): string {
   return `${proto}//${window.location.host}/api/runs/${runId}/events?${q}`;
 }
 
+/** The websocket URL of run status changes (for the run list). */
+export function statusEventsUrl(): string {
+  const proto = window.location.protocol === 'https:' ? 'wss:' : 'ws:';
+  const t = token();
+  return `${proto}//${window.location.host}/api/events${t ? `?token=${encodeURIComponent(t)}` : ''}`;
+}
+
 export function downloadBlob(blob: Blob, filename: string): void {
   const url = URL.createObjectURL(blob);
   const a = document.createElement('a');

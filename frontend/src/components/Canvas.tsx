@@ -28,6 +28,7 @@ export function Canvas() {
   const nodes = useEditor((s) => s.nodes);
   const edges = useEditor((s) => s.edges);
   const loadCount = useEditor((s) => s.loadCount);
+  const direction = useEditor((s) => s.direction);
   const { screenToFlowPosition, getIntersectingNodes, fitView, getInternalNode } = useReactFlow<FlowNode>();
 
   // Fit the view once a newly loaded graph's nodes have been measured.
@@ -86,7 +87,7 @@ export function Canvas() {
   );
 
   return (
-    <div className="canvas" onDragOver={onDragOver} onDrop={onDrop} data-testid="canvas">
+    <div className={`canvas dir-${direction}`} onDragOver={onDragOver} onDrop={onDrop} data-testid="canvas">
       <ReactFlow<FlowNode>
         nodes={nodes}
         edges={edges}

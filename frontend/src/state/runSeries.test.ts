@@ -2,6 +2,7 @@ import { describe, expect, it } from 'vitest';
 import type { RunEvent } from '../api/types';
 import { applyEvents, emptySeries, smooth } from './runSeries';
 import { createFrameBatcher } from './frameBatcher';
+import { seriesFromMetrics } from './trainingStore';
 
 const step = (seq: number, points: [number, number][], lr = 0.01): RunEvent =>
   ({ type: 'step', run_id: 'r', seq, time: 0, step: points[points.length - 1][0], epoch: 1, points, lr, samples_per_s: 100 }) as RunEvent;
@@ -84,5 +85,23 @@ describe('frameBatcher', () => {
     expect(frames).toHaveLength(1);
     frames.shift()!();
     expect(batches).toEqual([[1, 2, 3], [4]]);
+  });
+});
+
+describe('seriesFromMetrics then live events', () => {
+  it('continues after the stored history without duplicates', () => {
+    const s = seriesFromMetrics('r', {
+      run_id: 'r',
+      status: 'running',
+      last_seq: 4,
+      steps: [[1, 2.0], [2, 1.9], [3, 1.8]],
+      lr: [[3, 0.01]],
+      epochs: [],
+    });
+    // The socket replays from after=last_seq; an overlapping event is ignored by seq.
+    applyEvents(s, [step(4, [[3, 1.8]]), step(5, [[4, 1.7], [5, 1.6]])]);
+    expect(s.stepX).toEqual([1, 2, 3, 4, 5]);
+    expect(s.gap).toBe(false);
+    expect(s.status).toBe('running');
   });
 });

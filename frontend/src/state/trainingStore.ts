@@ -3,7 +3,7 @@
 // listener set, once per animation frame; the store itself only changes for status, the step
 // counter and the per-layer stats the canvas tints nodes with.
 import { create } from 'zustand';
-import { api, runEventsUrl } from '../api/client';
+import { api, runEventsUrl, statusEventsUrl } from '../api/client';
 import type { DatasetList, Metrics, RunConfig, RunEvent, RunSummary } from '../api/types';
 import { createFrameBatcher } from './frameBatcher';
 import { type Changes, type LayerLive, type RunSeries, type RunStatus, applyEvents, emptySeries, isTerminal } from './runSeries';
@@ -174,6 +174,38 @@ export async function refreshRuns(projectId?: string) {
     useTraining.setState({ error: e instanceof Error ? e.message : String(e) });
     return [];
   }
+}
+
+/** Keeps the run list fresh from the status websocket; returns a function that stops it. */
+export function watchRunList(): () => void {
+  let ws: WebSocket | null = null;
+  let stopped = false;
+  let pending: ReturnType<typeof setTimeout> | null = null;
+  let retry: ReturnType<typeof setTimeout> | null = null;
+  const open = () => {
+    ws = new WebSocket(statusEventsUrl());
+    ws.onmessage = () => {
+      // Status changes come in bursts: refresh the list at most twice a second.
+      if (pending) return;
+      pending = setTimeout(() => {
+        pending = null;
+        void refreshRuns();
+      }, 500);
+    };
+    ws.onclose = () => {
+      if (!stopped) retry = setTimeout(open, 2000);
+    };
+  };
+  open();
+  return () => {
+    stopped = true;
+    if (pending) clearTimeout(pending);
+    if (retry) clearTimeout(retry);
+    if (ws) {
+      ws.onclose = null;
+      ws.close();
+    }
+  };
 }
 
 export const training = {
