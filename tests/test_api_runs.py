@@ -49,11 +49,11 @@ def start(client: TestClient, project: str, config: dict[str, Any]) -> str:
 
 @pytest.fixture(scope="module")
 def runs(client: TestClient, demo: str) -> dict[str, str]:
-    """Three runs at once (three worker slots): one that trains, one whose data does not fit the
-    graph, and a long one to pause, resume and stop."""
+    """Three runs at once (three worker slots): one that trains, one that fails in its worker
+    (no such device), and a long one to pause, resume and stop."""
     return {
         "ok": start(client, demo, QUICK),
-        "bad": start(client, demo, {**QUICK, "data": {"dataset": "iris"}}),
+        "bad": start(client, demo, {**QUICK, "device": "cuda:63"}),  # fails in its worker
         "long": start(client, demo, {"epochs": 500, "data": {"dataset": "digits", "batch_size": 16}}),
     }
 
@@ -130,7 +130,7 @@ def test_setup_failure_is_a_failed_run_with_a_hint(client: TestClient, runs: dic
     run_id = runs["bad"]
     events = watch(client, run_id)
     assert events[-1]["type"] == "run_failed"
-    assert "input" in events[-1]["reason"] and events[-1]["hint"]
+    assert "cuda:63" in events[-1]["reason"] and events[-1]["hint"]
     run = client.get(f"/api/runs/{run_id}").json()
     assert run["status"] == "failed" and run["error"] == events[-1]["reason"]
 

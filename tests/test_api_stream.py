@@ -311,6 +311,11 @@ def test_create_run_validates_graph_config_and_references(h: Harness) -> None:
     h.client.post(f"/api/projects/{h.project}/versions", json={"graph": bad})
     r = h.client.post("/api/runs", json={"project_id": h.project})
     assert r.status_code == 422 and r.json()["detail"][0]["node"] == "fc"
+    # The trainer's pre-flight checks: data that does not fit the graph is a 422 naming the node.
+    r = h.client.post("/api/runs", json={"project_id": h.project, "version": 1, "config": {"data": {"dataset": "iris"}}})
+    assert r.status_code == 422
+    error = r.json()["detail"][0]
+    assert error["node"] == "input" and "iris" in error["message"] and error["suggestion"]
     upload = {"dataset": "upload", "upload": {"path": "0" * 32}}
     r = h.client.post("/api/runs", json={"project_id": h.project, "version": 1, "config": {"data": upload}})
     assert r.json() == {"detail": "upload not found"}
@@ -318,9 +323,9 @@ def test_create_run_validates_graph_config_and_references(h: Harness) -> None:
 
 
 def test_upload_run_gets_the_stored_path_but_clients_see_the_id(h: Harness, tmp_path: Path) -> None:
-    csv = "a,b,y\n" + "\n".join(f"{i},{-i},{i % 2}" for i in range(20))
-    upload_id = h.client.post("/api/datasets", files={"file": ("d.csv", csv.encode())}).json()["id"]
-    run_id = h.start(data={"dataset": "upload", "upload": {"path": upload_id}})
+    rows = [",".join([str((i * j) % 7) for j in range(64)] + [str(i % 10)]) for i in range(30)]
+    upload_id = h.client.post("/api/datasets", files={"file": ("d.csv", "\n".join(rows).encode())}).json()["id"]
+    run_id = h.start(data={"dataset": "upload", "upload": {"path": upload_id, "sample_shape": [1, 8, 8]}})
     sent = h.executor.submitted[0]["config"]["data"]["upload"]["path"]
     assert Path(sent) == (tmp_path / "uploads" / f"{upload_id}.csv").resolve()
     assert h.client.get(f"/api/runs/{run_id}").json()["config"]["data"]["upload"]["path"] == upload_id

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import shutil
 from typing import Annotated, Any
 
@@ -10,8 +11,10 @@ from fastapi.responses import FileResponse
 from sqlalchemy import select
 
 from layerlab import infer
-from layerlab.graph import GraphInvalidError
+from layerlab.graph import GraphError, GraphInvalidError
 from layerlab.train.config import RunConfig
+from layerlab.train.data import DatasetError
+from layerlab.train.spec import RunSetupError, check_run
 
 from ..db import ACTIVE_STATUSES, Run, new_id
 from ..deps import SessionDep, StateDep
@@ -32,6 +35,7 @@ from .datasets import get_upload, upload_path
 from .graphs import _safe_name
 from .projects import get_project, get_version
 
+log = logging.getLogger(__name__)
 router = APIRouter(prefix="/runs", tags=["runs"], responses={404: {"model": Problem}})
 
 Seq = Annotated[int, Query(ge=-1, le=2**62, description="Only events with a larger seq.")]
@@ -83,6 +87,7 @@ def _start(session: SessionDep, state: StateDep, *, project_id: str, version: in
     if not report.valid:
         raise GraphInvalidError(report.errors)
     worker_config = _resolve_config(config, session, state)
+    _check_setup(row.graph, worker_config)
     run = Run(id=new_id(), project_id=project.id, version=row.version, graph=row.graph, config=worker_config,
               name=name or f"{project.name} v{row.version}", parent_run_id=parent.id if parent else None,
               status="queued")
@@ -90,6 +95,25 @@ def _start(session: SessionDep, state: StateDep, *, project_id: str, version: in
     session.commit()
     state.runs.submit(run.id, project_id=project.id, graph=row.graph, config=worker_config, init_from=init_from)
     return RunAccepted(id=run.id, status="queued", events_url=f"/api/runs/{run.id}/events")
+
+
+# Synthetic sets are checked at this size: their shapes and classes do not depend on it.
+CHECK_SAMPLES = 200
+
+
+def _check_setup(graph: dict[str, Any], worker_config: dict[str, Any]) -> None:
+    """The trainer's own pre-flight checks (dataset loadable, graph against data and loss), so a run
+    that cannot start is a 422 naming the node, not a failed run a moment later."""
+    config = RunConfig.model_validate(worker_config)
+    data = config.data.model_copy(update={"n_samples": min(config.data.n_samples, CHECK_SAMPLES)})
+    try:
+        check_run(graph, config.model_copy(update={"data": data}))
+    except RunSetupError as e:
+        raise GraphInvalidError([GraphError(node=e.node, message=e.reason, suggestion=e.hint)]) from e
+    except DatasetError as e:
+        raise GraphInvalidError([GraphError(field="config.data", message=str(e))]) from e
+    except Exception:  # anything else is the worker's to report, as a failed run
+        log.warning("pre-flight check of a run failed unexpectedly", exc_info=True)
 
 
 @router.post("", status_code=status.HTTP_202_ACCEPTED, responses={422: {"model": Invalid}})
