@@ -140,6 +140,15 @@ def test_runs_queue_while_the_gpu_is_busy(executor: RayExecutor) -> None:
     assert [e.type for e in waiter][:2] == ["run_queued", "run_started"]
     assert waiter[-1].type == "run_finished"
 
+    # The stopped run resumes from its checkpoint under the same id; its seq goes on.
+    last_seq = executor.history("holder")[-1].seq
+    executor.submit("holder", GRAPH, CONFIG, resume_from=end.checkpoint)
+    resumed = list(executor.events("holder", timeout=TIMEOUT))  # the new attempt's events
+    assert [e.seq for e in resumed] == list(range(last_seq + 1, last_seq + 1 + len(resumed)))
+    started = next(e for e in resumed if e.type != "run_queued")  # queued while the waiter lets go of the GPU
+    assert started.type == "run_started"
+    assert resumed[-1].type == "run_finished"
+
 
 def test_a_dead_actor_fails_its_run_and_frees_the_gpu(executor: RayExecutor) -> None:
     executor.submit("victim", GRAPH, CONFIG)

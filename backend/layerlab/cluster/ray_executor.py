@@ -21,6 +21,7 @@ import logging
 import os
 import queue
 import threading
+import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -163,7 +164,11 @@ class RayExecutor(Executor):
         self.num_threads = num_threads
         self._owns_ray = False
         if not ray.is_initialized():
-            ray.init(address=address, namespace=namespace, **(init_kwargs or {}))
+            try:
+                ray.init(address=address, namespace=namespace, **(init_kwargs or {}))
+            except (ConnectionError, RayError, RuntimeError) as e:
+                where = f"the Ray cluster at {address}" if address else "a local Ray instance"
+                raise RuntimeError(f"could not connect to {where}: {e}") from e
             self._owns_ray = True
         self._actor_cls = ray.remote(RunActor)
         self._lock = threading.RLock()
@@ -315,7 +320,13 @@ class RayExecutor(Executor):
                 if not self._can_start(run, gpus_busy, cpu_runs):
                     break
                 self._waiting.remove(run_id)
-                self._start(run)
+                try:
+                    self._start(run)
+                except (RayError, ValueError, TypeError) as e:  # Ray refused the actor: this run fails, the queue goes on
+                    log.exception("run %s could not start on Ray", run_id)
+                    run.actor = None
+                    self._deliver(run, RunFailed(run_id=run_id, reason=f"Ray could not start the run: {e}"))
+                    continue
                 gpus_busy += run.gpus
                 cpu_runs += 0 if run.gpus else 1
             for position, run_id in enumerate(self._waiting, start=1):
@@ -345,7 +356,7 @@ class RayExecutor(Executor):
             num_cpus=cpus,
             max_concurrency=4,  # controls run beside the streaming train call
             max_restarts=0,
-            name=f"layerlab-run-{run.run_id}",
+            name=f"layerlab-run-{run.run_id}-{uuid.uuid4().hex[:8]}",  # for `ray list actors`; unique on resubmit
         ).remote()
         stream = run.actor.train.options(num_returns="streaming").remote(
             run.run_id, run.graph, run.config, str(self.runs_dir / run.run_id),
