@@ -18,8 +18,11 @@ from typing import Any
 
 import pytest
 import ray
+from fastapi.testclient import TestClient
+from starlette.websockets import WebSocketDisconnect
 
 from helpers import chain
+from layerlab.api import Settings, create_app
 from layerlab.cluster import make_executor
 from layerlab.cluster.ray_executor import RayExecutor
 from layerlab.train import LocalExecutor, is_terminal, read_weights
@@ -181,6 +184,32 @@ def test_data_parallel_run_on_ray(executor: RayExecutor) -> None:
     assert events[-1].type == "run_finished", events[-1]
     assert "x2 (ddp, gloo)" in events[0].device
     assert read_weights(events[-1].checkpoint)
+
+
+def test_the_api_trains_through_ray(cluster: None, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """What compose runs: the server picks the Ray executor from LAYERLAB_EXECUTOR and streams
+    the actor's events to a websocket like any other run's."""
+    monkeypatch.setenv("LAYERLAB_EXECUTOR", "ray")
+    quick = {"max_steps": 8, "epochs": 1, "layer_stats_every": 0, "data": {"dataset": "digits", "batch_size": 32}}
+    with TestClient(create_app(Settings(data_dir=tmp_path))) as client:
+        project = client.get("/api/projects").json()[0]["id"]
+        response = client.post("/api/runs", json={"project_id": project, "config": quick})
+        assert response.status_code == 202, response.text
+        run_id = response.json()["id"]
+        events = []
+        with client.websocket_connect(f"/api/runs/{run_id}/events?after=-1") as ws:
+            while True:
+                try:
+                    events.append(ws.receive_json())
+                except WebSocketDisconnect:
+                    break
+        executor = client.app.state.layerlab.runs.executor
+        assert isinstance(executor, RayExecutor)
+        assert executor.history(run_id)[-1].type == "run_finished"
+    types = [e["type"] for e in events]
+    assert types[0] == "run_started" and types[-1] == "run_finished", types
+    assert [e["seq"] for e in events] == list(range(len(events)))
+    assert ray.is_initialized(), "the server joined the running Ray and leaves it running"
 
 
 def test_make_executor_chooses_by_environment(cluster: None, tmp_path: Path) -> None:
