@@ -36,6 +36,14 @@ async function startRun(epochs) {
   await until(async () => ['running', 'queued'].includes(await status()), 30_000, 'the run to start');
 }
 
+test('a dataset whose samples do not fit the Input is explained', async () => {
+  await page.getByTestId('dataset').selectOption('iris');
+  const text = await page.getByTestId('dataset-mismatch').textContent();
+  assert.match(text, /iris samples are 4 but the model's Input is 1×8×8/);
+  await page.getByTestId('dataset').selectOption('digits');
+  assert.equal(await page.getByTestId('dataset-mismatch').count(), 0);
+});
+
 test('train on digits: the loss chart receives points; stop ends the run', async () => {
   await startRun(300);
   await until(async () => (await points()) >= 20, 60_000, 'loss points on the chart');
@@ -84,5 +92,26 @@ test('reloading mid-run continues the curve with no gap', async () => {
 
   await page.getByTestId('train-stop').click();
   await until(async () => (await status()) === 'stopped', 30_000, 'the run to stop');
+});
+
+test('run history: overlay an earlier run, fine-tune from a checkpoint', async () => {
+  const rows = page.locator('.run-history tbody tr');
+  await until(async () => (await rows.count()) >= 2, 10_000, 'two runs in the history');
+  const legend = () => page.locator('[data-testid="chart-step-loss"] .u-legend .u-series').count();
+  const before = await legend();
+  await rows.nth(1).locator('input[type="checkbox"]').click();
+  await until(async () => (await legend()) === before + 2, 10_000, 'the overlaid run in the legend');
+  await shot(page, '13_overlay');
+  await rows.nth(1).locator('input[type="checkbox"]').click();
+
+  const finetune = page.locator('.run-history button', { hasText: 'fine-tune' }).first();
+  await until(async () => (await finetune.count()) > 0, 15_000, 'a run with a checkpoint');
+  const previous = await page.evaluate(() => localStorage.getItem('layerlab_active_run'));
+  await finetune.click();
+  await until(async () => (await page.evaluate(() => localStorage.getItem('layerlab_active_run'))) !== previous, 15_000, 'a new run');
+  await until(async () => ['running', 'queued'].includes(await status()), 30_000, 'the fine-tune run to start');
+  await until(async () => (await points()) > 0, 60_000, 'fine-tune loss points');
+  await page.getByTestId('train-stop').click();
+  await until(async () => (await status()) === 'stopped', 30_000, 'the fine-tune run to stop');
   assert.deepEqual(consoleErrors.filter((e) => !/WebSocket/.test(e)), []);
 });

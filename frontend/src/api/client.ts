@@ -13,6 +13,7 @@ import type {
   RunCreate,
   RunDetail,
   RunSummary,
+  UploadInfo,
   VersionDetail,
   VersionSummary,
 } from './types';
@@ -90,6 +91,13 @@ export const api = {
   },
 
   datasets: () => request<DatasetList>('GET', '/datasets'),
+  async uploadDataset(file: File): Promise<UploadInfo> {
+    const body = new FormData();
+    body.append('file', file);
+    const res = await fetch('/api/datasets', { method: 'POST', headers: headers(), body });
+    if (!res.ok) return fail(res);
+    return (await res.json()) as UploadInfo;
+  },
 
   projects: {
     list: () => request<ProjectSummary[]>('GET', '/projects'),

@@ -11,6 +11,8 @@ import { Chart, type ChartSpec } from './Chart';
 
 type Cfg = Required<Pick<RunConfig, 'epochs' | 'device' | 'precision'>> & {
   dataset: NonNullable<NonNullable<RunConfig['data']>['dataset']>;
+  /** The upload's id when dataset is 'upload'. */
+  upload: string | null;
   batch_size: number;
   loss: NonNullable<NonNullable<RunConfig['loss']>['name']>;
   optimizer: NonNullable<NonNullable<RunConfig['optimizer']>['name']>;
@@ -30,6 +32,7 @@ const INITS = ['default', 'kaiming_normal', 'kaiming_uniform', 'xavier_normal', 
 
 const DEFAULTS: Cfg = {
   dataset: 'digits',
+  upload: null,
   batch_size: 64,
   loss: 'cross_entropy',
   optimizer: 'adamw',
@@ -45,7 +48,7 @@ const DEFAULTS: Cfg = {
 
 function toRunConfig(c: Cfg): RunConfig {
   return {
-    data: { dataset: c.dataset, batch_size: c.batch_size },
+    data: { dataset: c.dataset, batch_size: c.batch_size, ...(c.dataset === 'upload' && c.upload ? { upload: { path: c.upload } } : {}) },
     loss: { name: c.loss },
     optimizer: { name: c.optimizer, lr: c.lr, weight_decay: c.weight_decay, l1: c.l1 },
     schedule: { name: c.schedule },
@@ -74,7 +77,12 @@ export function TrainingPanel() {
     void refreshRuns();
   }, []);
 
-  const ds = datasets?.builtin.find((d) => d.name === cfg.dataset);
+  const ds =
+    cfg.dataset === 'upload'
+      ? datasets?.uploads.find((u) => u.id === cfg.upload)
+      : datasets?.builtin.find((d) => d.name === cfg.dataset);
+  const dsLabel = cfg.dataset === 'upload' ? (datasets?.uploads.find((u) => u.id === cfg.upload)?.filename ?? 'upload') : cfg.dataset;
+  const [uploadError, setUploadError] = useState<string | null>(null);
   const mismatch = ds && inputShape && formatShape(ds.sample_shape) !== formatShape(inputShape);
   const live = activeRunId !== null && !isTerminal(status) && status !== 'idle';
   const up = <K extends keyof Cfg>(k: K, v: Cfg[K]) => setCfg((c) => ({ ...c, [k]: v }));
@@ -87,13 +95,44 @@ export function TrainingPanel() {
       <div className="grid2">
         <label>
           Dataset
-          <select value={cfg.dataset} onChange={(e) => up('dataset', e.target.value as Cfg['dataset'])} data-testid="dataset">
+          <select
+            value={cfg.dataset === 'upload' ? `upload:${cfg.upload}` : cfg.dataset}
+            onChange={(e) => {
+              const v = e.target.value;
+              if (v.startsWith('upload:')) setCfg((c) => ({ ...c, dataset: 'upload', upload: v.slice('upload:'.length) }));
+              else setCfg((c) => ({ ...c, dataset: v as Cfg['dataset'], upload: null }));
+            }}
+            data-testid="dataset"
+          >
             {(datasets?.builtin ?? [{ name: 'digits' }]).map((d) => (
               <option key={d.name} value={d.name}>
                 {d.name}
               </option>
             ))}
+            {datasets?.uploads.map((u) => (
+              <option key={u.id} value={`upload:${u.id}`}>
+                {u.filename} (upload)
+              </option>
+            ))}
           </select>
+          <input
+            type="file"
+            accept=".npz,.csv"
+            title="Upload a .npz (arrays x, y) or a .csv"
+            onChange={async (e) => {
+              const f = e.target.files?.[0];
+              e.target.value = '';
+              if (!f) return;
+              try {
+                setUploadError(null);
+                const info = await api.uploadDataset(f);
+                await training.loadDatasets();
+                setCfg((c) => ({ ...c, dataset: 'upload', upload: info.id }));
+              } catch (err) {
+                setUploadError(err instanceof Error ? err.message : String(err));
+              }
+            }}
+          />
         </label>
         <div className="muted">
           {ds ? (
@@ -104,9 +143,10 @@ export function TrainingPanel() {
           ) : null}
         </div>
       </div>
+      {uploadError && <div className="node-error">{uploadError}</div>}
       {mismatch && (
         <div className="warning" data-testid="dataset-mismatch">
-          {cfg.dataset} samples are {formatShape(ds.sample_shape)} but the model's Input is {formatShape(inputShape)}: set the Input
+          {dsLabel} samples are {formatShape(ds.sample_shape)} but the model's Input is {formatShape(inputShape)}: set the Input
           shape to {ds.sample_shape.join(', ')} (or add a reshaping layer), or pick another dataset.
         </div>
       )}
