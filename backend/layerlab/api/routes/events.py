@@ -45,15 +45,16 @@ async def _race(ws: WebSocket, sender: Any) -> None:
     try:
         await asyncio.wait({send_task, read_task}, return_when=asyncio.FIRST_COMPLETED)
     finally:
+        if send_task.done() and not send_task.cancelled():
+            failure = send_task.exception()
+            if failure is not None and not isinstance(failure, (WebSocketDisconnect, RuntimeError, OSError)):
+                log.error("websocket sender failed", exc_info=failure)
         for task in (send_task, read_task):
             task.cancel()
         for task in (send_task, read_task):
-            with contextlib.suppress(asyncio.CancelledError, WebSocketDisconnect, RuntimeError, OSError):
+            # The server may be cancelling this handler too (shutdown): the socket is gone either way.
+            with contextlib.suppress(asyncio.CancelledError, Exception):
                 await task
-        if send_task.done() and not send_task.cancelled() and send_task.exception() is not None:
-            exc = send_task.exception()
-            if not isinstance(exc, (WebSocketDisconnect, RuntimeError, OSError)):
-                log.error("websocket sender failed", exc_info=exc)
 
 
 @router.websocket("/runs/{run_id}/events")
