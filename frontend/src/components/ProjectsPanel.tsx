@@ -6,7 +6,13 @@ import { projects, useProject } from '../state/projectStore';
 import { downloadBlob } from '../api/client';
 
 export function ProjectsPanel() {
-  const s = useProject();
+  const projectId = useProject((s) => s.projectId);
+  const projectName = useProject((s) => s.projectName);
+  const version = useProject((s) => s.version);
+  const versions = useProject((s) => s.versions);
+  const list = useProject((s) => s.projects);
+  const busy = useProject((s) => s.busy);
+  const error = useProject((s) => s.error);
   const [message, setMessage] = useState('');
   const [newName, setNewName] = useState('');
   const file = useRef<HTMLInputElement>(null);
@@ -16,18 +22,18 @@ export function ProjectsPanel() {
   return (
     <div className="projects pad" data-testid="projects">
       <h2>Project</h2>
-      {s.projectId ? (
+      {projectId ? (
         <>
           <label className="field">
             <span className="field-name">Name</span>
             <input
               type="text"
-              defaultValue={s.projectName ?? ''}
-              key={s.projectId}
-              onBlur={(e) => e.target.value && e.target.value !== s.projectName && void projects.rename(e.target.value)}
+              defaultValue={projectName ?? ''}
+              key={projectId}
+              onBlur={(e) => e.target.value && e.target.value !== projectName && void projects.rename(e.target.value)}
             />
           </label>
-          <div className="muted">version {s.version}</div>
+          <div className="muted">version {version}</div>
         </>
       ) : (
         <p className="muted">Not saved yet. Save creates a project.</p>
@@ -36,7 +42,7 @@ export function ProjectsPanel() {
         <input type="text" placeholder="version note (optional)" value={message} onChange={(e) => setMessage(e.target.value)} />
         <button
           type="button"
-          disabled={s.busy}
+          disabled={busy}
           onClick={async () => {
             await projects.save(message || undefined);
             setMessage('');
@@ -45,16 +51,16 @@ export function ProjectsPanel() {
           Save
         </button>
       </div>
-      {s.error && <div className="node-error">{s.error}</div>}
+      {error && <div className="node-error">{error}</div>}
 
       <h3>Versions</h3>
       <ul className="list">
-        {s.versions
+        {versions
           .slice()
           .reverse()
           .map((v) => (
             <li key={v.version}>
-              <button type="button" className="link" onClick={() => s.projectId && void projects.open(s.projectId, v.version)}>
+              <button type="button" className="link" onClick={() => projectId && void projects.open(projectId, v.version)}>
                 v{v.version}
               </button>{' '}
               <span className="muted">{new Date(v.created_at).toLocaleString()}</span> {v.message}
@@ -64,7 +70,7 @@ export function ProjectsPanel() {
 
       <h3>Open</h3>
       <ul className="list">
-        {s.projects.map((p) => (
+        {list.map((p) => (
           <li key={p.id}>
             <button type="button" className="link" onClick={() => void projects.open(p.id)}>
               {p.name}
