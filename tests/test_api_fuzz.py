@@ -128,3 +128,11 @@ def test_deeply_nested_json_is_not_a_server_error(client: TestClient) -> None:
     deep = b"[" * 50_000 + b"]" * 50_000
     for path in ("/api/graphs/report", "/api/export", "/api/projects"):
         assert client.post(path, content=deep, headers={"content-type": "application/json"}).status_code < 500
+
+
+@pytest.mark.parametrize("path", ["/api/projects", "/api/graphs/report", "/api/export?format=json", "/api/runs"])
+def test_non_finite_numbers_are_not_server_errors(client: TestClient, path: str) -> None:
+    g = json.dumps(demo_graph()).replace('"out_features": 10', '"out_features": NaN')
+    for body in (g, '{"name": "x", "graph": {"a": NaN, "b": Infinity}}', '{"project_id": "x", "config": {"seed": -Infinity}}'):
+        r = client.post(path, content=body.encode(), headers={"content-type": "application/json"})
+        assert r.status_code < 500, (path, body, r.text)
