@@ -403,3 +403,15 @@ def test_shutdown_marks_unfinished_runs_failed(tmp_path: Path) -> None:
         run = session.scalar(select(Run).where(Run.id == run_id))
         assert (run.status, run.error) == ("failed", "server stopped")
     db.dispose()
+
+
+def test_checkpoint_found_after_the_data_dir_moved(tmp_path: Path) -> None:
+    from layerlab.api.runs import checkpoint_file
+
+    folder = tmp_path / "runs" / "r1" / "checkpoints" / "step-0000010"
+    folder.mkdir(parents=True)
+    (folder / "model.safetensors").write_bytes(b"w")
+    moved = "/old/data/runs/r1/checkpoints/step-0000010"
+    assert checkpoint_file(tmp_path / "runs", "r1", moved) == folder.resolve() / "model.safetensors"
+    assert checkpoint_file(tmp_path / "runs", "r1", "/etc") is None
+    assert checkpoint_file(tmp_path / "runs", "r1", "../../../etc/passwd") is None

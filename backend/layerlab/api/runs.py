@@ -299,14 +299,20 @@ class RunManager:
 
 
 def checkpoint_file(runs_dir: Path, run_id: str, checkpoint: str | None) -> Path | None:
-    """The weights file of a run's checkpoint, only if it lies inside that run's own folder."""
+    """The weights file of a run's checkpoint, only if it lies inside that run's own folder.
+
+    Events carry absolute paths; if the data dir has moved since, the checkpoint is looked up by
+    name in the run's folder as it is now.
+    """
     if not checkpoint:
         return None
     root = (runs_dir / run_id).resolve()
     path = Path(checkpoint)
     path = (path if path.is_absolute() else root / path).resolve()
+    if not path.is_relative_to(root):
+        path = root / "checkpoints" / path.name
     if path.is_dir():
         path = path / "model.safetensors"
-    if not path.is_relative_to(root) or not path.is_file():
+    if not path.resolve().is_relative_to(root) or not path.is_file():
         return None
     return path
