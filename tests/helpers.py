@@ -66,3 +66,43 @@ def sample_input(shape: list[int] | tuple[int, ...], *, batch: int = 2, dtype: s
 
 def n_params(module: Any) -> int:
     return sum(p.numel() for p in module.parameters())
+
+
+# Params LayerLab infers from the incoming shape, filled in the way a person would write them.
+_INFERRED = {
+    "Conv1d": "in_channels", "Conv2d": "in_channels", "ConvTranspose2d": "in_channels",
+    "Linear": "in_features", "BatchNorm1d": "num_features", "BatchNorm2d": "num_features",
+    "InstanceNorm2d": "num_features", "GroupNorm": "num_channels",
+}
+
+
+def torch_layer(op: str, params: dict[str, Any], in_shape: list[int] | tuple[int, ...]) -> Any:
+    """The ``torch.nn`` module a person would write for ``op`` with these LayerLab params, built
+    without LayerLab's builder: the catalog only supplies its defaults (imports torch when called)."""
+    from torch import nn
+
+    from layerlab.ops import get_op
+
+    defaults = get_op(op).params_model().model_dump() if op != "Input" else {}
+    kw = {k: v for k, v in (defaults | params).items() if v is not None}
+    kw = {k: tuple(v) if isinstance(v, list) else v for k, v in kw.items()}
+    if op in _INFERRED:
+        kw.setdefault(_INFERRED[op], in_shape[-1] if op == "Linear" else in_shape[0])
+    if op == "LayerNorm":
+        kw.setdefault("normalized_shape", in_shape[-1])
+    if op == "Upsample" and "size" in params and "scale_factor" not in params:
+        kw.pop("scale_factor")
+    if op.startswith(("MaxPool", "AvgPool")) and isinstance(kw.get("padding"), str):
+        # torch's pools take no 'same'/'valid': write the numbers LayerLab documents
+        n = 1 if op.endswith("1d") else 2
+        k = kw["kernel_size"] if isinstance(kw["kernel_size"], tuple) else (kw["kernel_size"],) * n
+        d = kw.get("dilation", 1)
+        d = d if isinstance(d, tuple) else (d,) * n
+        s = kw.get("stride") or k
+        s = s if isinstance(s, tuple) else (s,) * n
+        if kw["padding"] == "same" and (any(si != 1 for si in s) or any(di * (ki - 1) % 2 for ki, di in zip(k, d))):
+            # LayerLab's documented rule, as torch's own for a conv: 'same' needs stride 1, and a pool
+            # can only pad symmetrically
+            raise ValueError("padding='same' on a pool needs stride 1 and an odd effective kernel")
+        kw["padding"] = 0 if kw["padding"] == "valid" else tuple(di * (ki - 1) // 2 for ki, di in zip(k, d))
+    return getattr(nn, op)(**kw)

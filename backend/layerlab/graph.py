@@ -19,6 +19,7 @@ from pydantic import (
     Field,
     TypeAdapter,
     ValidationError,
+    ValidationInfo,
     create_model,
     field_validator,
     model_validator,
@@ -48,6 +49,12 @@ ModuleName = Annotated[
 # tests/test_graph.py checks this list against dir(torch.nn.Module).
 RESERVED_NAMES = frozenset(keyword.kwlist) | frozenset(
     ["T_destination", "add_module", "apply", "bfloat16", "buffers", "call_super_init", "children", "compile", "cpu", "cuda", "double", "dump_patches", "eval", "extra_repr", "float", "forward", "get_buffer", "get_extra_state", "get_parameter", "get_submodule", "half", "ipu", "load_state_dict", "modules", "mtia", "named_buffers", "named_children", "named_modules", "named_parameters", "parameters", "register_backward_hook", "register_buffer", "register_forward_hook", "register_forward_pre_hook", "register_full_backward_hook", "register_full_backward_pre_hook", "register_load_state_dict_post_hook", "register_load_state_dict_pre_hook", "register_module", "register_parameter", "register_state_dict_post_hook", "register_state_dict_pre_hook", "requires_grad_", "set_extra_state", "set_submodule", "share_memory", "smart_apply", "state_dict", "to", "to_empty", "train", "training", "type", "xpu", "zero_grad"]
+)
+# Also the attributes of the containers a node is built into: nn.Sequential (a chain, a block) and
+# fx.GraphModule (a region with branches), whose add_module refuses them or whose methods they hide.
+RESERVED_NAMES |= frozenset(
+    ["append", "extend", "insert", "pop", "add_submodule", "code", "delete_all_unused_submodules",
+     "delete_submodule", "graph", "meta", "print_readable", "recompile", "shape_env", "to_folder"]
 )
 
 InitScheme = Literal[
@@ -91,11 +98,11 @@ class NodeBase(BaseModel):
     init: InitSpec | None = Field(None, description="Initialization override for this node.")
     position: Position | None = Field(None, description="Canvas position (the editor's, ignored here).")
 
-    @field_validator("id")
+    @field_validator("id", "name")
     @classmethod
-    def _not_reserved(cls, value: str) -> str:
+    def _not_reserved(cls, value: str | None, info: ValidationInfo) -> str | None:
         if value in RESERVED_NAMES:
-            raise ValueError(f"id {value!r} is reserved (a Python keyword or an nn.Module attribute)")
+            raise ValueError(f"{info.field_name} {value!r} is reserved (a Python keyword or an nn.Module attribute)")
         return value
 
     @property
@@ -206,6 +213,7 @@ def translate_errors(exc: ValidationError, data: Any) -> list[GraphError]:
             raw = items[index] if isinstance(items, list) and index < len(items) else None
             if kind == "nodes" and isinstance(raw, dict) and isinstance(raw.get("id"), str):
                 node_id = raw["id"]
+                prefix = f"{node_id}: "  # name the node, as the analysis's messages do
             else:
                 prefix = f"{kind}[{index}]: "
             rest = [str(p) for p in loc[2:]]

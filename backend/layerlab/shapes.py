@@ -221,7 +221,11 @@ class _Analyzer:
         return Analysis(self.finish(out), plan, self.g)
 
     def start_input(self, inp: Any) -> TensorInfo:
-        inferred = get_op("Input").infer(inp.params, [])
+        try:
+            inferred = get_op("Input").infer(inp.params, [])
+        except NodeProblem as p:  # e.g. more elements than an activation may hold: a report error
+            self.error(inp.id, p.message, field=p.field, suggestion=p.suggestion)
+            raise _Failed from None
         self.record(inp, [], inferred, frozen=False)
         return inferred.out
 
@@ -329,9 +333,11 @@ class _Analyzer:
 
     def is_frozen(self, n: Any) -> bool:
         cur: Any = n
-        while cur is not None:
+        seen: set[str] = set()
+        while cur is not None and cur.id not in seen:  # a parent loop is reported by check_structure
             if cur.frozen:
                 return True
+            seen.add(cur.id)
             cur = self.by_id.get(cur.parent) if cur.parent else None
         return False
 

@@ -34,11 +34,12 @@ from .base import (
 )
 from .registry import register
 
-Width = Annotated[int, Field(ge=1, le=MAX_DIM)]
-Kernel = Annotated[int, Field(ge=1, le=MAX_KERNEL)]
-NonNeg = Annotated[int, Field(ge=0, le=MAX_KERNEL)]
+# strict: JSON true is not the integer 1, nor "3" the integer 3
+Width = Annotated[int, Field(ge=1, le=MAX_DIM, strict=True)]
+Kernel = Annotated[int, Field(ge=1, le=MAX_KERNEL, strict=True)]
+NonNeg = Annotated[int, Field(ge=0, le=MAX_KERNEL, strict=True)]
 Prob = Annotated[float, Field(ge=0.0, le=1.0)]
-TorchDim = Annotated[int, Field(ge=-8, le=8)]
+TorchDim = Annotated[int, Field(ge=-8, le=8, strict=True)]
 PadMode = Literal["same", "valid"]
 
 AXES = {1: ("L",), 2: ("H", "W")}
@@ -81,7 +82,7 @@ def _need_flat(x: TensorInfo, op: str, ranks: tuple[int, ...] = (1, 2)) -> None:
 
 
 class InputParams(Params):
-    shape: list[Annotated[int, Field(ge=1, le=MAX_DIM)]] = Field(
+    shape: list[Annotated[int, Field(ge=1, le=MAX_DIM, strict=True)]] = Field(
         min_length=1, max_length=4, description="Per-sample input shape, e.g. [1, 28, 28] or [64]."
     )
     dtype: Literal["float32", "int64"] = Field(
@@ -124,7 +125,7 @@ class Output(OpSpec):
 
 
 class BlockParams(Params):
-    repeat: Annotated[int, Field(ge=1, le=64)] = Field(
+    repeat: Annotated[int, Field(ge=1, le=64, strict=True)] = Field(
         1, description="Number of copies of the block, each with its own weights."
     )
     residual: bool = Field(False, description="Add a skip connection: out = body(x) + shortcut(x).")
@@ -366,7 +367,7 @@ class Linear(OpSpec):
 class EmbeddingParams(Params):
     num_embeddings: Width = Field(1000, description="Vocabulary size: ids run from 0 to this − 1.")
     embedding_dim: Width = Field(64, description="Length of each embedding vector.")
-    padding_idx: Annotated[int, Field(ge=0, le=MAX_DIM)] | None = Field(
+    padding_idx: Annotated[int, Field(ge=0, le=MAX_DIM, strict=True)] | None = Field(
         None, description="An id whose vector stays zero and gets no gradient."
     )
 
@@ -739,6 +740,13 @@ class _PoolBase(OpSpec):
                     suggestion="use an odd kernel_size",
                 )
             pad = tuple(di * (ki - 1) // 2 for ki, di in zip(k, d))
+            if any(pi > ki // 2 for pi, ki in zip(pad, k)):
+                raise NodeProblem(
+                    f"padding='same' with dilation={list(d)} needs padding {list(pad)}, but torch allows a "
+                    f"pool at most half its kernel_size {list(k)}",
+                    field="padding",
+                    suggestion="use dilation=1 with padding='same', or a numeric padding",
+                )
             resolved["padding"] = list(pad)
         elif p.padding == "valid":
             pad = (0,) * n
@@ -746,20 +754,21 @@ class _PoolBase(OpSpec):
             pad = ntuple(p.padding, n)
         out_sp, formula = [], []
         for axis, size, ki, si, pi, di in zip(AXES[n], x.shape[1:], k, s, pad, d):
-            if pi * 2 > di * (ki - 1) + 1:
+            if pi > ki // 2:  # torch's rule counts the kernel_size itself, whatever the dilation
                 raise NodeProblem(
                     f"padding={pi} is more than half the kernel ({ki}); torch refuses it",
                     field="padding",
-                    suggestion=f"use padding ≤ {(di * (ki - 1) + 1) // 2}",
+                    suggestion=f"use padding ≤ {ki // 2}",
                 )
-            if di * (ki - 1) + 1 > size + 2 * pi:
+            o, f = pool_out(size, ki, si, pi, di, ceil_mode=p.ceil_mode, axis=axis)
+            # with ceil_mode torch keeps a window that overhangs the end, so only an empty output is wrong
+            if o < 1 and di * (ki - 1) + 1 > size + 2 * pi:
                 raise NodeProblem(
                     f"kernel {ki} is larger than the padded input {size + 2 * pi} along {axis}; "
                     f"received input {x.describe()}",
                     field="kernel_size",
                     suggestion="use a smaller kernel_size or remove this pool",
                 )
-            o, f = pool_out(size, ki, si, pi, di, ceil_mode=p.ceil_mode, axis=axis)
             check_size(o, f"output {axis}")
             out_sp.append(o)
             formula.append(f)

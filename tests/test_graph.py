@@ -1,0 +1,382 @@
+"""Bad input: every problem is a report error that names its node and says what is wrong,
+never an exception. Plus the format's own guarantees (reserved names, JSON schema)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+import layerlab
+from helpers import chain, edge, errors_for, graph, node, single
+from layerlab.graph import RESERVED_NAMES
+
+
+def only_error(g: Any, **kw: Any) -> Any:
+    report = layerlab.infer(g, **kw)
+    assert not report.valid
+    assert report.output_shape is None
+    assert len(report.errors) == 1, report.errors
+    return report.errors[0]
+
+
+def assert_error(g: Any, node_id: str | None, *words: str, field: str | None = None) -> Any:
+    """The report has an error naming ``node_id`` whose message (or suggestion) holds every word."""
+    report = layerlab.infer(g)
+    assert not report.valid
+    found = errors_for(report, node_id)
+    assert found, f"no error names {node_id!r}: {report.errors}"
+    err = found[0]
+    text = f"{err.message} {err.suggestion or ''}"
+    for word in words:
+        assert word in text, text
+    if field is not None:
+        assert err.field == field
+    if node_id is not None:
+        assert err.message.startswith(f"{node_id}: ") or node_id in err.message or err.field == "id"
+    return err
+
+
+# ---------------------------------------------------------------------------------------------
+# The format: unknown ops and params, wrong types
+
+
+def test_unknown_op_suggests_the_closest() -> None:
+    err = assert_error(chain([3], node("fc", "Linaer")), "fc", "unknown op 'Linaer'", field="op")
+    assert err.suggestion == "did you mean 'Linear'?"
+
+
+def test_unknown_op_in_other_case() -> None:
+    err = assert_error(chain([3], node("act", "relu")), "act", "unknown op")
+    assert "ReLU" in err.suggestion
+
+
+def test_unknown_param_lists_the_known_ones() -> None:
+    err = assert_error(chain([3], node("fc", "Linear", out_feature=3)), "fc", "no parameter 'out_feature'",
+                       field="out_feature")
+    assert err.suggestion == "known parameters: in_features, out_features, bias"
+
+
+@pytest.mark.parametrize(("params", "field", "received"), [
+    ({"out_features": "ten"}, "out_features", "'ten'"),
+    ({"out_features": 3.5}, "out_features", "3.5"),
+    ({"out_features": True}, "out_features", "True"),  # JSON true is not the integer 1
+    ({"out_features": 0}, "out_features", "0"),
+    ({"bias": "maybe"}, "bias", "'maybe'"),
+])
+def test_wrong_types_name_the_field_and_the_value(params: dict[str, Any], field: str, received: str) -> None:
+    err = only_error(chain([3], node("fc", "Linear", **params)))
+    assert (err.node, err.field) == ("fc", field)
+    assert f"received {received}" in err.message
+
+
+def test_union_alternatives_are_one_error() -> None:
+    err = only_error(single("Conv2d", {"kernel_size": [1, 2, 3]}, [3, 8, 8]))
+    assert (err.node, err.field) == ("layer", "kernel_size")
+    assert "received [1, 2, 3]" in err.message
+
+
+def test_missing_required_param() -> None:
+    err = only_error(graph([{"id": "inp", "op": "Input", "params": {}}, node("out", "Output")], [("inp", "out")]))
+    assert (err.node, err.field) == ("inp", "shape")
+    assert "required" in err.message
+
+
+@pytest.mark.parametrize("data", ["hello", None, {"nodes": 3}, {"nodes": [{"id": "a"}]}, {"nodes": [], "x": 1}])
+def test_malformed_documents_are_errors_not_exceptions(data: Any) -> None:
+    report = layerlab.infer(data)
+    assert not report.valid
+    assert report.errors
+
+
+def test_node_without_op() -> None:
+    err = only_error({"nodes": [{"id": "a"}]})
+    assert (err.node, err.field) == ("a", "op")
+
+
+def test_bad_id_is_named() -> None:
+    report = layerlab.infer(chain([3], node("1abc", "ReLU")))
+    assert ("1abc", "id") in {(e.node, e.field) for e in report.errors}
+
+
+# ---------------------------------------------------------------------------------------------
+# Structure
+
+
+def test_cycle() -> None:
+    g = chain([3], ("ReLU", {}), ("Tanh", {}))
+    g["edges"].append(edge("l1", "l0"))
+    err = assert_error(g, "l0", "cycle")
+    assert "l1" in err.message
+
+
+def test_dangling_edge() -> None:
+    g = chain([3], ("ReLU", {}))
+    g["edges"].append(edge("l0", "ghost"))
+    err = assert_error(g, "l0", "'ghost'", "does not exist")
+    assert err.field == "edges[2]"
+
+
+def test_edge_from_a_missing_node() -> None:
+    g = graph([node("inp", "Input", shape=[3]), node("out", "Output")], [("ghost", "out"), ("inp", "out")])
+    assert_error(g, "out", "'ghost'", "does not exist")
+
+
+def test_no_input() -> None:
+    g = graph([node("a", "ReLU"), node("out", "Output")], [("a", "out")])
+    err = assert_error(g, None, "no Input")
+    assert err.suggestion == "add one Input node"
+
+
+def test_no_output() -> None:
+    g = graph([node("inp", "Input", shape=[3]), node("a", "ReLU")], [("inp", "a")])
+    assert_error(g, None, "no Output")
+
+
+def test_two_inputs() -> None:
+    g = chain([3], ("ReLU", {}))
+    g["nodes"].append(node("inp2", "Input", shape=[3]))
+    assert_error(g, "inp2", "2 Input nodes", "inp, inp2")
+
+
+def test_unreachable_node() -> None:
+    g = chain([3], ("ReLU", {}))
+    g["nodes"].append(node("lonely", "ReLU"))
+    g["nodes"].append(node("after", "ReLU"))
+    g["edges"].append(edge("lonely", "after"))
+    err = assert_error(g, "lonely", "not connected to the input")
+    assert "lonely" in err.suggestion
+
+
+def test_unused_output() -> None:
+    g = chain([3], ("ReLU", {}))
+    g["nodes"].append(node("dead", "ReLU"))
+    g["edges"].append(edge("l0", "dead"))
+    assert_error(g, "dead", "not used", "Output")
+
+
+def test_nothing_into_output() -> None:
+    g = graph([node("inp", "Input", shape=[3]), node("a", "ReLU"), node("out", "Output")], [("inp", "a")])
+    report = layerlab.infer(g)
+    assert not report.valid
+    assert "out" in {e.node for e in report.errors}
+
+
+def test_duplicate_ids_and_edges() -> None:
+    assert_error(chain([3], node("x", "ReLU"), node("x", "Tanh")), "x", "duplicate")
+    g = chain([3], ("ReLU", {}))
+    g["edges"].append(edge("inp", "l0"))
+    assert_error(g, "l0", "twice")
+
+
+def test_two_inputs_into_a_single_input_op() -> None:
+    g = graph([node("inp", "Input", shape=[3]), node("a", "ReLU"), node("b", "Tanh"), node("c", "ReLU"),
+               node("out", "Output")], [("inp", "a"), ("inp", "b"), ("a", "c"), ("b", "c"), ("c", "out")])
+    err = assert_error(g, "c", "exactly 1 input", "received 2")
+    assert "Add or Concat" in err.suggestion
+
+
+# ---------------------------------------------------------------------------------------------
+# Shapes
+
+
+def test_kernel_larger_than_input() -> None:
+    err = assert_error(single("Conv2d", {"kernel_size": 7}, [16, 5, 5]), "layer", "kernel 7×7", "(16, 5, 5)",
+                       field="kernel_size")
+    assert "use padding='same' or a smaller kernel" in err.suggestion
+
+
+def test_sizes_going_to_zero() -> None:
+    err = assert_error(single("Upsample", {"scale_factor": 0.3}, [3, 2, 2]), "layer", "shrinks to 0")
+    assert "at least 1" in err.message
+    pools = chain([3, 4, 4], ("MaxPool2d", {}), ("MaxPool2d", {}), node("p3", "MaxPool2d"))
+    assert_error(pools, "p3", "larger than the padded input", "(3, 1, 1)")
+
+
+def test_linear_after_chw_suggests_flatten() -> None:
+    err = only_error(chain([3, 4, 4], node("fc1", "Linear")))
+    assert err.node == "fc1"
+    assert "(3, 4, 4)" in err.message
+    assert err.suggestion == "insert Flatten before fc1"
+    assert err.fix == {"node": "fc1", "action": "insert_before", "op": "Flatten"}
+
+
+def test_flatten_fix_works() -> None:
+    """Applying the fix gives a valid graph."""
+    fixed = chain([3, 4, 4], ("Flatten", {}), node("fc1", "Linear"))
+    assert layerlab.infer(fixed).valid
+
+
+def test_mismatched_add() -> None:
+    g = graph([node("inp", "Input", shape=[3, 4, 4]), node("a", "Conv2d", out_channels=4, padding=1),
+               node("b", "Conv2d", out_channels=3, padding=1), node("add", "Add"), node("out", "Output")],
+              [("inp", "a"), ("inp", "b"), ("a", "add"), ("b", "add"), ("add", "out")])
+    err = assert_error(g, "add", "(4, 4, 4)", "(3, 4, 4)")
+    assert "projection" in err.suggestion
+
+
+def test_channels_not_divisible_by_groups() -> None:
+    assert_error(single("Conv2d", {"groups": 2, "out_channels": 4}, [3, 5, 5]), "layer", "groups=2",
+                 "in_channels=3", field="groups")
+    assert_error(single("GroupNorm", {"num_groups": 4}, [6, 5, 5]), "layer", "num_groups=4", "6 channels")
+
+
+def test_declared_in_channels_must_agree() -> None:
+    err = assert_error(single("Conv2d", {"in_channels": 4}, [3, 5, 5]), "layer", "in_channels=4", "3",
+                       field="in_channels")
+    assert "3" in err.suggestion
+    assert_error(single("Linear", {"in_features": 10}, [12]), "layer", "in_features=10", "12")
+    assert_error(single("BatchNorm2d", {"num_features": 8}, [3, 5, 5]), "layer", "num_features=8", "3")
+
+
+def test_dtype_mismatch() -> None:
+    assert_error(single("Embedding", {}, [5]), "layer", "integer ids")
+    assert_error(single("Conv1d", {}, [3, 5], dtype="int64"), "layer", "float values")
+
+
+def test_dim_counts_the_batch() -> None:
+    err = assert_error(single("Softmax", {"dim": 0}, [5]), "layer", "batch dimension", field="dim")
+    assert err.suggestion == "use dim=1"
+    assert_error(single("Concat", {"dim": 3}, [5]), "layer")  # min 2 inputs: still named
+
+
+def test_huge_linear_is_refused() -> None:
+    assert_error(single("Linear", {"out_features": 1_000_000}, [1_000_000]), "layer", "parameters", "limit")
+
+
+def test_huge_input_is_an_error_not_an_exception() -> None:
+    err = only_error(chain([1_000_000, 1_000_000, 1_000_000]))
+    assert err.node == "inp"
+    assert "2^31" in err.message
+
+
+def test_huge_activation_is_refused() -> None:
+    g = single("Upsample", {"scale_factor": 64}, [64, 1024, 1024])
+    assert_error(g, "layer", "2^31")
+
+
+def test_node_count_cap(monkeypatch: pytest.MonkeyPatch) -> None:
+    g = chain([3], *[("ReLU", {})] * 8)  # 10 nodes
+    monkeypatch.setenv("LAYERLAB_MAX_NODES", "9")
+    err = only_error(g)
+    assert "10 nodes" in err.message and "limit of 9" in err.message
+    assert "LAYERLAB_MAX_NODES" in err.suggestion
+    monkeypatch.setenv("LAYERLAB_MAX_NODES", "10")
+    assert layerlab.infer(g).valid
+
+
+def test_node_count_cap_default() -> None:
+    from layerlab.shapes import DEFAULT_MAX_NODES
+
+    assert DEFAULT_MAX_NODES == 5000
+    report = layerlab.infer(chain([3], *[("ReLU", {})] * 4999))  # 5001 nodes
+    assert not report.valid
+    assert "5001 nodes" in report.errors[0].message
+
+
+# ---------------------------------------------------------------------------------------------
+# Blocks
+
+
+def residual_block(out_channels: int, **params: Any) -> dict[str, Any]:
+    return graph([node("inp", "Input", shape=[3, 4, 4]), node("blk", "Block", residual=True, **params),
+                  node("c", "Conv2d", parent="blk", out_channels=out_channels, padding=1), node("out", "Output")],
+                 [("inp", "blk"), ("blk", "out")])
+
+
+def test_identity_residual_with_different_shapes() -> None:
+    err = assert_error(residual_block(5, shortcut="identity"), "blk", "(3, 4, 4)", "(5, 4, 4)", field="shortcut")
+    assert "shortcut='projection'" in err.suggestion
+
+
+def test_edge_crossing_a_block_boundary() -> None:
+    g = graph([node("inp", "Input", shape=[3, 4, 4]), node("blk", "Block"),
+               node("c", "Conv2d", parent="blk", out_channels=5, padding=1), node("r", "ReLU"), node("out", "Output")],
+              [("inp", "blk"), ("blk", "r"), ("c", "r"), ("r", "out")])
+    err = assert_error(g, "r", "crosses a block boundary", "'blk'")
+    assert "block itself" in err.suggestion
+
+
+def test_block_problems() -> None:
+    empty = graph([node("inp", "Input", shape=[3]), node("blk", "Block"), node("out", "Output")],
+                  [("inp", "blk"), ("blk", "out")])
+    assert_error(empty, "blk", "empty")
+    loose = graph([node("inp", "Input", shape=[3]), node("blk", "Block"), node("a", "ReLU", parent="blk"),
+                   node("b", "Tanh", parent="blk"), node("out", "Output")], [("inp", "blk"), ("blk", "out")])
+    assert_error(loose, "blk", "2 loose ends", "a, b")
+    orphan = chain([3], node("a", "ReLU", parent="nowhere"))
+    assert_error(orphan, "a", "'nowhere'", "does not exist", field="parent")
+    not_block = chain([3], node("a", "ReLU"), node("b", "ReLU", parent="a"))
+    assert_error(not_block, "b", "not a Block", field="parent")
+    inner_input = chain([3], node("blk", "Block"), node("a", "ReLU", parent="blk"))
+    inner_input["nodes"][0]["parent"] = "blk"
+    assert_error(inner_input, "inp", "top level", field="parent")
+
+
+def test_block_nesting_loop() -> None:
+    g = graph([node("inp", "Input", shape=[3]), node("b1", "Block", parent="b2"), node("b2", "Block", parent="b1"),
+               node("a", "ReLU", parent="b1"), node("out", "Output")], [("inp", "b1"), ("b1", "out")])
+    report = layerlab.infer(g)
+    assert not report.valid
+    assert any("loops back" in e.message for e in report.errors)
+
+
+# ---------------------------------------------------------------------------------------------
+# Reserved names
+
+
+@pytest.mark.parametrize("name", ["train", "forward", "class", "parameters", "to", "append", "graph"])
+def test_reserved_ids(name: str) -> None:
+    err = assert_error(chain([3], node(name, "ReLU")), name, "reserved", field="id")
+    assert repr(name) in err.message
+
+
+def test_reserved_module_name() -> None:
+    n = node("act", "ReLU")
+    n["name"] = "train"
+    assert_error(chain([3], n), "act", "reserved", field="name")
+
+
+def test_reserved_names_cover_torch_modules() -> None:
+    """No node id can hide or clash with an attribute of the modules it is built into."""
+    import torch
+    from torch import fx, nn
+
+    traced = fx.symbolic_trace(nn.Sequential(nn.ReLU()))
+    public = {n for n in dir(nn.Module) if not n.startswith("_")}
+    public |= {n for n in vars(nn.Module()) if not n.startswith("_")}
+    public |= {n for n in dir(nn.Sequential) if not n.startswith("_")}
+    public |= {n for n in dir(fx.GraphModule) if not n.startswith("_")}
+    public |= {n for n in vars(traced) if not n.startswith("_")}
+    assert public - RESERVED_NAMES == set()
+    assert torch  # imported for the classes above
+
+
+@pytest.mark.parametrize("name", ["append", "insert", "graph", "meta", "code"])
+def test_reserved_container_names_would_break_the_build(name: str) -> None:
+    """Why those names are reserved: torch refuses them as submodules of the containers."""
+    from torch import fx, nn
+
+    traced = fx.symbolic_trace(nn.Sequential(nn.ReLU()))
+    refused = 0
+    for container in (nn.Sequential(), traced):
+        try:
+            container.add_module(name, nn.ReLU())
+            clash = not isinstance(getattr(container, name), nn.ReLU) or name in ("code",)
+        except (KeyError, TypeError):
+            clash = True
+        refused += clash
+    assert refused
+
+
+def test_invalid_graph_never_raises_from_infer() -> None:
+    for g in [chain([3], node("fc1", "Linear", out_features=True)), {"nodes": [1, 2]}, [], 42]:
+        report = layerlab.infer(g)
+        assert not report.valid
+
+
+def test_build_raises_graph_invalid_error_with_the_errors() -> None:
+    with pytest.raises(layerlab.GraphInvalidError) as info:
+        layerlab.build(chain([3, 4, 4], node("fc1", "Linear")))
+    assert info.value.errors[0].node == "fc1"
+    assert "insert Flatten before fc1" in str(info.value)
