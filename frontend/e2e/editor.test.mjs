@@ -151,6 +151,8 @@ test('code view shows the generated PyTorch code', async () => {
   assert.match(code, /\('conv2d_1', nn\.Conv2d\(1, 16, kernel_size=3, padding=1\)\)/);
   assert.ok((await page.locator('.code .tok-kw').count()) > 3, 'keywords are highlighted');
   await shot(page, '09_code_view');
+  const [download] = await Promise.all([page.waitForEvent('download'), page.getByTestId('export-python').click()]);
+  assert.match(download.suggestedFilename(), /\.py$/);
   assert.deepEqual(consoleErrors, []);
 });
 

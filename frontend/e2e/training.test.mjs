@@ -106,6 +106,8 @@ test('run history: overlay an earlier run, fine-tune from a checkpoint', async (
 
   const finetune = page.locator('.run-history button', { hasText: 'fine-tune' }).first();
   await until(async () => (await finetune.count()) > 0, 15_000, 'a run with a checkpoint');
+  const [download] = await Promise.all([page.waitForEvent('download'), page.getByTestId('checkpoint-download').first().click()]);
+  assert.match(download.suggestedFilename(), /\.safetensors$/);
   const previous = await page.evaluate(() => localStorage.getItem('layerlab_active_run'));
   await finetune.click();
   await until(async () => (await page.evaluate(() => localStorage.getItem('layerlab_active_run'))) !== previous, 15_000, 'a new run');

@@ -122,7 +122,14 @@ export const api = {
     metrics: (id: string) => request<Metrics>('GET', `/runs/${id}/metrics`),
     finetune: (id: string, body: { name?: string; config?: RunCreate['config'] }) =>
       request<RunAccepted>('POST', `/runs/${id}/finetune`, body),
-    checkpointUrl: (id: string) => `/api/runs/${id}/checkpoint${token() ? `?token=${encodeURIComponent(token()!)}` : ''}`,
+    /** The run's latest weights (safetensors), fetched with the auth header. */
+    async checkpoint(id: string): Promise<{ blob: Blob; filename: string }> {
+      const res = await fetch(`/api/runs/${id}/checkpoint`, { headers: headers() });
+      if (!res.ok) return fail(res);
+      const disposition = res.headers.get('Content-Disposition') ?? '';
+      const filename = /filename="?([^";]+)"?/.exec(disposition)?.[1] ?? `${id}.safetensors`;
+      return { blob: await res.blob(), filename };
+    },
   },
 };
 

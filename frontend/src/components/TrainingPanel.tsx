@@ -1,6 +1,6 @@
 import { useEffect, useMemo, useState } from 'react';
 import uPlot from 'uplot';
-import { api } from '../api/client';
+import { api, downloadBlob } from '../api/client';
 import type { RunConfig } from '../api/types';
 import { formatNumber, formatShape } from '../lib/format';
 import { useEditor } from '../state/editorStore';
@@ -317,9 +317,22 @@ function RunHistory() {
               <td title="validation accuracy">{r.val_accuracy != null ? `${(r.val_accuracy * 100).toFixed(1)}%` : formatNumber(r.train_loss)}</td>
               <td>
                 {r.has_checkpoint && (
-                  <a href={api.runs.checkpointUrl(r.id)} download title="Download checkpoint">
-                    ⬇
-                  </a>
+                  <button
+                    type="button"
+                    className="small"
+                    title="Download the checkpoint (safetensors)"
+                    data-testid="checkpoint-download"
+                    onClick={async () => {
+                      try {
+                        const { blob, filename } = await api.runs.checkpoint(r.id);
+                        downloadBlob(blob, filename);
+                      } catch (e) {
+                        useTraining.setState({ error: e instanceof Error ? e.message : String(e) });
+                      }
+                    }}
+                  >
+                    weights
+                  </button>
                 )}
               </td>
               <td>
