@@ -77,6 +77,25 @@ def accessor(path: list[str]) -> str:
     return out
 
 
+# names forward() itself uses: a node id equal to one must not shadow it as a local variable
+FORWARD_NAMES = frozenset({"self", "torch"})
+
+
+def local_names(variables: list[str]) -> dict[str, str]:
+    """forward()'s local variable for each node id: the id, or the id with '_' appended while it
+    would shadow a name forward() uses or another variable."""
+    taken = set(variables)
+    out: dict[str, str] = {}
+    for v in variables:
+        name = v
+        if name in FORWARD_NAMES:
+            while name in FORWARD_NAMES or name in taken:
+                name += "_"
+            taken.add(name)
+        out[v] = name
+    return out
+
+
 def is_attr(name: str) -> bool:
     return name.isidentifier() and not keyword.iskeyword(name)
 
@@ -134,17 +153,19 @@ class _Writer:
                 lines.append(f"        self.{m.name} = {body}{comment}")
             else:
                 lines.append(f"        self.add_module({m.name!r}, {body}){comment}")
-        lines += ["", f"    def forward(self, {p.input_var}: torch.Tensor) -> torch.Tensor:"]
+        local = local_names([p.input_var, *(s.var for s in p.steps)])
+        lines += ["", f"    def forward(self, {local[p.input_var]}: torch.Tensor) -> torch.Tensor:"]
         for s in p.steps:
+            args = [local[v] for v in s.inputs]
             if s.kind == "module":
                 target = f"self.{s.target}" if is_attr(s.target or "") else f"getattr(self, {s.target!r})"
-                rhs = f"{target}({s.inputs[0]})"
+                rhs = f"{target}({args[0]})"
             elif s.kind == "add":
-                rhs = " + ".join(s.inputs)
+                rhs = " + ".join(args)
             else:
-                rhs = f"torch.cat([{', '.join(s.inputs)}], dim={s.dim})"
-            lines.append(f"        {s.var} = {rhs}  {shape_comment(s.shape).replace('-> ', '')}")
-        lines.append(f"        return {p.output_var}")
+                rhs = f"torch.cat([{', '.join(args)}], dim={s.dim})"
+            lines.append(f"        {local[s.var]} = {rhs}  {shape_comment(s.shape).replace('-> ', '')}")
+        lines.append(f"        return {local[p.output_var]}")
         # nested classes must be defined before use: render them first
         self.classes.append("\n".join(lines) + "\n")
         return name

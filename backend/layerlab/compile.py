@@ -66,7 +66,9 @@ def build(graph: Graph | dict[str, Any], *, init: InitSpec | str | dict[str, Any
 def build_plan(plan: ModelPlan, *, init: InitSpec | str | dict[str, Any] | None = None,
                seed: int | None = 0) -> nn.Module:
     default = InitSpec.model_validate(init) if init is not None else None
-    with torch.random.fork_rng(devices=[]):
+    # a seed runs on a forked RNG so the caller's is untouched; None draws from (and advances) the
+    # caller's RNG, as constructing the modules by hand would, so two builds differ
+    with torch.random.fork_rng(devices=[], enabled=seed is not None):
         if seed is not None:
             torch.manual_seed(seed)
         model = _module(plan.root)

@@ -55,7 +55,7 @@ RESERVED_NAMES = frozenset(keyword.kwlist) | frozenset(
 RESERVED_NAMES |= frozenset(
     ["append", "extend", "insert", "pop", "add_submodule", "code", "delete_all_unused_submodules",
      "delete_submodule", "graph", "meta", "print_readable", "recompile", "shape_env", "to_folder"]
-)
+) | {"self"}  # forward()'s own first argument, in fx's generated code and in to_python's
 
 InitScheme = Literal[
     "default", "kaiming_normal", "kaiming_uniform", "xavier_normal", "xavier_uniform", "orthogonal", "normal", "zeros"

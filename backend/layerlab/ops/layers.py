@@ -199,6 +199,16 @@ class _ConvBase(OpSpec):
                     field="kernel_size",
                     suggestion=f"kernel {kdesc} exceeds the {sdesc} input: use padding='same' or a smaller kernel",
                 )
+            # torch pads by reflection only with padding < size, circularly only with padding ≤ size
+            too_wide = max(pl, pr) >= size if p.padding_mode == "reflect" else max(pl, pr) > size
+            if p.padding_mode in ("reflect", "circular") and too_wide:
+                limit = f"less than {size}" if p.padding_mode == "reflect" else f"at most {size}"
+                raise NodeProblem(
+                    f"padding_mode={p.padding_mode!r} needs padding {limit} along {axis}, received padding "
+                    f"{max(pl, pr)} for input {x.describe()}",
+                    field="padding",
+                    suggestion="use less padding or padding_mode='zeros' or 'replicate'",
+                )
             shown = f"2·{pl}" if pl == pr else f"{pl}+{pr}"
             o, f = conv_out(size, ki, si, pl + pr, di, axis, shown)
             check_size(o, f"output {axis}")
