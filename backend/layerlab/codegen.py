@@ -228,6 +228,7 @@ class _Writer:
             "from torch import nn",
             "",
             "",
+            "",
         ]
         blocks = []
         if self.uses_residual:
