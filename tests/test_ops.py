@@ -326,3 +326,38 @@ def test_upsample_size_and_explicit_scale_is_an_error() -> None:
     report = layerlab.infer(single("Upsample", {"size": 8, "scale_factor": 2.0}, [3, 4, 4]))
     assert [e.node for e in report.errors] == ["layer"]
     assert "exactly one" in report.errors[0].message
+
+
+# ---------------------------------------------------------------------------------------------
+# The catalog as data
+
+
+def test_catalog_is_json_and_complete() -> None:
+    import json
+
+    data = json.loads(json.dumps(layerlab.catalog()))
+    assert data["format"] == "layerlab.catalog/1"
+    names = [e["op"] for e in data["ops"]]
+    assert len(names) == len(set(names))
+    for entry in data["ops"]:
+        assert entry["category"] in data["categories"]
+        assert entry["help"].strip()
+        props = entry["params"].get("properties", {})
+        required = set(entry["params"].get("required", []))
+        for name, schema in props.items():
+            assert schema.get("description"), f"{entry['op']}.{name} has no description"
+            assert "default" in schema or name in required, f"{entry['op']}.{name} has no default"
+        assert set(entry["inferred"]) <= set(props)
+
+
+@pytest.mark.parametrize("entry", layerlab.catalog()["ops"], ids=lambda e: e["op"])
+def test_catalog_defaults_are_valid_and_torch_classes_exist(entry: dict[str, Any]) -> None:
+    from layerlab.ops import get_op
+
+    spec = get_op(entry["op"])
+    defaults = {k: v["default"] for k, v in entry["params"].get("properties", {}).items() if "default" in v}
+    if not entry["params"].get("required"):
+        spec.params_model.model_validate(defaults)  # the form's defaults are accepted as they are
+    if entry["torch_class"] is not None:
+        assert entry["torch_class"].startswith("nn.")
+        assert isinstance(getattr(nn, entry["torch_class"][3:]), type)

@@ -281,3 +281,23 @@ def test_report_is_json() -> None:
 def test_torch_judge_sanity(module: nn.Module) -> None:
     """The judge counts what torch holds (guards the helper itself)."""
     assert n_params(module) == sum(p.numel() for p in module.state_dict().values() if p.is_floating_point())
+
+
+def test_infer_and_export_do_not_import_torch() -> None:
+    """The format, the catalog, shape inference and code export are pure Python."""
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, layerlab\n"
+        "g = {'nodes': [{'id': 'inp', 'op': 'Input', 'params': {'shape': [3, 8, 8]}},"
+        " {'id': 'c', 'op': 'Conv2d', 'params': {'out_channels': 4}}, {'id': 'out', 'op': 'Output'}],"
+        " 'edges': [{'source': 'inp', 'target': 'c'}, {'source': 'c', 'target': 'out'}]}\n"
+        "assert layerlab.infer(g).valid\n"
+        "layerlab.to_python(g)\n"
+        "layerlab.catalog()\n"
+        "print(sorted(m for m in sys.modules if m == 'torch' or m.startswith('torch.')))\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=False)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "[]"

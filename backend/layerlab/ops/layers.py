@@ -918,7 +918,7 @@ class Flatten(OpSpec):
 class UnflattenParams(Params):
     dim: TorchDim = Field(1, description="Dim to split, counted with the batch.")
     unflattened_size: list[Width] = Field(
-        default_factory=lambda: [1, 8, 8], min_length=1, max_length=4, description="New sizes for that dim."
+        [1, 8, 8], min_length=1, max_length=4, description="New sizes for that dim."
     )
 
 
