@@ -43,10 +43,12 @@ Subscriber = Callable[[Event], None]
 class RunActor:
     """One run, inside a Ray worker process. Created per run and killed when the run is over."""
 
-    def __init__(self) -> None:
+    def __init__(self, *, paused: bool = False) -> None:
         from layerlab.train.control import ProcessControl  # noqa: PLC0415 - in the worker
 
         self.control = ProcessControl()
+        if paused:  # set here, before any control call can arrive, so a later resume always wins
+            self.control.request_pause()
 
     def train(
         self,
@@ -59,7 +61,6 @@ class RunActor:
         gpus: int = 0,
         resume_from: str | None = None,
         init_from: str | None = None,
-        paused: bool = False,
         num_threads: int | None = None,
     ) -> Iterator[dict[str, Any]]:
         """Train the run; yields each event (as a plain dict) as soon as the trainer emits it."""
@@ -68,8 +69,6 @@ class RunActor:
         from layerlab.cluster.ddp import train_ddp  # noqa: PLC0415
         from layerlab.train.trainer import train  # noqa: PLC0415
 
-        if paused:
-            self.control.request_pause()
         if gpus and torch.cuda.is_available() and str(config.get("device", "auto")) != "cpu":
             # Ray made only this actor's GPUs visible: they are cuda:0 .. cuda:gpus-1 here.
             config = {**config, "device": "cuda"}
@@ -356,12 +355,12 @@ class RayExecutor(Executor):
             num_cpus=cpus,
             max_concurrency=4,  # controls run beside the streaming train call
             max_restarts=0,
-            name=f"layerlab-run-{run.run_id}-{uuid.uuid4().hex[:8]}",  # for `ray list actors`; unique on resubmit
-        ).remote()
+            name=f"layerlab-run-{run.run_id}-{uuid.uuid4().hex[:8]}",  # unique: a run id may come back
+        ).remote(paused=run.pause_requested)
         stream = run.actor.train.options(num_returns="streaming").remote(
             run.run_id, run.graph, run.config, str(self.runs_dir / run.run_id),
             devices=run.devices, gpus=run.gpus, resume_from=run.resume_from, init_from=run.init_from,
-            paused=run.pause_requested, num_threads=self.num_threads,
+            num_threads=self.num_threads,
         )
         run.reader = threading.Thread(target=self._read, args=(run, stream), name=f"events-{run.run_id}",
                                       daemon=True)
