@@ -122,6 +122,20 @@ test('grouping into a block and freezing it drops the trainable count', async ()
   await until(async () => page.locator('.react-flow__node[data-id="conv2d_1"]').isVisible(), 3000, 'expanded');
 });
 
+test('dropping a layer onto a block puts it inside the block', async () => {
+  const box = await page.locator('.react-flow__node[data-id="block_1"]').boundingBox();
+  const canvasBox = await page.getByTestId('canvas').boundingBox();
+  // Onto the block's lower edge, below relu_1.
+  await page.getByTestId('palette-Dropout').dragTo(page.getByTestId('canvas'), {
+    targetPosition: { x: box.x - canvasBox.x + box.width / 2, y: box.y - canvasBox.y + box.height - 12 },
+  });
+  await page.locator('.react-flow__node[data-id="dropout_1"]').waitFor();
+  await connectNodes(page, 'relu_1', 'dropout_1');
+  await until(async () => (await badge(page, 'dropout_1')) === '16×8×8', 5000, 'dropout badge');
+  await until(async () => (await page.getByTestId('status-valid').textContent()).includes('✓ valid'), 5000, 'valid with the dropout');
+  await shot(page, '06b_dropped_into_block');
+});
+
 test('copy and paste a layer; the shortcut help opens with ?', async () => {
   await page.locator('.react-flow__node[data-id="linear_1"]').click();
   await page.keyboard.press('Control+c');
@@ -148,6 +162,9 @@ test('code view shows the generated PyTorch code', async () => {
   await page.getByTestId('tab-code').click();
   await until(async () => (await page.getByTestId('code').textContent()).includes('nn.Conv2d'), 10_000, 'python code');
   const code = await page.getByTestId('code').textContent();
+  // The dropped Dropout is compiled inside the block's Sequential, after relu_1.
+  const inBlock = code.slice(code.indexOf("('block_1'"), code.indexOf("('max_pool2d_1'"));
+  assert.match(inBlock, /\('relu_1', nn\.ReLU\(\)\)[^]*\('dropout_1', nn\.Dropout\(/);
   assert.match(code, /\('conv2d_1', nn\.Conv2d\(1, 16, kernel_size=3, padding=1\)\)/);
   assert.ok((await page.locator('.code .tok-kw').count()) > 3, 'keywords are highlighted');
   await shot(page, '09_code_view');

@@ -18,6 +18,11 @@ import type {
   VersionSummary,
 } from './types';
 
+export interface ReportOptions {
+  batch_size?: number;
+  optimizer?: NonNullable<NonNullable<RunCreate['config']>['optimizer']>['name'];
+}
+
 /** An API error with the server's own words: `detail` is a string or a list of graph errors. */
 export class ApiError extends Error {
   constructor(
@@ -74,7 +79,14 @@ async function request<T>(method: string, path: string, body?: unknown, signal?:
 
 export const api = {
   catalog: () => request<Catalog>('GET', '/catalog'),
-  report: (graph: GraphDoc, signal?: AbortSignal) => request<Report>('POST', '/graphs/report', graph, signal),
+  /** Shapes, costs and errors; the memory estimate assumes this batch size and optimizer. */
+  report: (graph: GraphDoc, signal?: AbortSignal, opts: ReportOptions = {}) => {
+    const q = new URLSearchParams();
+    if (opts.batch_size) q.set('batch_size', String(opts.batch_size));
+    if (opts.optimizer) q.set('optimizer', opts.optimizer);
+    const qs = q.toString();
+    return request<Report>('POST', `/graphs/report${qs ? `?${qs}` : ''}`, graph, signal);
+  },
 
   /** The exported file as a Blob, with the server's file name. */
   async export(graph: GraphDoc, format: ExportFormat, signal?: AbortSignal): Promise<{ blob: Blob; filename: string }> {

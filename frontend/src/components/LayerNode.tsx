@@ -84,6 +84,9 @@ function LayerNodeView({ id, data, selected }: NodeProps<LayerFlowNode>) {
   const inherited = useEditor((s) => Boolean(s.frozenInherited[id]));
   const live = useTraining((s) => s.layers[id]);
   const lr = useEditor((s) => s.direction === 'LR');
+  // A report that does not mention the node: the graph failed validation before shapes ran.
+  // (Nodes with a report always read true here, so edits do not re-render every node.)
+  const analysed = useEditor((s) => (s.nodeReports[id] ? true : s.report !== null && !s.reportPending));
   const frozen = data.frozen || inherited || Boolean(report?.frozen);
   const hasInput = (spec?.inputs.max ?? 1) > 0;
   const hasOutput = data.op !== 'Output';
@@ -101,7 +104,7 @@ function LayerNodeView({ id, data, selected }: NodeProps<LayerFlowNode>) {
       </div>
       <div className="node-body">
         <span className="shape-badge" data-testid="shape-badge" title={formula || 'output shape (per sample)'}>
-          {report?.output_shape ? formatShape(report.output_shape) : report?.status === 'error' ? '✕' : '…'}
+          {report?.output_shape ? formatShape(report.output_shape) : report?.status === 'error' ? '✕' : analysed ? '—' : '…'}
         </span>
         {report && report.params > 0 && (
           <span className="param-count" data-testid="param-count" title={`${report.trainable_params} trainable, ${report.frozen_params} frozen`}>

@@ -3,7 +3,7 @@ import uPlot from 'uplot';
 import { api, downloadBlob } from '../api/client';
 import type { RunConfig } from '../api/types';
 import { formatNumber, formatShape } from '../lib/format';
-import { useEditor } from '../state/editorStore';
+import { editor, useEditor } from '../state/editorStore';
 import { projects } from '../state/projectStore';
 import { type RunSeries, isTerminal, smooth } from '../state/runSeries';
 import { overlaySeries, refreshRuns, training, useTraining } from '../state/trainingStore';
@@ -76,6 +76,10 @@ export function TrainingPanel() {
     void training.loadDatasets();
     void refreshRuns();
   }, []);
+  // The status bar's memory estimate follows the batch size and optimizer chosen here.
+  useEffect(() => {
+    if (cfg.batch_size >= 1) editor.setReportOptions({ batch_size: cfg.batch_size, optimizer: cfg.optimizer });
+  }, [cfg.batch_size, cfg.optimizer]);
 
   const ds =
     cfg.dataset === 'upload'

@@ -158,3 +158,25 @@ describe('overlapsSibling', () => {
     expect(overlapsSibling(flow().nodes, 'linear_1')).toBe(false);
   });
 });
+
+describe('makeRoom', () => {
+  it('moves what lies below a block down by as much as the block grew', async () => {
+    const { makeRoom, fitBlocks } = await import('./layout');
+    const g = flow();
+    const block = g.nodes.find((n) => n.id === 'block_1')!;
+    // Move relu_1 further down inside the block: the block grows by 100 px.
+    const moved = fitBlocks(g.nodes.map((n) => (n.id === 'relu_1' ? { ...n, position: { x: 24, y: 250 } } : n)));
+    const grownBy = moved.find((n) => n.id === 'block_1')!.height! - block.height!;
+    expect(grownBy).toBe(100);
+    const out = makeRoom(g.nodes, moved);
+    const y = (nodes: typeof out, id: string) => nodes.find((n) => n.id === id)!.position.y;
+    // The block now ends at 200 + 342; flatten_1 goes 36 px below that, the rest follow.
+    expect(y(out, 'flatten_1')).toBe(200 + 342 + 36);
+    expect(y(out, 'output_1') - y(out, 'flatten_1')).toBe(y(g.nodes, 'output_1') - y(g.nodes, 'flatten_1'));
+    // A gap that is already large enough is left alone.
+    const spaced = g.nodes.map((n) => (n.parentId || n.id === 'block_1' || n.position.y < 500 ? n : { ...n, position: { ...n.position, y: n.position.y + 300 } }));
+    const spacedMoved = fitBlocks(spaced.map((n) => (n.id === 'relu_1' ? { ...n, position: { x: 24, y: 250 } } : n)));
+    expect(y(makeRoom(spaced, spacedMoved), 'flatten_1')).toBe(800);
+    expect(y(out, 'conv2d_1')).toBe(y(g.nodes, 'conv2d_1'));
+  });
+});

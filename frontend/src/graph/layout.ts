@@ -7,6 +7,8 @@ type Size = { width: number; height: number };
 
 function sizeOf(n: FlowNode): Size {
   if (isBlock(n) && n.data.collapsed) return COLLAPSED_BLOCK;
+  // A block's size is ours to set (fitBlocks, the resizer); React Flow's measurement may lag it.
+  if (isBlock(n) && n.width && n.height) return { width: n.width, height: n.height };
   const w = n.measured?.width ?? n.width ?? (n.style?.width as number | undefined);
   const h = n.measured?.height ?? n.height ?? (n.style?.height as number | undefined);
   return { width: w ?? LAYER_SIZE.width, height: h ?? LAYER_SIZE.height };
@@ -107,4 +109,51 @@ export function overlapsSibling(nodes: FlowNode[], id: string): boolean {
     const b = { ...m.position, ...sizeOf(m) };
     return a.x < b.x + b.width && b.x < a.x + a.width && a.y < b.y + b.height && b.y < a.y + a.height;
   });
+}
+
+/**
+ * After an edit made blocks grow, moves the layers after each grown block (below it, or to its
+ * right when the graph runs left to right) by the growth, so the block does not cover them.
+ */
+export function makeRoom(before: FlowNode[], after: FlowNode[], direction: 'TB' | 'LR' = 'TB'): FlowNode[] {
+  const old = new Map(before.filter(isBlock).map((b) => [b.id, sizeOf(b)] as const));
+  const lr = direction === 'LR';
+  let nodes = after;
+  for (let pass = 0; pass < 4; pass++) {
+    const byId = new Map(nodes.map((n) => [n.id, n] as const));
+    const depth = (n: FlowNode): number => (n.parentId && byId.has(n.parentId) ? 1 + depth(byId.get(n.parentId)!) : 0);
+    const grown = nodes
+      .filter(isBlock)
+      .map((b) => {
+        const was = old.get(b.id);
+        const now = sizeOf(b);
+        const delta = was ? (lr ? now.width - was.width : now.height - was.height) : 0;
+        return { b, was, delta };
+      })
+      .filter((g) => g.was && g.delta > 0)
+      .sort((a, b) => depth(b.b) - depth(a.b));
+    if (grown.length === 0) return nodes;
+    const shifted = new Map<string, { x: number; y: number }>();
+    for (const { b, was } of grown) {
+      const oldEdge = lr ? b.position.x + was!.width : b.position.y + was!.height;
+      const now = sizeOf(b);
+      const newEdge = (lr ? b.position.x + now.width : b.position.y + now.height) + 36;
+      const after = nodes.filter((n) => n.id !== b.id && n.parentId === b.parentId && (lr ? n.position.x : n.position.y) >= oldEdge - 1);
+      if (after.length) {
+        // Only as far as needed: a gap already there (a block expanded again) is used first.
+        const nearest = Math.min(...after.map((n) => (lr ? n.position.x : n.position.y)));
+        const delta = newEdge - nearest;
+        if (delta > 0) {
+          for (const n of after) {
+            const p = shifted.get(n.id) ?? n.position;
+            shifted.set(n.id, lr ? { x: p.x + delta, y: p.y } : { x: p.x, y: p.y + delta });
+          }
+        }
+      }
+      old.set(b.id, now);
+    }
+    if (shifted.size === 0) return nodes;
+    nodes = fitBlocks(nodes.map((n) => (shifted.has(n.id) ? ({ ...n, position: shifted.get(n.id)! } as FlowNode) : n)));
+  }
+  return nodes;
 }

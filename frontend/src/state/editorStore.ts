@@ -2,6 +2,7 @@
 // Components read it through narrow selectors; training lives in its own store.
 import { applyEdgeChanges, applyNodeChanges, type EdgeChange, type NodeChange } from '@xyflow/react';
 import { create } from 'zustand';
+import type { ReportOptions } from '../api/client';
 import type { Catalog, GraphDoc, GraphError, NodeReport, OpName, OpSpec, Report } from '../api/types';
 import { collapsedBlocks, flowToGraph, graphToFlow, inferDirection } from '../graph/convert';
 import {
@@ -24,7 +25,7 @@ import {
 } from '../graph/edit';
 import { nextId } from '../graph/ids';
 import type { Direction, FlowEdge, FlowGraph, FlowNode } from '../graph/kinds';
-import { autoLayout, fitBlocks, overlapsSibling } from '../graph/layout';
+import { autoLayout, fitBlocks, makeRoom, overlapsSibling } from '../graph/layout';
 import { type History, canRedo, canUndo, createHistory, push, redo, replace, undo } from './history';
 
 export interface EditorState {
@@ -48,6 +49,8 @@ export interface EditorState {
   /** Bumps when a whole new graph is loaded, so the canvas can fit the view. */
   loadCount: number;
   dragStart: FlowGraph | null;
+  /** Batch size and optimizer the report's memory estimate assumes (from the training form). */
+  reportOptions: ReportOptions;
 }
 
 const empty: FlowGraph = { nodes: [], edges: [] };
@@ -71,6 +74,7 @@ export const useEditor = create<EditorState>()(() => ({
   notice: null,
   loadCount: 0,
   dragStart: null,
+  reportOptions: {},
 }));
 
 const get = useEditor.getState;
@@ -101,7 +105,10 @@ function show(history: History<FlowGraph>) {
 
 /** Records an edit as an undo step. */
 export function commit(next: FlowGraph, coalesce?: string): void {
-  set(show(push(get().history, next, { coalesce })));
+  const before = get().history.present;
+  const nodes = makeRoom(before.nodes, next.nodes, get().direction);
+  const roomy = nodes === next.nodes ? next : { nodes, edges: next.edges };
+  set(show(push(get().history, roomy, { coalesce })));
 }
 
 /** Changes the present without an undo step (selection, measuring, dragging in progress). */
@@ -176,6 +183,13 @@ export const editor = {
     const node = makeNode(op, id, position, params, parentId);
     const deselected = g.nodes.map((n) => (n.selected ? ({ ...n, selected: false } as FlowNode) : n));
     node.selected = true;
+    // Dropped into a block on top of a layer: place it after the block's last layer instead.
+    if (parentId && overlapsSibling([...deselected, node], id)) {
+      const siblings = deselected.filter((n) => n.parentId === parentId);
+      const lr = get().direction === 'LR';
+      const end = Math.max(...siblings.map((n) => (lr ? n.position.x + (n.measured?.width ?? 190) : n.position.y + (n.measured?.height ?? 72))));
+      node.position = lr ? { x: end + 40, y: siblings[0].position.y } : { x: siblings[0].position.x, y: end + 36 };
+    }
     commit(addNode({ nodes: deselected, edges: g.edges }, node));
     return id;
   },
@@ -288,6 +302,11 @@ export const editor = {
   },
   canUndo: () => canUndo(get().history),
   canRedo: () => canRedo(get().history),
+
+  setReportOptions(opts: ReportOptions) {
+    const cur = get().reportOptions;
+    if (cur.batch_size !== opts.batch_size || cur.optimizer !== opts.optimizer) set({ reportOptions: opts });
+  },
 
   setReportPending(pending: boolean) {
     set({ reportPending: pending });
