@@ -380,3 +380,15 @@ def test_build_raises_graph_invalid_error_with_the_errors() -> None:
         layerlab.build(chain([3, 4, 4], node("fc1", "Linear")))
     assert info.value.errors[0].node == "fc1"
     assert "insert Flatten before fc1" in str(info.value)
+
+
+def test_unused_output_inside_a_block() -> None:
+    """A dead end inside a block would compute for nothing (and leave parameters without
+    gradients): an error, as at the top level, reported once however many copies."""
+    g = graph([node("inp", "Input", shape=[4]), node("blk", "Block", repeat=3),
+               node("a", "Linear", parent="blk", out_features=4), node("b", "ReLU", parent="blk"),
+               node("dead", "Linear", parent="blk", out_features=3), node("out", "Output")],
+              [("inp", "blk"), ("a", "b"), ("a", "dead"), ("b", "blk"), ("blk", "out")])
+    err = only_error(g)
+    assert err.node == "dead"
+    assert "not used" in err.message and "'blk'" in err.message

@@ -441,26 +441,34 @@ class _Analyzer:
         return var
 
     def check_reach(self, c: _Container, order: list[Any], failed: set[str]) -> None:
-        """Every member must lead to the container's exit; at the top level, that is the Output."""
-        if c.id is not None:
+        """Every member must lead to the container's exit; at the top level, that is the Output, in a
+        block its explicit output (without one, loose ends are counted by ``exit_of``)."""
+        if c.id is None:
+            out = next((m for m in order if m.op == "Output"), None)
+            if out is None:
+                return
+            if not c.preds[out.id]:
+                self.error(out.id, "nothing is connected to the Output",
+                           suggestion="connect the last layer to the Output")
+                return
+            exit_id, where = out.id, "the Output"
+        elif len(c.exits) == 1:
+            exit_id, where = c.exits[0], f"the output of block {c.id!r}"
+        else:
             return
-        out = next((m for m in order if m.op == "Output"), None)
-        if out is None:
-            return
-        useful = {out.id}
-        stack = [out.id]
+        useful = {exit_id}
+        stack = [exit_id]
         while stack:
             for p in c.preds[stack.pop()]:
-                if p not in useful:
+                if p not in useful and p != c.id:  # c.id: the block's own input
                     useful.add(p)
                     stack.append(p)
-        if not c.preds[out.id]:
-            self.error(out.id, "nothing is connected to the Output", suggestion="connect the last layer to the Output")
-            return
-        for m in order:
-            if m.id not in useful and m.id not in failed:
-                self.error(m.id, "its output is not used: no path leads from it to the Output",
-                           suggestion=f"connect {m.id} toward the Output, or delete it")
+        unused = [m for m in order if m.id not in useful and m.id not in failed]
+        for m in unused:
+            self.error(m.id, f"its output is not used: no path leads from it to {where}",
+                       suggestion=f"connect {m.id} toward {where}, or delete it")
+        if unused and c.id is not None:
+            raise _Failed  # once, not again for each copy of a repeated block
 
     def exit_of(self, c: _Container, order: list[Any]) -> str | None:
         if c.id is None:
