@@ -178,12 +178,22 @@ def test_a_dead_actor_fails_its_run_and_frees_the_gpu(executor: RayExecutor) -> 
 
 
 def test_data_parallel_run_on_ray(executor: RayExecutor) -> None:
-    """devices=2 on the CPU: one actor with 2 CPUs runs two gloo DDP processes."""
-    executor.submit("ddp", GRAPH, {**CONFIG, "device": "cpu", "devices": 2})
-    events = list(executor.events("ddp", timeout=TIMEOUT))
-    assert events[-1].type == "run_finished", events[-1]
-    assert "x2 (ddp, gloo)" in events[0].device
-    assert read_weights(events[-1].checkpoint)
+    """devices=2 on the CPU: one actor with 2 CPUs runs two gloo DDP processes. Pause, resume and
+    stop reach rank 0 through the actor and every rank through rank 0's broadcast."""
+    executor.submit("ddp", GRAPH, {**CONFIG, "epochs": 100, "device": "cpu", "devices": 2})
+    executor.pause("ddp")
+    started = wait_for(executor, "ddp", "run_started")
+    assert "x2 (ddp, gloo)" in started.device
+    paused = wait_for(executor, "ddp", "run_paused")
+    executor.resume("ddp")
+    wait_for(executor, "ddp", "run_resumed")
+    step = wait_for(executor, "ddp", "step")
+    assert step.step > paused.step
+    executor.stop("ddp")
+    end = list(executor.events("ddp", timeout=TIMEOUT))[-1]
+    assert end.type == "run_stopped", end
+    assert 0 < end.step < 100 * started.steps_per_epoch
+    assert read_weights(end.checkpoint), "rank 0 wrote the checkpoint"
 
 
 def test_the_api_trains_through_ray(cluster: None, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

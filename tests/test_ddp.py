@@ -17,7 +17,6 @@ import layerlab
 from helpers import chain
 from layerlab.cluster.ddp import ShardedBatches, train_ddp
 from layerlab.train import (
-    ProcessControl,
     RunConfig,
     is_terminal,
     load_dataset,
@@ -114,26 +113,6 @@ def test_rank_zero_checkpoint_loads_into_the_single_process_model(ddp_run: tuple
     with torch.inference_mode():
         accuracy = (model(data.x_val).argmax(1) == data.y_val).float().mean().item()  # (N_val,)
     assert accuracy == pytest.approx(terminal.val_accuracy, abs=1e-6)
-
-
-def test_ddp_stop_is_taken_by_every_rank(tmp_path: Path) -> None:
-    """rank 0's stop reaches rank 1 through the broadcast control: both leave, a checkpoint is kept."""
-    control = ProcessControl()
-    events: list[Any] = []
-
-    def emit(event: Any) -> None:
-        events.append(event)
-        if event.type == "step":
-            control.request_stop()
-
-    config = {**CONFIG, "epochs": 50, "step_event_interval_s": 0.0}
-    terminal = train_ddp(GRAPH, config, emit=emit, devices=2, run_id="stop", run_dir=tmp_path,
-                         control=control, timeout_s=120)
-    assert terminal.type == "run_stopped", terminal
-    assert 0 < terminal.step < 50 * 25
-    assert Path(terminal.checkpoint).is_dir()
-    model = layerlab.build(GRAPH, seed=0)
-    load_weights_exact(model, terminal.checkpoint)
 
 
 def test_too_many_gpus_fail_before_starting(tmp_path: Path) -> None:
