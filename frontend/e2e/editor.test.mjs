@@ -134,6 +134,15 @@ test('dropping a layer onto a block puts it inside the block', async () => {
   await until(async () => (await badge(page, 'dropout_1')) === '16×8×8', 5000, 'dropout badge');
   await until(async () => (await page.getByTestId('status-valid').textContent()).includes('✓ valid'), 5000, 'valid with the dropout');
   await shot(page, '06b_dropped_into_block');
+
+  // Residual from the block's header: the backend adds a projection shortcut (1→16 channels).
+  const frozenBefore = Number(await page.getByTestId('frozen-params').getAttribute('data-value'));
+  await page.getByTestId('residual-block_1').check();
+  const blockBadge = page.locator('.react-flow__node[data-id="block_1"] .block-meta [data-testid="shape-badge"]');
+  await until(async () => /residual/.test((await blockBadge.getAttribute('title')) ?? ''), 5000, 'the residual formula');
+  assert.ok(Number(await page.getByTestId('frozen-params').getAttribute('data-value')) > frozenBefore, 'the projection adds (frozen) parameters');
+  await page.getByTestId('residual-block_1').uncheck();
+  await until(async () => Number(await page.getByTestId('frozen-params').getAttribute('data-value')) === frozenBefore, 5000, 'residual off');
 });
 
 test('copy and paste a layer; the shortcut help opens with ?', async () => {

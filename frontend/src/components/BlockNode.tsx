@@ -46,7 +46,15 @@ function BlockNodeView({ id, data, selected }: NodeProps<BlockFlowNode>) {
         </button>
         <span className="node-op">Block</span>
         <span className="node-id">{data.label || id}</span>
-        {residual && <span className="chip" title="Residual: out = body(x) + shortcut(x)">+ skip</span>}
+        <label className="nodrag chip" title="Residual: out = body(x) + shortcut(x)">
+          <input
+            type="checkbox"
+            checked={residual}
+            data-testid={`residual-${id}`}
+            onChange={(e) => editor.setParam(id, 'residual', e.target.checked || undefined)}
+          />
+          skip
+        </label>
         <label className="nodrag repeat" title="Repeat: copies with their own weights">
           ×
           <input

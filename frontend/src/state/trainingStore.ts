@@ -138,11 +138,15 @@ function connect(runId: string) {
       /* ignore a malformed frame */
     }
   };
-  ws.onclose = () => {
+  ws.onclose = (ev) => {
     if (socket !== ws) return;
     socket = null;
     useTraining.setState({ connected: false });
     batcher.flushNow();
+    if (ev.code === 4404) {
+      useTraining.setState({ error: 'run not found' });
+      return;
+    }
     // The server closes after the terminal event; anything else is a drop: pick up where we are.
     if (!isTerminal(series.status) && series.runId === runId) {
       reconnectTimer = setTimeout(() => connect(runId), 1000);
