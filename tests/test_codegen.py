@@ -163,3 +163,18 @@ def test_golden_file_is_clean_python() -> None:
     source = (GOLDEN / "small_cnn.py").read_text()
     compile(source, "small_cnn.py", "exec")
     assert "\n\n\n\ndef" not in source and "nn\n\nclass" not in source  # two blank lines, not one or three
+
+
+def test_repeated_branching_block_inside_a_branching_region() -> None:
+    """Classes for nested regions are defined before use and named apart (Net0, Net1, ...)."""
+    g = graph([node("inp", "Input", shape=[4, 5, 5]), node("blk", "Block", repeat=2),
+               node("a", "Conv2d", parent="blk", out_channels=4, padding=1),
+               node("b", "Conv2d", parent="blk", out_channels=4, kernel_size=1),
+               node("add", "Add", parent="blk"), node("side", "Conv2d", out_channels=2, kernel_size=1),
+               node("cat", "Concat"), node("out", "Output")],
+              [("inp", "blk"), ("blk", "a"), ("blk", "b"), ("a", "add"), ("b", "add"), ("inp", "side"),
+               ("blk", "cat"), ("side", "cat"), ("cat", "out")])
+    report = layerlab.infer(g)
+    assert report.output_shape == [6, 5, 5]
+    model = assert_same_model(g)
+    assert list(model(sample_input([4, 5, 5])).shape[1:]) == report.output_shape

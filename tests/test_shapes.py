@@ -301,3 +301,39 @@ def test_infer_and_export_do_not_import_torch() -> None:
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=False)
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip() == "[]"
+
+
+@settings(SETTINGS, max_examples=60)
+@given(shape=st.tuples(channels, st.integers(2, 10), st.integers(2, 10)),
+       conv=maybe(out_channels=st.integers(1, 6), kernel_size=st.integers(1, 4), stride=st.integers(1, 3),
+                  padding=st.integers(0, 2)),
+       shortcut=st.sampled_from(["auto", "identity", "projection"]), repeat=st.integers(1, 2))
+def test_random_residual_block_agrees_with_torch(shape: Shape, conv: dict[str, Any], shortcut: str,
+                                                 repeat: int) -> None:
+    """A residual block around a random conv: when the report is valid the built model runs at
+    the reported shape with the reported parameters; when torch cannot add the branches the
+    report says so on the block."""
+    g = {"nodes": [node("inp", "Input", shape=list(shape)),
+                   node("res", "Block", residual=True, shortcut=shortcut, repeat=repeat),
+                   node("c", "Conv2d", parent="res", **conv), node("out", "Output")],
+         "edges": [{"source": "inp", "target": "res"}, {"source": "res", "target": "out"}]}
+    report = layerlab.infer(g)
+    body_ok = torch_judge(shape, [("Conv2d", conv)])
+    if not report.valid:
+        assert {e.node for e in report.errors} & {"res", "c"}, report.errors
+        if body_ok[1] is None and body_ok[0][0][0] == list(shape) and shortcut != "projection":
+            pytest.fail(f"an identity residual around a shape-keeping conv must be valid: {report.errors}")
+        return
+    model = layerlab.build(g).eval()
+    x = sample_input(shape)
+    with torch.no_grad():
+        y = model(x)
+    assert list(y.shape[1:]) == report.output_shape
+    assert n_params(model) == report.totals.params == report.node("res").params
+    first = model.res[0] if repeat > 1 else model.res
+    if shortcut == "identity" or (shortcut == "auto" and report.node("c").output_shape == list(shape)):
+        assert isinstance(first.shortcut, nn.Identity)
+    else:
+        proj_conv, bn = first.shortcut.conv, first.shortcut.bn
+        assert proj_conv.kernel_size == (1, 1) and proj_conv.bias is None and isinstance(bn, nn.BatchNorm2d)
+        torch.testing.assert_close(first(x), first.body(x) + bn(proj_conv(x)))
