@@ -70,8 +70,15 @@ def test_api_drives_the_ray_cluster(compose: dict[str, Any]) -> None:
     assert env["LAYERLAB_RAY_ADDRESS"] == "ray-head:6379"
     assert env["LAYERLAB_DATA_DIR"] == "/data"
     assert "LAYERLAB_DATABASE_URL" in env
-    assert api["command"][:2] == ["layerlab", "serve"]
-    assert "0.0.0.0" in api["command"]
+    # A Ray driver runs on a cluster node: the api joins as one without CPUs or GPUs, then serves.
+    assert api["command"][:2] == ["sh", "-c"]
+    script = api["command"][2]
+    join, serve = script.split("&&")
+    assert join.split()[:2] == ["ray", "start"]
+    assert '--address="$${LAYERLAB_RAY_ADDRESS}"' in join, "$$ keeps compose from interpolating it"
+    assert "--num-cpus=0" in join and "--num-gpus=0" in join and "--head" not in join
+    assert serve.split()[:3] == ["exec", "layerlab", "serve"]
+    assert "0.0.0.0" in serve
     assert any(str(p).endswith(":8000") for p in api["ports"])
     assert api["depends_on"]["ray-head"]["condition"] == "service_healthy"
 
