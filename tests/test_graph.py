@@ -392,3 +392,22 @@ def test_unused_output_inside_a_block() -> None:
     err = only_error(g)
     assert err.node == "dead"
     assert "not used" in err.message and "'blk'" in err.message
+
+
+def nested(depth: int) -> dict[str, Any]:
+    nodes = [node("inp", "Input", shape=[3]), node("b0", "Block"), node("out", "Output")]
+    nodes += [node(f"b{i}", "Block", parent=f"b{i - 1}") for i in range(1, depth)]
+    nodes.append(node("r", "ReLU", parent=f"b{depth - 1}"))
+    return graph(nodes, [("inp", "b0"), ("b0", "out")])
+
+
+def test_deep_nesting_is_an_error_not_a_recursion_error() -> None:
+    from layerlab.shapes import MAX_NESTING
+
+    err = only_error(nested(500))
+    assert err.field == "parent"
+    assert f"limit of {MAX_NESTING}" in err.message
+    model = layerlab.build(nested(MAX_NESTING))  # the deepest allowed still builds and exports
+    assert list(model.state_dict()) == []
+    assert "def build_model" in layerlab.to_python(nested(MAX_NESTING))
+    assert not layerlab.infer(nested(MAX_NESTING + 1)).valid

@@ -22,6 +22,7 @@ from .ops.base import MAX_ACTIVATION, MAX_NODE_PARAMS, fmt_shape, numel
 from .plan import DagPlan, LayerPlan, ModelPlan, Plan, ResidualPlan, SeqPlan, Step
 
 DEFAULT_MAX_NODES = 5000
+MAX_NESTING = 32  # blocks inside blocks; each level is a few frames of recursion
 BYTES_PER_ELEMENT = 4  # fp32
 # Optimizer state per trainable parameter: SGD keeps a momentum buffer, Adam two moments.
 OPTIMIZER_STATE = {"sgd": 1, "adam": 2, "adamw": 2, "rmsprop": 1}
@@ -258,6 +259,20 @@ class _Analyzer:
                            suggestion=f"delete all but one {op}")
         if self.errors:
             return
+        # the analysis, the compiler and the code generator recurse once per level of nesting
+        depth: dict[str, int] = {}
+        for n in g.nodes:
+            chain, cur = [], n
+            while cur is not None and cur.id not in depth:
+                chain.append(cur.id)
+                cur = self.by_id[cur.parent] if cur.parent else None
+            base = depth[cur.id] if cur is not None else 0
+            for i, node_id in enumerate(reversed(chain)):
+                depth[node_id] = base + i + 1
+            if depth[n.id] > MAX_NESTING + 1:
+                self.error(n.id, f"blocks nest {depth[n.id] - 1} deep here, above the limit of {MAX_NESTING}",
+                           field="parent", suggestion="flatten some of the blocks")
+                return
         # sibling module names must be unique (they become attribute names)
         seen: dict[tuple[str | None, str], str] = {}
         for n in g.nodes:
