@@ -1,11 +1,20 @@
+import { useReactFlow } from '@xyflow/react';
 import { useMemo, useState } from 'react';
-import type { OpSpec } from '../api/types';
-import { useEditor } from '../state/editorStore';
+import type { OpName, OpSpec } from '../api/types';
+import { editor, useEditor } from '../state/editorStore';
 import { DRAG_MIME } from './Canvas';
 
 export function Palette() {
   const catalog = useEditor((s) => s.catalog);
   const [query, setQuery] = useState('');
+  const { screenToFlowPosition } = useReactFlow();
+  // Double-click or Enter: add the layer in the middle of the visible canvas.
+  const addAtCenter = (op: OpName) => {
+    const box = document.querySelector('[data-testid="canvas"]')?.getBoundingClientRect();
+    if (!box) return;
+    const p = screenToFlowPosition({ x: box.left + box.width / 2, y: box.top + box.height / 2 });
+    editor.addNode(op, { x: p.x - 95, y: p.y - 30 });
+  };
   const groups = useMemo(() => {
     if (!catalog) return [];
     const q = query.trim().toLowerCase();
@@ -36,7 +45,10 @@ export function Palette() {
               className="palette-item"
               draggable
               data-testid={`palette-${o.op}`}
-              title={o.help}
+              title={`${o.help}\nDrag onto the canvas, or double-click to add.`}
+              tabIndex={0}
+              onDoubleClick={() => addAtCenter(o.op)}
+              onKeyDown={(e) => e.key === 'Enter' && addAtCenter(o.op)}
               onDragStart={(e) => {
                 e.dataTransfer.setData(DRAG_MIME, o.op);
                 e.dataTransfer.effectAllowed = 'copy';
