@@ -6,9 +6,11 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 import layerlab
-from helpers import chain, edge, errors_for, graph, node, single
+from helpers import chain, edge, errors_for, graph, n_params, node, sample_input, single
 from layerlab.graph import RESERVED_NAMES
 
 
@@ -411,3 +413,86 @@ def test_deep_nesting_is_an_error_not_a_recursion_error() -> None:
     assert list(model.state_dict()) == []
     assert "def build_model" in layerlab.to_python(nested(MAX_NESTING))
     assert not layerlab.infer(nested(MAX_NESTING + 1)).valid
+
+
+# ---------------------------------------------------------------------------------------------
+# Fuzz: random structures, never an exception; a valid report builds and runs at its shapes
+
+LAYERS = [("ReLU", {}), ("Conv2d", {"out_channels": 2, "padding": 1}), ("Conv2d", {"out_channels": 3, "stride": 2}),
+          ("LayerNorm", {}), ("Flatten", {}), ("Linear", {"out_features": 4}), ("Tanh", {})]
+
+
+@st.composite
+def random_graph(draw: st.DrawFn) -> dict[str, Any]:
+    """A chain of layers and blocks (maybe nested, repeated, residual, branching), then a few
+    random mutations: extra or missing edges, moved parents, frozen flags."""
+    nodes = [node("inp", "Input", shape=draw(st.sampled_from([[4], [2, 4, 4], [3, 4]]))), node("out", "Output")]
+    edges: list[tuple[str, str]] = []
+    counter = iter(range(100))
+
+    def layer(parent: str | None) -> str:
+        op, params = draw(st.sampled_from(LAYERS))
+        node_id = f"n{next(counter)}"
+        nodes.append(node(node_id, op, parent=parent, **params))
+        return node_id
+
+    def block(parent: str | None, depth: int) -> str:
+        node_id = f"blk{next(counter)}"
+        nodes.append(node(node_id, "Block", parent=parent, repeat=draw(st.integers(1, 2)),
+                          residual=draw(st.booleans())))
+        prev = None
+        for _ in range(draw(st.integers(1, 2))):
+            child = block(node_id, depth + 1) if depth < 2 and draw(st.booleans()) else layer(node_id)
+            if prev is not None:
+                edges.append((prev, child))
+            prev = child
+        return node_id
+
+    prev = "inp"
+    for _ in range(draw(st.integers(1, 4))):
+        kind = draw(st.sampled_from(["layer", "block", "branch"]))
+        if kind == "branch":
+            a, b = layer(None), layer(None)
+            merge = f"m{next(counter)}"
+            nodes.append(node(merge, draw(st.sampled_from(["Add", "Concat"]))))
+            edges += [(prev, a), (prev, b), (a, merge), (b, merge)]
+            prev = merge
+            continue
+        item = layer(None) if kind == "layer" else block(None, 0)
+        edges.append((prev, item))
+        prev = item
+    edges.append((prev, "out"))
+    ids = [n["id"] for n in nodes]
+    for _ in range(draw(st.sampled_from([0, 0, 1, 2]))):
+        mutation = draw(st.sampled_from(["add_edge", "drop_edge", "parent", "freeze", "op"]))
+        if mutation == "add_edge":
+            edges.append((draw(st.sampled_from(ids)), draw(st.sampled_from(ids))))
+        elif mutation == "drop_edge" and edges:
+            edges.pop(draw(st.integers(0, len(edges) - 1)))
+        elif mutation == "op":
+            draw(st.sampled_from(nodes[1:]))["op"] = draw(st.sampled_from(["Nope", "Block", "Add", "Input"]))
+        elif mutation == "parent":
+            draw(st.sampled_from(nodes))["parent"] = draw(st.sampled_from(ids))
+        else:
+            draw(st.sampled_from(nodes))["frozen"] = True
+    return graph(nodes, edges)
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(random_graph())
+def test_random_structures_never_raise(g: dict[str, Any]) -> None:
+    report = layerlab.infer(g)
+    if not report.valid:
+        assert report.errors
+        assert all(e.message for e in report.errors)
+        return
+    import torch
+
+    model = layerlab.build(g).eval()
+    x = sample_input(report.input_shape)
+    with torch.no_grad():
+        assert list(model(x).shape[1:]) == report.output_shape
+    assert n_params(model) == report.totals.params
+    run: dict[str, Any] = {}
+    exec(compile(layerlab.to_python(g), "<generated>", "exec"), run)  # noqa: S102
+    assert list(run["build_model"]().eval()(x).shape[1:]) == report.output_shape
