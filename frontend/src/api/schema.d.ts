@@ -3873,8 +3873,13 @@ export interface components {
             /**
              * Unflattened Size
              * @description New sizes for that dim.
+             * @default [
+             *       1,
+             *       8,
+             *       8
+             *     ]
              */
-            unflattened_size?: number[];
+            unflattened_size: number[];
         };
         /**
          * UpsampleNode
