@@ -370,6 +370,11 @@ class _Analyzer:
                     queue.append(s)
         if len(order) < len(ids):
             stuck = [i for i in ids if indeg[i] > 0]
+            # the nodes merely downstream of the loop are stuck too: peel off those that lead nowhere stuck
+            loop = set(stuck)
+            while dead := {i for i in loop if not any(s in loop for s in c.succs[i])}:
+                loop -= dead
+            stuck = [i for i in stuck if i in loop]
             self.error(stuck[0], "the graph has a cycle through " + " → ".join(stuck),
                        suggestion="remove one of the edges that loops back")
             return None
