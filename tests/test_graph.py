@@ -267,6 +267,13 @@ def test_node_count_cap(monkeypatch: pytest.MonkeyPatch) -> None:
     assert layerlab.infer(g).valid
 
 
+@pytest.mark.parametrize("value", ["lots", "", "-3"])
+def test_node_count_cap_ignores_a_bad_setting(monkeypatch: pytest.MonkeyPatch, value: str) -> None:
+    monkeypatch.setenv("LAYERLAB_MAX_NODES", value)
+    assert layerlab.infer(chain([3], ("ReLU", {}))).valid
+    assert "limit of 5000" in only_error(chain([3], *[("ReLU", {})] * 4999)).message
+
+
 def test_node_count_cap_default() -> None:
     from layerlab.shapes import DEFAULT_MAX_NODES
 

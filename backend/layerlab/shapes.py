@@ -126,7 +126,7 @@ def _analyze(graph: Graph | dict[str, Any], *, batch_size: int, optimizer: Optim
     parsed, errors = parse_graph(graph)
     if parsed is None:
         return Analysis(Report(valid=False, errors=errors), None)
-    limit = max_nodes or int(os.environ.get("LAYERLAB_MAX_NODES", DEFAULT_MAX_NODES))
+    limit = max_nodes or _env_max_nodes()
     if len(parsed.nodes) > limit:
         err = GraphError(
             message=f"the graph has {len(parsed.nodes)} nodes, above the limit of {limit}",
@@ -134,6 +134,17 @@ def _analyze(graph: Graph | dict[str, Any], *, batch_size: int, optimizer: Optim
         )
         return Analysis(Report(valid=False, errors=[err]), None, parsed)
     return _Analyzer(parsed, batch_size=batch_size, optimizer=optimizer).run()
+
+
+def _env_max_nodes() -> int:
+    """LAYERLAB_MAX_NODES, or the default when it is unset or not a positive integer (a
+    misconfigured server must still answer with reports, not exceptions)."""
+    raw = os.environ.get("LAYERLAB_MAX_NODES", "")
+    try:
+        value = int(raw)
+    except ValueError:
+        return DEFAULT_MAX_NODES
+    return value if value > 0 else DEFAULT_MAX_NODES
 
 
 # ---------------------------------------------------------------------------------------------
