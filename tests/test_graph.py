@@ -503,3 +503,25 @@ def test_random_structures_never_raise(g: dict[str, Any]) -> None:
     run: dict[str, Any] = {}
     exec(compile(layerlab.to_python(g), "<generated>", "exec"), run)  # noqa: S102
     assert list(run["build_model"]().eval()(x).shape[1:]) == report.output_shape
+
+
+def test_graph_json_schema_discriminates_every_op() -> None:
+    import json
+
+    from layerlab.graph import graph_json_schema
+
+    schema = json.loads(json.dumps(graph_json_schema()))
+    items = schema["properties"]["nodes"]["items"]
+    assert items["discriminator"]["propertyName"] == "op"
+    assert set(items["discriminator"]["mapping"]) == {e["op"] for e in layerlab.catalog()["ops"]}
+
+
+def test_graph_round_trips_through_json() -> None:
+    """A parsed graph (nested blocks included) dumps to JSON that parses to the same graph."""
+    g = nested(3)
+    g["nodes"][1]["init"] = {"scheme": "normal", "std": 0.1}
+    parsed, errors = layerlab.parse_graph(g)
+    assert errors == []
+    again, errors = layerlab.parse_graph(parsed.model_dump(mode="json"))
+    assert errors == [] and again == parsed
+    assert layerlab.infer(again).model_dump() == layerlab.infer(g).model_dump()
