@@ -184,3 +184,45 @@ def test_one_run_per_gpu_and_fifo_positions(tmp_path: Path, monkeypatch: pytest.
         run.process = None
     ex.shutdown()
     assert ex.history("e")[-1].type == "run_stopped"  # a queued run ends with the executor
+
+
+def test_a_data_parallel_run_takes_all_its_gpus(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The scheduler alone: devices=2 waits for two free GPUs and then holds both."""
+    ex = LocalExecutor(tmp_path, gpus=3, max_concurrent=1)
+    started: list[tuple[str, str]] = []
+
+    def fake_start(run: Any, device: str) -> None:
+        started.append((run.run_id, device))
+        run.device, run.process, run.state = device, object(), "running"
+
+    monkeypatch.setattr(ex, "_start", fake_start)
+    ex.submit("one", _graph(), _config(device="cuda"))
+    ex.submit("pair", _graph(), _config(device="cuda", devices=2))
+    ex.submit("other", _graph(), _config(device="cuda", devices=2))
+    assert started == [("one", "cuda:0"), ("pair", "cuda:1,cuda:2")]
+    assert ex.history("other")[-1].position == 1
+    ex._runs["one"].process = None  # noqa: SLF001 - only one GPU frees up: not enough
+    ex._schedule()  # noqa: SLF001
+    assert ex.state("other") == "queued"
+    ex._runs["pair"].process = None  # noqa: SLF001
+    ex._schedule()  # noqa: SLF001
+    assert started[-1] == ("other", "cuda:0,cuda:1")
+    for run in ex._runs.values():  # noqa: SLF001
+        run.process = None
+    ex.shutdown()
+
+
+def test_a_data_parallel_cpu_run_through_the_executor(executor: LocalExecutor) -> None:
+    """devices=2 on the CPU: the worker trains with two gloo DDP processes; rank 0 reports."""
+    rec = Recorder()
+    executor.subscribe(rec)
+    executor.submit("ddp", _graph(), _config(devices=2, epochs=3))
+    started = rec.wait_type("ddp", "run_started")
+    finished = rec.wait_type("ddp", "run_finished")
+    assert started.device.startswith("cpu x2")  # rank 0 reports the data-parallel setup
+    epochs = [e for e in rec.of("ddp") if e.type == "epoch"]
+    assert len(epochs) == 3
+    assert epochs[-1].train_loss < epochs[0].train_loss
+    assert finished.checkpoint is not None and Path(finished.checkpoint).exists()
+    seqs = [e.seq for e in rec.of("ddp")]
+    assert seqs == sorted(seqs) and len(set(seqs)) == len(seqs)

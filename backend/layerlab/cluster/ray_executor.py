@@ -241,17 +241,10 @@ class RayExecutor(Executor):
         resume_from: str | None = None,
         init_from: str | None = None,
     ) -> None:
-        """Queue a run. Besides the RunConfig, a config dict may carry ``devices: N`` (data-parallel
-        on N GPUs of one node, or N CPU processes) until RunConfig has that field."""
-        raw = config.model_dump(mode="json") if isinstance(config, RunConfig) else dict(config)
-        if "devices" in RunConfig.model_fields:
-            cfg = RunConfig.model_validate(raw)
-            devices = int(cfg.devices)  # type: ignore[attr-defined]
-        else:
-            devices = int(raw.pop("devices", None) or 1)
-            cfg = RunConfig.model_validate(raw)
-        if devices < 1:
-            raise ValueError(f"devices must be at least 1; received {devices}")
+        """Queue a run; ``config.devices`` > 1 trains it data-parallel on that many GPUs of one node
+        (or CPU processes)."""
+        cfg = config if isinstance(config, RunConfig) else RunConfig.model_validate(config)
+        devices = cfg.devices
         if hasattr(graph, "model_dump"):
             graph = graph.model_dump(mode="json")
         with self._lock:

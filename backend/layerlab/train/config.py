@@ -157,6 +157,11 @@ class RunConfig(_Strict):
     min_delta: float = Field(0.0, ge=0.0, description="Early stopping: the improvement that counts.")
     seed: int = Field(0, ge=0, le=2**32 - 1)
     device: str = Field("auto", pattern=r"^(auto|cpu|cuda(:\d{1,2})?)$")
+    devices: int = Field(
+        1, ge=1, le=64,
+        description="Train one run data-parallel (DistributedDataParallel) on this many GPUs of one "
+        "machine, or this many CPU processes; 1 trains in a single process.",
+    )
     precision: Precision = "fp32"
     channels_last: bool = False
     compile: bool = Field(False, description="torch.compile the model (slow to start).")

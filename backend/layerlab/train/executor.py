@@ -268,16 +268,17 @@ class LocalExecutor(Executor):
         return device if self.gpus else "cpu"
 
     def _busy(self) -> list[str]:
-        # A run holds its device until its process has exited (and freed its memory), not
-        # merely until its terminal event.
-        return [r.device or "" for r in self._runs.values() if r.process is not None]
+        # A run holds its devices until its process has exited (and freed its memory), not
+        # merely until its terminal event. A data-parallel run holds "cuda:0,cuda:1".
+        return [d for r in self._runs.values() if r.process is not None for d in (r.device or "").split(",")]
 
-    def _free_device(self, resource: str) -> str | None:
+    def _free_device(self, resource: str, count: int = 1) -> str | None:
         busy = self._busy()
-        if resource == "cpu":
+        if resource == "cpu":  # the ranks of a data-parallel CPU run share one CPU slot
             return "cpu" if busy.count("cpu") < self.max_concurrent else None
-        if resource == "gpu":
-            return next((f"cuda:{i}" for i in range(self.gpus) if f"cuda:{i}" not in busy), None)
+        if resource == "gpu" or count > 1:
+            free = [f"cuda:{i}" for i in range(self.gpus) if f"cuda:{i}" not in busy]
+            return ",".join(free[:count]) if len(free) >= count else None
         return resource if resource not in busy else None
 
     def _schedule(self) -> None:
@@ -287,7 +288,7 @@ class LocalExecutor(Executor):
                 return
             for run_id in list(self._waiting):
                 run = self._runs[run_id]
-                device = self._free_device(run.resource)
+                device = self._free_device(run.resource, run.config.devices)
                 if device is not None:
                     self._waiting.remove(run_id)
                     self._start(run, device)
@@ -302,7 +303,12 @@ class LocalExecutor(Executor):
         run.position = None
         run.state = "running"
         config = run.config.model_dump(mode="json")
-        if run.resource != "cpu":
+        visible: str | None = None
+        if run.resource != "cpu" and "," in device:
+            # a data-parallel run sees exactly its GPUs, as cuda:0..N-1
+            visible = ",".join(d.removeprefix("cuda:") for d in device.split(","))
+            config["device"] = "cuda"
+        elif run.resource != "cpu":
             config["device"] = device  # the executor owns GPU placement
         run_dir = self.runs_dir / run.run_id
         run_dir.mkdir(parents=True, exist_ok=True)
@@ -310,7 +316,7 @@ class LocalExecutor(Executor):
         run.process = self._ctx.Process(
             target=run_worker,
             args=(run.run_id, run.graph, config, str(run_dir), run.queue, run.control, run.resume_from,
-                  run.init_from, self.num_threads),
+                  run.init_from, self.num_threads, visible),
             name=f"layerlab-run-{run.run_id}",
         )
         run.process.start()
