@@ -1,5 +1,6 @@
 // Edit latency on a 300-node graph: the time from typing a new value into the inspector to the
-// canvas showing the backend's updated shape badge (debounce + request + render), in Chromium
+// canvas showing the backend's updated shape badge (request + render; an isolated edit is sent at
+// once, bursts are throttled), in Chromium
 // against a real backend. Prints the figures; run `npm run build` first.
 //   node bench/edit_latency.mjs [--nodes 300] [--edits 15]
 import { mkdtempSync, writeFileSync } from 'node:fs';
@@ -89,6 +90,7 @@ try {
   for (let i = 0; i < EDITS; i++) {
     const value = 9 + (i % 2) * 3; // alternate 9, 12
     const want = `${value}×8×8`;
+    await page.waitForTimeout(250); // edits at a person's pace: each one outside the previous throttle window
     // Time from the input event to the badge's text changing, measured in the page.
     const measured = page.evaluate(
       ([sel, text]) =>
@@ -115,7 +117,7 @@ try {
   }
   const fmt = (xs) => `median ${pct(xs, 50).toFixed(0)} ms, p95 ${pct(xs, 95).toFixed(0)} ms, min ${Math.min(...xs).toFixed(0)} ms`;
   console.log(`graph: ${N} nodes (${count} on the canvas), ${graph.edges.length} edges, ${EDITS} edits`);
-  console.log(`edit → updated badge (includes the 150 ms debounce): ${fmt(e2e)}`);
+  console.log(`edit → updated badge: ${fmt(e2e)} (goal: ≤ 100 ms)`);
   console.log(`  input → request sent: median ${pct(phases.map((p) => p.toRequest), 50).toFixed(0)} ms; request in the page: median ${pct(phases.map((p) => p.request), 50).toFixed(0)} ms; response → badge: median ${pct(phases.map((p) => p.afterResponse), 50).toFixed(0)} ms`);
   console.log(`POST /api/graphs/report alone (from node): ${fmt(server)}`);
 } finally {

@@ -1,5 +1,7 @@
-// Debounced report requests with sequence numbers: only the answer to the latest request is
-// applied, however the responses arrive.
+// Report requests for the editor, throttled with a leading edge: an isolated edit is sent at
+// once (so badges update one round trip after the edit), a burst of edits sends at most one
+// request per `delayMs` and always ends with the latest graph. Answers carry sequence numbers:
+// an answer is applied only if it is newer than the one on screen, however responses arrive.
 
 export interface ReportSyncOptions<G, R> {
   fetchReport: (graph: G, signal: AbortSignal) => Promise<R>;
@@ -11,9 +13,9 @@ export interface ReportSyncOptions<G, R> {
 }
 
 export interface ReportSync<G> {
-  /** Schedules a request for this graph; earlier pending ones are dropped. */
+  /** Sends now if the last request is older than the throttle window, else when it ends. */
   request(graph: G): number;
-  /** Requests now, skipping the debounce. */
+  /** Sends the pending graph now, skipping the throttle. */
   flush(): void;
   dispose(): void;
   readonly latestSeq: number;
@@ -25,49 +27,59 @@ export function createReportSync<G, R>(opts: ReportSyncOptions<G, R>): ReportSyn
   const clearTimer = opts.clearTimer ?? ((h) => clearTimeout(h as ReturnType<typeof setTimeout>));
   let seq = 0;
   let applied = 0;
-  let timer: unknown = null;
+  let timer: unknown = null; // the throttle window after a send
   let pending: { graph: G; seq: number } | null = null;
-  let inflight: AbortController | null = null;
+  const inflight = new Set<AbortController>();
   let disposed = false;
 
   const send = () => {
-    timer = null;
     if (!pending || disposed) return;
     const { graph, seq: mine } = pending;
     pending = null;
-    inflight?.abort();
     const controller = new AbortController();
-    inflight = controller;
+    inflight.add(controller);
     opts.fetchReport(graph, controller.signal).then(
       (report) => {
-        // Stale: a later request has already been answered (or superseded this one).
-        if (disposed || mine < applied || mine !== seq) return;
+        inflight.delete(controller);
+        // Stale: a newer answer is already on screen.
+        if (disposed || mine <= applied) return;
         applied = mine;
         opts.onReport(report, mine);
       },
       (error) => {
+        inflight.delete(controller);
         if (disposed || controller.signal.aborted || mine !== seq) return;
         opts.onError?.(error, mine);
       },
     );
   };
 
+  const windowEnds = () => {
+    timer = null;
+    if (pending) {
+      send();
+      timer = setTimer(windowEnds, delay);
+    }
+  };
+
   return {
     request(graph: G) {
       seq += 1;
       pending = { graph, seq };
-      if (timer !== null) clearTimer(timer);
-      timer = setTimer(send, delay);
+      if (timer === null) {
+        send();
+        timer = setTimer(windowEnds, delay);
+      }
       return seq;
     },
     flush() {
-      if (timer !== null) clearTimer(timer);
       send();
     },
     dispose() {
       disposed = true;
       if (timer !== null) clearTimer(timer);
-      inflight?.abort();
+      for (const c of inflight) c.abort();
+      inflight.clear();
     },
     get latestSeq() {
       return seq;

@@ -1,5 +1,5 @@
 // Keeps the backend's report in step with the graph: every change that matters to the analysis
-// (not positions or selection) schedules a debounced request; stale answers are dropped.
+// (not positions or selection) requests a report (throttled, see reportSync); stale answers are dropped.
 import { type ReportOptions, api } from '../api/client';
 import type { GraphDoc } from '../api/types';
 import { analysisKey, flowToGraph } from '../graph/convert';
