@@ -178,3 +178,26 @@ def test_repeated_branching_block_inside_a_branching_region() -> None:
     assert report.output_shape == [6, 5, 5]
     model = assert_same_model(g)
     assert list(model(sample_input([4, 5, 5])).shape[1:]) == report.output_shape
+
+
+def test_digit_names_reach_the_right_module() -> None:
+    """nn.Sequential's [i] is a position, not a name: a layer named '0' at position 1 (as an
+    imported model may have) must be frozen and initialized by name in the generated code."""
+    first, second = node("a", "Linear", out_features=4), node("b", "Linear", out_features=3)
+    first["name"], second["name"] = "1", "0"
+    second["frozen"] = True
+    second["init"] = "zeros"
+    g = chain([5], first, second)
+    model = assert_same_model(g)
+    assert not any(p.requires_grad for p in getattr(model, "0").parameters())
+    assert all(p.requires_grad for p in getattr(model, "1").parameters())
+    assert bool((getattr(model, "0").weight == 0).all())
+    # in a branching region, a digit name is an attribute of a plain nn.Module: no [i] there
+    g = graph([node("inp", "Input", shape=[3]), node("a", "Linear", out_features=2), node("b", "Tanh"),
+               node("cat", "Concat"), node("out", "Output")],
+              [("inp", "a"), ("inp", "b"), ("a", "cat"), ("b", "cat"), ("cat", "out")])
+    g["nodes"][1]["name"] = "0"
+    g["nodes"][1]["frozen"] = True
+    g["nodes"][1]["init"] = "orthogonal"
+    model = assert_same_model(g, init="xavier_uniform")
+    assert not getattr(model, "0").weight.requires_grad

@@ -18,6 +18,7 @@ from .plan import (
     Plan,
     ResidualPlan,
     SeqPlan,
+    children,
     class_name,
     iter_frozen,
     iter_layers,
@@ -69,11 +70,21 @@ def shape_comment(shape: tuple[int, ...]) -> str:
     return "# -> " + fmt_value(list(shape))
 
 
-def accessor(path: list[str]) -> str:
-    """Python to reach a submodule: ``model.block1[0].conv1``."""
-    out = "model"
+def accessor(root: Plan, path: list[str]) -> str:
+    """Python to reach a submodule by its names: ``model.block1[0].conv1``. ``[i]`` only where the
+    name is the position in an nn.Sequential (Sequential indexes by position, not by name);
+    ``getattr`` for other names that are not attributes (a '0' in a branching region)."""
+    out, cur = "model", root
     for part in path:
-        out += f"[{part}]" if part.isdigit() else f".{part}"
+        kids = children(cur)
+        child = next(c for c in kids if c.name == part)
+        if isinstance(cur, SeqPlan) and part.isdigit() and kids.index(child) == int(part):
+            out += f"[{part}]"
+        elif is_attr(part):
+            out += f".{part}"
+        else:
+            out = f"getattr({out}, {part!r})"
+        cur = child
     return out
 
 
@@ -197,7 +208,7 @@ class _Writer:
             ]
         lines = ["", "    # initialization (biases at zero under every scheme)"]
         for path, lp, spec in chosen:
-            ref = accessor(path.split("."))
+            ref = accessor(self.plan.root, path.split("."))
             lines.append(f"    {init_call(ref + '.weight', spec)}")
             if lp.args.get("bias", True) is not False and lp.torch_class != "Embedding":
                 lines.append(f"    nn.init.zeros_({ref}.bias)")
@@ -209,7 +220,7 @@ class _Writer:
             return []
         lines = ["", "    # frozen: no gradients; give the optimizer only the parameters that require them"]
         for path, _ in frozen:
-            ref = accessor(path.split(".")) if path else "model"
+            ref = accessor(self.plan.root, path.split(".")) if path else "model"
             lines.append(f"    {ref}.requires_grad_(False)")
         return lines
 
