@@ -148,6 +148,7 @@ CASES = [
     op_case("sigmoid", "Sigmoid", {}, [2, 3, 3], nn.Sigmoid),
     op_case("tanh", "Tanh", {}, [4], nn.Tanh),
     op_case("identity", "Identity", {}, [4, 2], nn.Identity),
+    op_case("identity-ids", "Identity", {}, [6], nn.Identity, dtype="int64", high=9),  # ids pass through
     op_case("leaky", "LeakyReLU", {"negative_slope": 0.2}, [6], lambda: nn.LeakyReLU(0.2)),
     op_case("elu", "ELU", {"alpha": 0.5}, [6], lambda: nn.ELU(alpha=0.5)),
     op_case("gelu", "GELU", {"approximate": "tanh"}, [6], lambda: nn.GELU(approximate="tanh")),

@@ -15,6 +15,7 @@ from pydantic import Field
 from .base import (
     MAX_DIM,
     MAX_KERNEL,
+    DType,
     Inferred,
     NodeProblem,
     OpSpec,
@@ -584,12 +585,10 @@ class NoParams(Params):
     pass
 
 
-def _simple(name: str, help_text: str, category: str = "Activation") -> None:
-    cls = type(
-        name,
-        (_Elementwise,),
-        {"name": name, "help": help_text, "params_model": NoParams, "torch_class": name, "category": category},
-    )
+def _simple(name: str, help_text: str, category: str = "Activation", dtype_in: DType | None = "float32") -> None:
+    attrs = {"name": name, "help": help_text, "params_model": NoParams, "torch_class": name, "category": category,
+             "dtype_in": dtype_in}
+    cls = type(name, (_Elementwise,), attrs)
     register(cls)
 
 
@@ -597,7 +596,7 @@ _simple("ReLU", "max(0, x): the default nonlinearity.")
 _simple("SiLU", "x·sigmoid(x) (swish).")
 _simple("Sigmoid", "1 / (1 + e^−x): squashes to (0, 1).")
 _simple("Tanh", "Hyperbolic tangent: squashes to (−1, 1).")
-_simple("Identity", "Passes its input through unchanged (a placeholder).", category="Shape")
+_simple("Identity", "Passes its input through unchanged (a placeholder).", category="Shape", dtype_in=None)
 
 
 class LeakyReLUParams(Params):
