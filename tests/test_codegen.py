@@ -201,3 +201,16 @@ def test_digit_names_reach_the_right_module() -> None:
     g["nodes"][1]["init"] = "orthogonal"
     model = assert_same_model(g, init="xavier_uniform")
     assert not getattr(model, "0").weight.requires_grad
+
+
+@pytest.mark.parametrize("name", ["my model", 'say """hi""" and quit', "back\\slash", "für", "2nd-try",
+                                  'x"""\nimport os\nos.environ["PWNED"] = "1"\n"""', "a(b):\n    pass", ""])
+def test_any_graph_name_exports_valid_python_and_never_code(name: str) -> None:
+    """The graph name goes into the docstring and, for a branching model, the class name."""
+    dag = graph([node("inp", "Input", shape=[3]), node("a", "ReLU"), node("b", "Tanh"), node("cat", "Concat"),
+                 node("out", "Output")], [("inp", "a"), ("inp", "b"), ("a", "cat"), ("b", "cat"), ("cat", "out")])
+    for g in (dag, chain([3], node("act", "ReLU"))):
+        g["name"] = name
+        os.environ.pop("PWNED", None)
+        assert_same_model(g)
+        assert "PWNED" not in os.environ

@@ -6,6 +6,7 @@ One plan, two renderings: ``compile.build`` instantiates it as torch modules and
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any, Literal, Union
@@ -97,7 +98,8 @@ class ModelPlan:
 
 
 def class_name(name: str) -> str:
-    parts = [w for w in name.replace("-", "_").split("_") if w]
+    """A CamelCase Python class name from any graph or block name ('my model' → 'MyModel')."""
+    parts = [w for w in re.split(r"[^0-9A-Za-z]+", name) if w]  # ASCII only: it is printed as code
     out = "".join(w[:1].upper() + w[1:] for w in parts) or "Model"
     return out if out[0].isalpha() else "Net" + out
 
