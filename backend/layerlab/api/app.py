@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -23,7 +24,7 @@ from .db import Database
 from .demo import ensure_demo
 from .deps import AppState, require_token
 from .routes import datasets, events, graphs, meta, projects, runs, web
-from .runs import ExecutorFactory, RunManager
+from .runs import ExecutorFactory, RunManager, default_executor
 from .security import GuardMiddleware
 from .settings import Settings
 from .streaming import EventHub, EventWriter
@@ -37,6 +38,8 @@ def create_app(settings: Settings | None = None, *, executor_factory: ExecutorFa
     db = Database(settings.db_url)
     writer = EventWriter(db, interval_s=settings.event_flush_interval_s, batch=settings.event_flush_batch)
     hub = EventHub(queue_size=settings.ws_queue_size)
+    if executor_factory is None:
+        executor_factory = functools.partial(default_executor, num_threads=settings.train_threads)
     manager = RunManager(db=db, writer=writer, hub=hub, runs_dir=settings.runs_dir,
                          max_concurrent=settings.max_concurrent_runs, executor_factory=executor_factory)
     state = AppState(settings=settings, db=db, writer=writer, hub=hub, runs=manager)

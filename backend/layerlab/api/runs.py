@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import os
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -55,11 +56,24 @@ def _json_safe(data: Any) -> Any:
     return data
 
 
-def default_executor(runs_dir: Path, max_concurrent: int) -> Any:
+def default_executor(runs_dir: Path, max_concurrent: int, *, num_threads: int | None = None) -> Any:
     """The executor ``LAYERLAB_EXECUTOR`` names (``local``, the default, or ``ray``)."""
-    from layerlab.cluster import make_executor
+    from layerlab.cluster import executor_kind, make_executor
 
+    if executor_kind() == "local":
+        from layerlab.train.executor import LocalExecutor
+
+        return LocalExecutor(runs_dir, max_concurrent=max_concurrent,
+                             num_threads=num_threads or worker_threads(max_concurrent))
     return make_executor(runs_dir=runs_dir, max_concurrent=max_concurrent)
+
+
+def worker_threads(max_concurrent: int) -> int:
+    """torch threads per local run: the cores less one, shared by the runs. The core left over keeps
+    the server streaming; without it, torch's spinning worker threads and the server fight for the
+    CPU and a run with 100 watchers trained 4× slower on 2 cores (benchmarks/bench_stream.py)."""
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    return max(1, (cores - 1) // max_concurrent)
 
 
 @dataclass

@@ -30,6 +30,9 @@ class Settings(BaseModel):
     max_body_bytes: Annotated[int, Field(ge=1024)] = 4 * 1024 * 1024
     max_upload_bytes: Annotated[int, Field(ge=1024)] = 64 * 1024 * 1024
     max_concurrent_runs: Annotated[int, Field(ge=1, le=64)] = 1
+    train_threads: Annotated[int, Field(ge=1, le=1024)] | None = Field(
+        None, description="torch threads per local run; default (cores − 1) / max_concurrent_runs."
+    )
     static_dir: Path = STATIC_DIR
     demo: bool = Field(True, description="Create a demo project when the database is empty.")
     ws_queue_size: Annotated[int, Field(ge=8)] = 2000
@@ -55,6 +58,7 @@ class Settings(BaseModel):
             ("max_body_bytes", "LAYERLAB_MAX_BODY_BYTES"),
             ("max_upload_bytes", "LAYERLAB_MAX_UPLOAD_BYTES"),
             ("max_concurrent_runs", "LAYERLAB_MAX_RUNS"),
+            ("train_threads", "LAYERLAB_TRAIN_THREADS"),
         ):
             if env.get(name):
                 values[key] = int(env[name])
