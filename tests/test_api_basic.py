@@ -336,3 +336,13 @@ def test_in_memory_database_works(tmp_path: Path) -> None:
         pid = c.post("/api/projects", json={"name": "m"}).json()["id"]
         assert c.get(f"/api/projects/{pid}").json()["name"] == "m"
     assert not (tmp_path / "layerlab.db").exists()
+
+
+def test_local_runs_leave_a_core_to_the_server(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from layerlab.api import runs
+
+    monkeypatch.delenv("LAYERLAB_EXECUTOR", raising=False)
+    monkeypatch.setattr(runs.os, "sched_getaffinity", lambda _pid: set(range(8)), raising=False)
+    assert runs.worker_threads(1) == 7 and runs.worker_threads(3) == 2 and runs.worker_threads(16) == 1
+    with make_client(tmp_path, train_threads=3) as c:
+        assert c.app.state.layerlab.runs.executor.num_threads == 3
