@@ -328,3 +328,20 @@ def test_built_model_trains() -> None:
     model = layerlab.build(resnet_like()).train()
     model(sample_input([3, 8, 8], batch=4)).sum().backward()
     assert all(p.grad is not None for p in model.parameters())
+
+
+def test_concat_of_ids_and_floats_is_float() -> None:
+    """torch.cat promotes int64 joined with float32 to float32; the report must agree, so a Linear
+    may follow."""
+    g = graph([node("inp", "Input", shape=[2, 3], dtype="int64"), node("ids", "Identity"),
+               node("emb", "Embedding", num_embeddings=5, embedding_dim=1), node("flat", "Flatten", start_dim=2),
+               node("cat", "Concat", dim=-1), node("fc", "Linear", out_features=2), node("out", "Output")],
+              [("inp", "ids"), ("inp", "emb"), ("emb", "flat"), ("ids", "cat"), ("flat", "cat"), ("cat", "fc"),
+               ("fc", "out")])
+    report = layerlab.infer(g)
+    assert report.valid, report.errors
+    assert report.node("cat").dtype == "float32"
+    model = layerlab.build(g).eval()
+    x = sample_input([2, 3], dtype="int64", high=5)
+    assert list(model(x).shape[1:]) == report.output_shape == [2, 2]
+    assert torch.cat([x, model.flat(model.emb(x))], -1).dtype == torch.float32

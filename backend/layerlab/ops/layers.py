@@ -1084,7 +1084,9 @@ class Concat(OpSpec):
         total = sum(i.shape[axis] for i in inputs)
         out = (*first.shape[:axis], total, *first.shape[axis + 1 :])
         parts = " + ".join(str(i.shape[axis]) for i in inputs)
-        return Inferred(out=TensorInfo(out, first.dtype), formula=[f"dim {p.dim}: {parts} = {total}"])
+        # torch.cat promotes: ids joined with floats are floats
+        dtype = "float32" if any(i.dtype == "float32" for i in inputs) else first.dtype
+        return Inferred(out=TensorInfo(out, dtype), formula=[f"dim {p.dim}: {parts} = {total}"])
 
 
 MERGE_OPS = ("Add", "Concat")
