@@ -576,7 +576,8 @@ class _Analyzer:
         r.trainable_params += 0 if frozen else inf.params
         r.frozen_params += inf.params if frozen else 0
         r.macs += inf.macs
-        r.activations += numel(inf.out.shape)
+        if m.op != "Output":  # the Output passes its input on: nothing new is stored
+            r.activations += numel(inf.out.shape)
 
     def eval_block(self, b: Any, x: TensorInfo, *, frozen: bool, init: InitSpec | None) -> tuple[TensorInfo, Plan]:
         p = b.params
@@ -585,13 +586,16 @@ class _Analyzer:
         x_in = x
         start = {n.id: (n.params, n.trainable_params, n.frozen_params, n.macs, n.activations)
                  for n in self._descendant_reports(b.id)}
-        shortcut_params = 0
+        shortcut_params = shortcut_macs = shortcut_acts = 0
         for i in range(p.repeat):
             body, out = self.eval_container(c, x, frozen=frozen, init=init)
             plan: Plan = body
             if p.residual:
                 shortcut, extra = self.shortcut(b, x, out, frozen=frozen, init=init)
                 shortcut_params += extra
+                if shortcut is not None:  # a projection: 1×1 conv (or linear) + BatchNorm
+                    shortcut_macs += x.shape[0] * numel(out.shape) + numel(out.shape)
+                    shortcut_acts += 2 * numel(out.shape)
                 body.name = "body"
                 plan = ResidualPlan(name=b.module_name, node_id=b.id, body=body, shortcut=shortcut,
                                     out_shape=out.shape, frozen=frozen)
@@ -615,8 +619,8 @@ class _Analyzer:
         r.params += totals[0] + shortcut_params
         r.trainable_params += totals[1] + (0 if frozen else shortcut_params)
         r.frozen_params += totals[2] + (shortcut_params if frozen else 0)
-        r.macs += totals[3]
-        r.activations += totals[4]
+        r.macs += totals[3] + shortcut_macs
+        r.activations += totals[4] + shortcut_acts
         r.formula = [f"{p.repeat} × block: {fmt_shape(x_in.shape)} → {fmt_shape(x.shape)}"
                      + (" with a residual skip" if p.residual else "")]
         if p.repeat == 1:
