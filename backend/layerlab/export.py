@@ -1,21 +1,30 @@
 """Exporting a graph as a file: Python source, TorchScript, ONNX or the graph JSON itself.
 
-Shared by the CLI (``layerlab export``) and the web API (``POST /api/export``).
+One place for both the CLI (``layerlab export``) and the web API (``POST /api/export``).
 """
 
 from __future__ import annotations
 
+import importlib.util
 import io
 import json
+import re
+import warnings
 from dataclasses import dataclass
 from typing import Any, Literal
 
 from .codegen import to_python
-from .graph import Graph, GraphInvalidError, parse_graph
+from .graph import Graph, GraphError, GraphInvalidError
 from .shapes import analyze
 
 ExportFormat = Literal["python", "torchscript", "onnx", "json"]
 EXPORT_FORMATS: tuple[str, ...] = ("python", "torchscript", "onnx", "json")
+MEDIA_TYPES = {
+    "python": ("text/x-python; charset=utf-8", ".py"),
+    "torchscript": ("application/octet-stream", ".pt"),
+    "onnx": ("application/octet-stream", ".onnx"),
+    "json": ("application/json", ".json"),
+}
 
 
 class ExportUnavailableError(RuntimeError):
@@ -29,51 +38,63 @@ class Exported:
     content: bytes
 
 
-def export_graph(graph: Graph | dict[str, Any], fmt: ExportFormat, *, seed: int = 0) -> Exported:
-    """Render ``graph`` in ``fmt``; raises GraphInvalidError for an invalid graph."""
-    parsed, errors = parse_graph(graph)
-    if parsed is None:
-        raise GraphInvalidError(errors)
-    stem = _stem(parsed.name)
-    if fmt == "json":
-        body = json.dumps(parsed.model_dump(mode="json", exclude_none=True), indent=2) + "\n"
-        return Exported(f"{stem}.json", "application/json", body.encode())
-    if fmt == "python":
-        return Exported(f"{stem}.py", "text/x-python", to_python(parsed, seed=seed).encode())
-    analysis = analyze(parsed)
-    if analysis.plan is None:
-        raise GraphInvalidError(analysis.report.errors)
+def onnx_available() -> bool:
+    return all(importlib.util.find_spec(name) is not None for name in ("onnx", "onnxscript"))
 
+
+def safe_name(name: str) -> str:
+    """A file name from the graph's name: no path separators, no leading dots."""
+    return re.sub(r"[^A-Za-z0-9_.-]", "_", name).strip("._")[:64] or "model"
+
+
+def export_graph(graph: Graph | dict[str, Any], fmt: ExportFormat, *, seed: int = 0) -> Exported:
+    """Render ``graph`` in ``fmt``. Raises GraphInvalidError for an invalid graph (or one the
+    exporter cannot handle) and ExportUnavailableError when ONNX support is not installed."""
+    if fmt not in MEDIA_TYPES:
+        raise ValueError(f"unknown export format {fmt!r}; expected one of {', '.join(EXPORT_FORMATS)}")
+    if fmt == "onnx" and not onnx_available():
+        raise ExportUnavailableError("onnx export needs the onnx and onnxscript packages")
+    try:
+        analysis = analyze(graph)
+    except RecursionError:
+        raise GraphInvalidError([GraphError(message="the graph is nested too deeply")]) from None
+    if analysis.plan is None or analysis.graph is None:
+        raise GraphInvalidError(analysis.report.errors)
+    parsed = analysis.graph
+    media, suffix = MEDIA_TYPES[fmt]
+    filename = safe_name(parsed.name) + suffix
+    if fmt == "json":
+        body = json.dumps(parsed.model_dump(mode="json", exclude_none=True), indent=1) + "\n"
+        return Exported(filename, media, body.encode())
+    if fmt == "python":
+        return Exported(filename, media, to_python(parsed, seed=seed).encode())
+    try:
+        content = _torch_export(analysis.plan, fmt, seed=seed)
+    except Exception as e:  # a tracer or exporter limitation, reported like a graph error
+        raise GraphInvalidError([GraphError(
+            message=f"{fmt} export failed: {type(e).__name__}: {str(e)[:300]}",
+            suggestion="export as python instead",
+        )]) from e
+    return Exported(filename, media, content)
+
+
+def _torch_export(plan: Any, fmt: str, *, seed: int) -> bytes:
     import torch
 
     from .compile import build_plan
 
-    model = build_plan(analysis.plan, seed=seed).eval()
-    shape = (1, *analysis.plan.input_shape)
-    example = (torch.zeros(shape, dtype=torch.long) if analysis.plan.input_dtype == "int64"
-               else torch.randn(shape))
+    model = build_plan(plan, seed=seed).eval()
+    shape = (1, *plan.input_shape)
+    example = torch.zeros(shape, dtype=torch.long) if plan.input_dtype == "int64" else torch.randn(shape)
     buf = io.BytesIO()
     if fmt == "torchscript":
-        with torch.no_grad():
-            scripted = torch.jit.trace(model, example)
-        torch.jit.save(scripted, buf)
-        return Exported(f"{stem}.pt", "application/octet-stream", buf.getvalue())
-    if fmt == "onnx":
-        try:
-            import onnx  # noqa: F401
-            import onnxscript  # noqa: F401
-        except ImportError as e:
-            raise ExportUnavailableError(
-                "ONNX export needs the onnx and onnxscript packages: pip install 'layerlab[export]'"
-            ) from e
-        program = torch.onnx.export(
-            model, (example,), dynamo=True, input_names=["x"], output_names=["y"], verbose=False
-        )
-        program.save(buf)
-        return Exported(f"{stem}.onnx", "application/octet-stream", buf.getvalue())
-    raise ValueError(f"unknown export format {fmt!r}; expected one of {', '.join(EXPORT_FORMATS)}")
-
-
-def _stem(name: str) -> str:
-    safe = "".join(c if c.isalnum() or c in "-_" else "_" for c in name).strip("_")
-    return safe or "model"
+        # torch.jit is deprecated in favour of torch.export, but TorchScript is still what most
+        # deployment targets load; the warnings say nothing the user can act on.
+        with torch.no_grad(), warnings.catch_warnings():
+            warnings.simplefilter("ignore", DeprecationWarning)
+            torch.jit.save(torch.jit.trace(model, example), buf)
+        return buf.getvalue()
+    program = torch.onnx.export(model, (example,), dynamo=True, input_names=["x"], output_names=["y"],
+                                verbose=False)
+    program.save(buf)
+    return buf.getvalue()

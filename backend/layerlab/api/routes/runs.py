@@ -11,6 +11,7 @@ from fastapi.responses import FileResponse
 from sqlalchemy import select
 
 from layerlab import infer
+from layerlab.export import safe_name
 from layerlab.graph import GraphError, GraphInvalidError
 from layerlab.train.config import RunConfig
 from layerlab.train.data import DatasetError
@@ -32,7 +33,6 @@ from ..schemas import (
     RunSummary,
 )
 from .datasets import get_upload, upload_path
-from .graphs import _safe_name
 from .projects import get_project, get_version
 
 log = logging.getLogger(__name__)
@@ -237,7 +237,7 @@ def checkpoint(run_id: str, session: SessionDep, state: StateDep) -> FileRespons
     path = checkpoint_file(state.runs.runs_dir, run.id, run.checkpoint)
     if path is None:
         raise HTTPException(404, "run has no checkpoint")
-    return FileResponse(path, media_type="application/octet-stream", filename=f"{_safe_name(run.name or run.id)}.safetensors")
+    return FileResponse(path, media_type="application/octet-stream", filename=f"{safe_name(run.name or run.id)}.safetensors")
 
 
 @router.post("/{run_id}/finetune", status_code=status.HTTP_202_ACCEPTED,
