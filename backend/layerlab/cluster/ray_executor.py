@@ -23,7 +23,7 @@ import queue
 import threading
 import uuid
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -33,7 +33,7 @@ from ray.exceptions import RayActorError, RayError
 
 from layerlab.train.config import RunConfig
 from layerlab.train.events import Event, RunFailed, RunQueued, RunStopped, parse_event
-from layerlab.train.executor import Executor, RunState
+from layerlab.train.executor import QueueingExecutor, RunRecord
 
 log = logging.getLogger(__name__)
 
@@ -115,28 +115,16 @@ class RunActor:
         return {"node_id": ctx.get_node_id(), "gpu_ids": [str(g) for g in ray.get_gpu_ids()], "pid": os.getpid()}
 
 
-@dataclass
-class _Run:
-    run_id: str
-    graph: dict[str, Any]
+@dataclass(kw_only=True)
+class _Run(RunRecord):
     config: dict[str, Any]
     devices: int
     gpus: int  # GPUs asked of Ray: devices on a GPU run, 0 on the CPU
-    resume_from: str | None
-    init_from: str | None
-    seq: int = 0
-    state: RunState = "queued"
-    position: int | None = None
     actor: Any = None
-    reader: threading.Thread | None = None
     pause_requested: bool = False
-    last_step: int | None = None
-    killed: bool = False
-    done: bool = False  # a terminal event was delivered
-    history: list[Event] = field(default_factory=list)
 
 
-class RayExecutor(Executor):
+class RayExecutor(QueueingExecutor):
     """Runs each run as a Ray actor on whatever cluster ``ray.init`` connects to.
 
     ``address`` is a Ray address (``"ray-head:6379"``, ``"auto"``); ``None`` uses the Ray already
@@ -157,6 +145,7 @@ class RayExecutor(Executor):
         poll_s: float = 2.0,
         init_kwargs: dict[str, Any] | None = None,
     ) -> None:
+        super().__init__()
         self.runs_dir = Path(runs_dir).resolve()
         self.max_concurrent = max_concurrent
         self.cpus_per_run = cpus_per_run
@@ -170,65 +159,10 @@ class RayExecutor(Executor):
                 raise RuntimeError(f"could not connect to {where}: {e}") from e
             self._owns_ray = True
         self._actor_cls = ray.remote(RunActor)
-        self._lock = threading.RLock()
-        self._runs: dict[str, _Run] = {}
-        self._waiting: list[str] = []
-        self._subscribers: list[tuple[str | None, Subscriber]] = []
-        self._closed = False
         self._wake = threading.Event()
         # Queued runs may become startable without any run ending (a worker joins the cluster).
         self._ticker = threading.Thread(target=self._tick, args=(poll_s,), name="ray-executor-queue", daemon=True)
         self._ticker.start()
-
-    # --- events (the same contract as LocalExecutor) ---------------------------------------------
-
-    def subscribe(self, callback: Subscriber, *, run_id: str | None = None, replay: bool = False) -> Callable[[], None]:
-        entry = (run_id, callback)
-        with self._lock:
-            if replay:
-                runs = [self._runs[run_id]] if run_id in self._runs else ([] if run_id else list(self._runs.values()))
-                for run in runs:
-                    for event in run.history:
-                        callback(event)
-            self._subscribers.append(entry)
-
-        def unsubscribe() -> None:
-            with self._lock:
-                if entry in self._subscribers:
-                    self._subscribers.remove(entry)
-
-        return unsubscribe
-
-    def history(self, run_id: str) -> list[Event]:
-        with self._lock:
-            return list(self._get(run_id).history)
-
-    def _deliver(self, run: _Run, event: Event) -> None:
-        with self._lock:
-            if run.done:
-                return  # nothing after a terminal event
-            event = event.model_copy(update={"seq": run.seq})
-            run.seq += 1
-            kind = event.type
-            if kind in ("run_started", "run_resumed"):
-                run.state = "running"
-            elif kind == "run_paused":
-                run.state = "paused"
-            elif kind in ("step", "epoch", "layer_stats"):
-                run.last_step = event.step  # type: ignore[union-attr]
-            elif kind == "run_finished":
-                run.state, run.done = "finished", True
-            elif kind == "run_stopped":
-                run.state, run.done = "stopped", True
-            elif kind == "run_failed":
-                run.state, run.done = "failed", True
-            run.history.append(event)
-            for wanted, callback in list(self._subscribers):
-                if wanted is None or wanted == run.run_id:
-                    try:
-                        callback(event)
-                    except Exception:
-                        log.exception("event subscriber failed on %s", kind)
 
     # --- submitting and scheduling --------------------------------------------------------------
 
@@ -400,26 +334,10 @@ class RayExecutor(Executor):
 
     # --- controls ---------------------------------------------------------------------------------
 
-    def _get(self, run_id: str) -> _Run:
-        try:
-            return self._runs[run_id]
-        except KeyError:
-            raise KeyError(f"no run {run_id!r}") from None
-
-    def state(self, run_id: str) -> RunState:
-        with self._lock:
-            return self._get(run_id).state
-
     def actor(self, run_id: str) -> Any:
         """The run's actor handle while it runs, else None."""
         with self._lock:
             return self._get(run_id).actor
-
-    def _dequeue(self, run: _Run) -> bool:
-        if run.run_id in self._waiting:
-            self._waiting.remove(run.run_id)
-            return True
-        return False
 
     def _call(self, run: _Run, method: str) -> None:
         try:

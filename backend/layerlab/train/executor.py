@@ -114,21 +114,17 @@ class Executor(ABC):
         self.shutdown()
 
 
-@dataclass
-class _Run:
+@dataclass(kw_only=True)
+class RunRecord:
+    """What every executor keeps per run: where it stands and every event it has emitted."""
+
     run_id: str
     graph: dict[str, Any]
-    config: RunConfig
-    resume_from: str | None
-    init_from: str | None
-    resource: str  # "cpu", "cuda:N", or "gpu" (any free GPU)
-    control: ProcessControl
+    resume_from: str | None = None
+    init_from: str | None = None
     seq: int = 0
     state: RunState = "queued"
     position: int | None = None
-    device: str | None = None
-    process: BaseProcess | None = None
-    queue: Queue | None = None
     reader: threading.Thread | None = None
     last_step: int | None = None
     killed: bool = False
@@ -136,7 +132,99 @@ class _Run:
     history: list[Event] = field(default_factory=list)
 
 
-class LocalExecutor(Executor):
+# The state each event puts its run in (events not listed leave it as it is).
+STATE_AFTER: dict[str, RunState] = {
+    "run_started": "running",
+    "run_resumed": "running",
+    "run_paused": "paused",
+    "run_finished": "finished",
+    "run_stopped": "stopped",
+    "run_failed": "failed",
+}
+
+
+class QueueingExecutor(Executor):
+    """The bookkeeping every executor shares: runs by id, one FIFO of waiting runs, subscribers,
+    and delivery of each run's events in seq order with the state they imply."""
+
+    def __init__(self) -> None:
+        self._lock = threading.RLock()
+        self._runs: dict[str, Any] = {}
+        self._waiting: list[str] = []
+        self._subscribers: list[tuple[str | None, Subscriber]] = []
+        self._closed = False
+
+    def subscribe(self, callback: Subscriber, *, run_id: str | None = None, replay: bool = False) -> Callable[[], None]:
+        entry = (run_id, callback)
+        with self._lock:
+            if replay:
+                runs = [self._runs[run_id]] if run_id in self._runs else ([] if run_id else list(self._runs.values()))
+                for run in runs:
+                    for event in run.history:
+                        callback(event)
+            self._subscribers.append(entry)
+
+        def unsubscribe() -> None:
+            with self._lock:
+                if entry in self._subscribers:
+                    self._subscribers.remove(entry)
+
+        return unsubscribe
+
+    def history(self, run_id: str) -> list[Event]:
+        with self._lock:
+            return list(self._get(run_id).history)
+
+    def _deliver(self, run: RunRecord, event: Event) -> None:
+        """Stamp the run's next seq and hand the event to subscribers (always under the lock, so
+        subscribers see each run's events in seq order)."""
+        with self._lock:
+            if run.done:
+                return  # nothing after a terminal event (e.g. late events of a killed process)
+            event = event.model_copy(update={"seq": run.seq})
+            run.seq += 1
+            kind = event.type
+            if kind in STATE_AFTER:
+                run.state = STATE_AFTER[kind]
+                run.done = is_terminal(event)
+            elif kind in ("step", "epoch", "layer_stats"):
+                run.last_step = event.step  # type: ignore[union-attr]
+            run.history.append(event)
+            for wanted, callback in list(self._subscribers):
+                if wanted is None or wanted == run.run_id:
+                    try:
+                        callback(event)
+                    except Exception:
+                        log.exception("event subscriber failed on %s", kind)
+
+    def _get(self, run_id: str) -> Any:
+        try:
+            return self._runs[run_id]
+        except KeyError:
+            raise KeyError(f"no run {run_id!r}") from None
+
+    def state(self, run_id: str) -> RunState:
+        with self._lock:
+            return self._get(run_id).state
+
+    def _dequeue(self, run: RunRecord) -> bool:
+        if run.run_id in self._waiting:
+            self._waiting.remove(run.run_id)
+            return True
+        return False
+
+
+@dataclass(kw_only=True)
+class _Run(RunRecord):
+    config: RunConfig
+    resource: str  # "cpu", "cuda:N", or "gpu" (any free GPU)
+    control: ProcessControl
+    device: str | None = None
+    process: BaseProcess | None = None
+    queue: Queue | None = None
+
+
+class LocalExecutor(QueueingExecutor):
     """Runs each run in its own process on this machine.
 
     ``max_concurrent`` runs share the CPU (default 1); each GPU takes one run at a time. Others
@@ -162,69 +250,11 @@ class LocalExecutor(Executor):
             # Concurrent CPU runs share the cores instead of each spinning up a full thread pool.
             num_threads = max(1, (os.cpu_count() or 1) // max_concurrent)
         self.num_threads = num_threads
+        super().__init__()
         self._ctx = mp.get_context("spawn")
-        self._lock = threading.RLock()
-        self._runs: dict[str, _Run] = {}
-        self._waiting: list[str] = []
-        self._subscribers: list[tuple[str | None, Subscriber]] = []
-        self._closed = False
         # Worker processes are not daemons (their DataLoaders may start workers of their own), so
         # an interpreter exiting without shutdown() would wait for every run to end.
         atexit.register(self.shutdown)
-
-    # --- events ---------------------------------------------------------------------------------
-
-    def subscribe(self, callback: Subscriber, *, run_id: str | None = None, replay: bool = False) -> Callable[[], None]:
-        entry = (run_id, callback)
-        with self._lock:
-            if replay:
-                runs = [self._runs[run_id]] if run_id in self._runs else ([] if run_id else list(self._runs.values()))
-                for run in runs:
-                    for event in run.history:
-                        callback(event)
-            self._subscribers.append(entry)
-
-        def unsubscribe() -> None:
-            with self._lock:
-                if entry in self._subscribers:
-                    self._subscribers.remove(entry)
-
-        return unsubscribe
-
-    def history(self, run_id: str) -> list[Event]:
-        with self._lock:
-            return list(self._runs[run_id].history)
-
-    def _deliver(self, run: _Run, event: Event) -> None:
-        """Stamp the run's next seq and hand the event to subscribers (always under the lock, so
-        subscribers see each run's events in seq order)."""
-        with self._lock:
-            if run.done:
-                return  # nothing after a terminal event (e.g. late events of a killed process)
-            event = event.model_copy(update={"seq": run.seq})
-            run.seq += 1
-            kind = event.type
-            if kind == "run_started":
-                run.state = "running"
-            elif kind == "run_paused":
-                run.state = "paused"
-            elif kind == "run_resumed":
-                run.state = "running"
-            elif kind in ("step", "epoch", "layer_stats"):
-                run.last_step = event.step  # type: ignore[union-attr]
-            elif kind == "run_finished":
-                run.state, run.done = "finished", True
-            elif kind == "run_stopped":
-                run.state, run.done = "stopped", True
-            elif kind == "run_failed":
-                run.state, run.done = "failed", True
-            run.history.append(event)
-            for wanted, callback in list(self._subscribers):
-                if wanted is None or wanted == run.run_id:
-                    try:
-                        callback(event)
-                    except Exception:
-                        log.exception("event subscriber failed on %s", kind)
 
     # --- submitting and scheduling --------------------------------------------------------------
 
@@ -373,22 +403,6 @@ class LocalExecutor(Executor):
             self._schedule()
 
     # --- controls ---------------------------------------------------------------------------------
-
-    def _get(self, run_id: str) -> _Run:
-        try:
-            return self._runs[run_id]
-        except KeyError:
-            raise KeyError(f"no run {run_id!r}") from None
-
-    def state(self, run_id: str) -> RunState:
-        with self._lock:
-            return self._get(run_id).state
-
-    def _dequeue(self, run: _Run) -> bool:
-        if run.run_id in self._waiting:
-            self._waiting.remove(run.run_id)
-            return True
-        return False
 
     def stop(self, run_id: str) -> None:
         with self._lock:
