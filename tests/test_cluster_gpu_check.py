@@ -24,9 +24,8 @@ def _load():
     return module
 
 
+@pytest.mark.skipif(torch.cuda.is_available(), reason="this machine has CUDA")
 def test_without_cuda_it_exits_with_a_clear_message() -> None:
-    if torch.cuda.is_available():
-        pytest.skip("this machine has CUDA")
     result = subprocess.run([sys.executable, str(SCRIPT)], capture_output=True, text=True, timeout=120)
     assert result.returncode == 2
     assert "no CUDA device" in result.stderr

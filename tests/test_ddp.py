@@ -115,9 +115,8 @@ def test_rank_zero_checkpoint_loads_into_the_single_process_model(ddp_run: tuple
     assert accuracy == pytest.approx(terminal.val_accuracy, abs=1e-6)
 
 
+@pytest.mark.skipif(torch.cuda.device_count() >= 64, reason="this machine has 64 GPUs")
 def test_too_many_gpus_fail_before_starting(tmp_path: Path) -> None:
-    if torch.cuda.device_count() >= 64:
-        pytest.skip("this machine has 64 GPUs")
     events: list[Any] = []
     terminal = train_ddp(GRAPH, {**CONFIG, "device": "cuda"}, emit=events.append, devices=64, run_dir=tmp_path)
     assert terminal.type == "run_failed"
