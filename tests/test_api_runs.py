@@ -140,3 +140,35 @@ def test_run_folders_stay_inside_the_data_dir(client: TestClient) -> None:
     runs = [r["id"] for r in client.get("/api/runs").json()]
     folders = {p.name for p in Path(data_dir, "runs").iterdir()}
     assert folders <= set(runs)
+
+
+def test_a_stopped_run_continues_where_it_stopped(client: TestClient, demo: str) -> None:
+    """Stop → continue: the same run id, steps and seq go on from where the run stopped."""
+    run_id = start(client, demo, {"epochs": 500, "data": {"dataset": "digits", "batch_size": 16}})
+    assert client.post(f"/api/runs/{run_id}/continue").status_code == 409  # not stopped yet
+    with client.websocket_connect(f"/api/runs/{run_id}/events") as ws:
+        while ws.receive_json()["type"] != "step":
+            pass
+        assert client.post(f"/api/runs/{run_id}/stop").status_code == 202
+        while (stopped := ws.receive_json())["type"] != "run_stopped":
+            pass
+    r = client.post(f"/api/runs/{run_id}/continue")
+    assert r.status_code == 202, r.text
+    assert r.json()["status"] == "queued"
+    with client.websocket_connect(f"/api/runs/{run_id}/events?after={stopped['seq']}") as ws:
+        while (started := ws.receive_json())["type"] != "run_started":
+            pass
+        while (step := ws.receive_json())["type"] != "step":
+            pass
+        assert client.post(f"/api/runs/{run_id}/stop").status_code == 202
+        while ws.receive_json()["type"] != "run_stopped":
+            pass
+    assert started["seq"] > stopped["seq"]
+    assert started["start_step"] == stopped["step"]  # resumed from the checkpoint, not from 0
+    assert step["points"][0][0] > stopped["step"]
+    history = client.get(f"/api/runs/{run_id}/events/history?limit=10000").json()["events"]
+    seqs = [e["seq"] for e in history]
+    assert seqs == sorted(set(seqs)), "one run, one monotonic seq across the stop"
+    assert [e["type"] for e in history].count("run_started") == 2
+    assert client.get(f"/api/runs/{run_id}").json()["status"] == "stopped"
+    assert client.delete(f"/api/runs/{run_id}").status_code == 204

@@ -46,8 +46,8 @@ class ScriptedExecutor:
         return lambda: self.subscribers.remove(callback)
 
     def submit(self, run_id: str, graph: dict, config: dict, *, resume_from: str | None = None,
-               init_from: str | None = None) -> None:
-        self.seq[run_id] = 0
+               init_from: str | None = None, start_seq: int | None = None) -> None:
+        self.seq[run_id] = start_seq or 0
         self.submitted.append({"run_id": run_id, "graph": graph, "config": config, "init_from": init_from})
 
     def emit(self, cls: type, run_id: str, **fields: Any) -> None:

@@ -27,8 +27,14 @@ after(async () => {
 const chart = () => page.locator('[data-testid="chart-step-loss"]');
 const points = async () => Number((await chart().getAttribute('data-points')) ?? 0);
 const lastX = async () => Number((await chart().getAttribute('data-last-x')) || 0);
-const firstX = async () => Number((await chart().getAttribute('data-first-x')) || 0);
 const status = () => page.getByTestId('run-status').getAttribute('data-status');
+/** points, first and last x read together: the chart keeps updating between separate reads. */
+const curve = () =>
+  chart().evaluate((el) => ({
+    points: Number(el.getAttribute('data-points') ?? 0),
+    first: Number(el.getAttribute('data-first-x') || 0),
+    last: Number(el.getAttribute('data-last-x') || 0),
+  }));
 
 async function startRun(epochs) {
   await page.getByTestId('epochs').fill(String(epochs));
@@ -66,6 +72,16 @@ test('train on digits: the loss chart receives points; stop ends the run', async
   await new Promise((r) => setTimeout(r, 1000));
   assert.equal(await points(), n, 'no points after the stop');
   await shot(page, '11_training_stopped');
+
+  // Continue: the same run goes on from its checkpoint; the curve continues without a gap.
+  const stoppedAt = await lastX();
+  await page.getByTestId('train-continue').click();
+  await until(async () => (await lastX()) > stoppedAt + 5, 60_000, 'steps after continuing');
+  assert.equal(await status(), 'running');
+  const c = await curve();
+  assert.equal(c.points, c.last - c.first + 1, 'every step once, across the stop');
+  await page.getByTestId('train-stop').click();
+  await until(async () => (await status()) === 'stopped', 30_000, 'the continued run to stop');
 });
 
 test('reloading mid-run continues the curve with no gap', async () => {
@@ -83,9 +99,8 @@ test('reloading mid-run continues the curve with no gap', async () => {
   await until(async () => (await lastX()) > beforeReload + 20, 60_000, 'new live points after the reload');
   assert.equal(await status(), 'running');
 
-  const first = await firstX();
-  const last = await lastX();
-  assert.equal(await points(), last - first + 1, `every step from ${first} to ${last} is on the chart, once`);
+  const { points: n, first, last } = await curve();
+  assert.equal(n, last - first + 1, `every step from ${first} to ${last} is on the chart, once`);
   const metrics = await (await fetch(`${backend.url}/api/runs/${runId}/metrics`)).json();
   assert.equal(metrics.steps[0][0], first, 'the chart starts where the stored history starts');
   await shot(page, '12_training_after_reload');

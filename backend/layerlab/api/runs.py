@@ -134,10 +134,14 @@ class RunManager:
             return [run.id for run in orphans]
 
     def _fail_row(self, session: Any, run: Run, reason: str) -> None:
-        seq = run.last_seq + 1
-        event = RunFailed(run_id=run.id, seq=seq, reason=reason, step=run.step or None)
-        session.add(RunEvent(run_id=run.id, seq=seq, type="run_failed", data=_json_safe(event.model_dump(mode="json"))))
-        run.status, run.error, run.last_seq, run.finished_at = "failed", reason, seq, utcnow()
+        last = session.scalar(select(RunEvent.type).where(RunEvent.run_id == run.id).order_by(RunEvent.seq.desc()).limit(1))
+        if last != "run_failed":  # the history already ends in a failure: do not add a second
+            seq = run.last_seq + 1
+            event = RunFailed(run_id=run.id, seq=seq, reason=reason, step=run.step or None)
+            session.add(RunEvent(run_id=run.id, seq=seq, type="run_failed",
+                                 data=_json_safe(event.model_dump(mode="json"))))
+            run.last_seq = seq
+        run.status, run.error, run.finished_at = "failed", reason, utcnow()
 
     def shutdown(self) -> None:
         with self._lock:
@@ -157,13 +161,15 @@ class RunManager:
     # --- submitting --------------------------------------------------------------------------------
 
     def submit(self, run_id: str, *, project_id: str | None, graph: dict[str, Any], config: dict[str, Any],
-               init_from: str | None = None) -> None:
-        """Hand a run (already in the database) to the executor."""
+               init_from: str | None = None, resume_from: str | None = None, start_seq: int = 0) -> None:
+        """Hand a run (already in the database) to the executor; a continued run (``resume_from``)
+        numbers its events on from ``start_seq``."""
         with self._lock:
-            self._live[run_id] = LiveRun(project_id=project_id)
-        self.publish_status(run_id, project_id, "queued", step=0, epoch=0)
+            self._live[run_id] = LiveRun(project_id=project_id, last_seq=start_seq - 1)
+        self.publish_status(run_id, project_id, "queued", **({} if resume_from else {"step": 0, "epoch": 0}))
         try:
-            self.executor.submit(run_id, graph, config, init_from=init_from)
+            self.executor.submit(run_id, graph, config, init_from=init_from, resume_from=resume_from,
+                                 start_seq=start_seq)
         except Exception as e:  # the executor refused (shut down, bad resource): the run failed
             log.exception("submitting run %s failed", run_id)
             self.emit_synthetic(RunFailed(run_id=run_id, reason=f"the run could not be submitted: {e}"))
@@ -280,6 +286,14 @@ class RunManager:
             if live is not None:
                 live.pause_requested = False
         self.executor.resume(run_id)
+
+    def last_seq(self, run: Run) -> int:
+        """The seq of the run's last event, wherever it is (row, live state or write buffer)."""
+        with self._lock:
+            live = self._live.get(run.id)
+            live_seq = live.last_seq if live is not None else -1
+        pending = [e["seq"] for e in self.writer.pending_for(run.id)]
+        return max([run.last_seq, live_seq, *pending])
 
     def can_resume(self, run_id: str) -> bool:
         with self._lock:

@@ -174,6 +174,7 @@ class RayExecutor(QueueingExecutor):
         *,
         resume_from: str | None = None,
         init_from: str | None = None,
+        start_seq: int | None = None,
     ) -> None:
         """Queue a run; ``config.devices`` > 1 trains it data-parallel on that many GPUs of one node
         (or CPU processes)."""
@@ -195,7 +196,7 @@ class RayExecutor(QueueingExecutor):
                 gpus=devices if self._wants_gpu(cfg.device) else 0,
                 resume_from=None if resume_from is None else str(resume_from),
                 init_from=None if init_from is None else str(init_from),
-                seq=previous.seq if previous is not None else 0,
+                seq=start_seq if start_seq is not None else previous.seq if previous is not None else 0,
             )
             self._runs[run_id] = run
             too_big = self._too_big(run)

@@ -54,9 +54,12 @@ class Executor(ABC):
         *,
         resume_from: str | None = None,
         init_from: str | None = None,
+        start_seq: int | None = None,
     ) -> None:
         """Queue a run. ``resume_from`` continues a checkpoint (same graph); ``init_from`` starts
-        from another run's weights (fine-tuning, the new graph's freezing applies)."""
+        from another run's weights (fine-tuning, the new graph's freezing applies). ``start_seq``
+        numbers its first event (a run continued after a restart goes on from its stored events);
+        by default a resubmitted run id continues from its last seq here, a new one starts at 0."""
 
     @abstractmethod
     def subscribe(self, callback: Subscriber, *, run_id: str | None = None, replay: bool = False) -> Callable[[], None]:
@@ -266,6 +269,7 @@ class LocalExecutor(QueueingExecutor):
         *,
         resume_from: str | None = None,
         init_from: str | None = None,
+        start_seq: int | None = None,
     ) -> None:
         cfg = config if isinstance(config, RunConfig) else RunConfig.model_validate(config)
         if hasattr(graph, "model_dump"):
@@ -284,7 +288,7 @@ class LocalExecutor(QueueingExecutor):
                 init_from=init_from,
                 resource=self._resource_for(cfg.device),
                 control=ProcessControl(self._ctx),
-                seq=previous.seq if previous is not None else 0,  # seq stays monotonic per run id
+                seq=start_seq if start_seq is not None else previous.seq if previous is not None else 0,
             )
             self._runs[run_id] = run
             self._waiting.append(run_id)

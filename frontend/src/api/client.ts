@@ -130,6 +130,8 @@ export const api = {
     stop: (id: string) => request<RunSummary>('POST', `/runs/${id}/stop`),
     pause: (id: string) => request<RunSummary>('POST', `/runs/${id}/pause`),
     resume: (id: string) => request<RunSummary>('POST', `/runs/${id}/resume`),
+    /** A stopped run goes on from its checkpoint, under the same id. */
+    continue: (id: string) => request<RunSummary>('POST', `/runs/${id}/continue`),
     remove: (id: string) => request<void>('DELETE', `/runs/${id}`),
     metrics: (id: string) => request<Metrics>('GET', `/runs/${id}/metrics`),
     finetune: (id: string, body: { name?: string; config?: RunCreate['config'] }) =>

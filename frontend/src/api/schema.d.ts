@@ -372,6 +372,27 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api/runs/{run_id}/continue": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Continue Run
+         * @description Continue a stopped run from its checkpoint, under the same id: steps, losses and event
+         *     numbers go on where it stopped, as if it had never stopped.
+         */
+        post: operations["continue_run_api_runs__run_id__continue_post"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/runs/{run_id}/metrics": {
         parameters: {
             query?: never;
@@ -1063,6 +1084,12 @@ export interface components {
              * @default auto
              */
             device: string;
+            /**
+             * Devices
+             * @description Train one run data-parallel (DistributedDataParallel) on this many GPUs of one machine, or this many CPU processes; 1 trains in a single process.
+             * @default 1
+             */
+            devices: number;
             /**
              * Precision
              * @default fp32
@@ -5515,6 +5542,55 @@ export interface operations {
         };
     };
     resume_api_runs__run_id__resume_post: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                run_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            202: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["RunSummary"];
+                };
+            };
+            /** @description Not Found */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Conflict */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Validation Error */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["HTTPValidationError"];
+                };
+            };
+        };
+    };
+    continue_run_api_runs__run_id__continue_post: {
         parameters: {
             query?: never;
             header?: never;

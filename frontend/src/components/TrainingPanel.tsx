@@ -243,6 +243,15 @@ export function TrainingPanel() {
         <button type="button" className="danger" disabled={!live} onClick={() => void training.control('stop')} data-testid="train-stop">
           Stop
         </button>
+        <button
+          type="button"
+          disabled={status !== 'stopped'}
+          title="Go on from the stopped run's checkpoint, under the same run"
+          onClick={() => void training.continueRun()}
+          data-testid="train-continue"
+        >
+          Continue
+        </button>
       </div>
       <RunStatusLine />
       {error && <div className="node-error">{error}</div>}

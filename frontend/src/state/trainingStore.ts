@@ -249,6 +249,19 @@ export const training = {
     }
   },
 
+  /** Continue the stopped run from its checkpoint; the chart goes on from the stored history. */
+  async continueRun() {
+    const id = useTraining.getState().activeRunId;
+    if (!id) return;
+    try {
+      await api.runs.continue(id);
+      await refreshRuns();
+      await training.watch(id);
+    } catch (e) {
+      useTraining.setState({ error: e instanceof Error ? e.message : String(e) });
+    }
+  },
+
   async control(action: 'stop' | 'pause' | 'resume') {
     const id = useTraining.getState().activeRunId;
     if (!id) return;

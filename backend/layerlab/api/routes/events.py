@@ -16,7 +16,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, Query, WebSocket, WebSocketDisconnect, status
 from starlette.concurrency import run_in_threadpool
 
-from ..db import Run
+from ..db import ACTIVE_STATUSES, Run
 from ..deps import StateDep, guard_websocket
 from ..runs import TERMINAL_EVENTS, dumps
 from ..streaming import Watcher
@@ -77,6 +77,15 @@ async def run_events(
         state.hub.unwatch_run(run_id, watcher)
 
 
+def _is_active(state: StateDep, run_id: str) -> bool:
+    """Whether the run is queued, running or paused now (a stopped run may have been continued)."""
+    live = state.runs.live_status(run_id)
+    if live is not None:
+        return live in ACTIVE_STATUSES
+    run = _load_run(state, run_id)
+    return run is not None and run.status in ACTIVE_STATUSES
+
+
 def _load_run(state: StateDep, run_id: str) -> Run | None:
     with state.db.session() as session:
         return session.get(Run, run_id)
@@ -84,17 +93,19 @@ def _load_run(state: StateDep, run_id: str) -> Run | None:
 
 async def _stream_run(ws: WebSocket, state: StateDep, run_id: str, after: int, watcher: Watcher) -> None:
     last = after
-    # Replay what is stored (and buffered), page by page.
+    last_type: str | None = None
+    # Replay what is stored (and buffered), page by page. A terminal event in the middle of the
+    # history is a stop that was later continued: the stream goes on past it.
     while True:
         page = await run_in_threadpool(state.runs.history, run_id, after=last, limit=REPLAY_PAGE)
         for event in page:
             await ws.send_text(dumps(event))
-            last = event["seq"]
-            if event["type"] in TERMINAL_EVENTS:
-                await ws.close(status.WS_1000_NORMAL_CLOSURE)
-                return
+            last, last_type = event["seq"], event["type"]
         if len(page) < REPLAY_PAGE:
             break
+    if last_type in TERMINAL_EVENTS and not await run_in_threadpool(_is_active, state, run_id):
+        await ws.close(status.WS_1000_NORMAL_CLOSURE)
+        return
     # Then live events; duplicates of the replay are skipped by seq.
     while True:
         seq, text = await watcher.queue.get()

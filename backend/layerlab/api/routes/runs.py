@@ -184,6 +184,24 @@ def resume(run_id: str, session: SessionDep, state: StateDep) -> RunSummary:
     return summary(run, state)
 
 
+@router.post("/{run_id}/continue", status_code=status.HTTP_202_ACCEPTED, responses={409: {"model": Problem}})
+def continue_run(run_id: str, session: SessionDep, state: StateDep) -> RunSummary:
+    """Continue a stopped run from its checkpoint, under the same id: steps, losses and event
+    numbers go on where it stopped, as if it had never stopped."""
+    run = get_run(session, state, run_id)
+    if _status(run, state) != "stopped":
+        raise HTTPException(409, "run is not stopped")
+    path = checkpoint_file(state.runs.runs_dir, run.id, run.checkpoint)
+    if path is None:
+        raise HTTPException(409, "run has no checkpoint")
+    start_seq = state.runs.last_seq(run) + 1
+    run.status, run.finished_at, run.error = "queued", None, None
+    session.commit()
+    state.runs.submit(run.id, project_id=run.project_id, graph=run.graph, config=run.config,
+                      resume_from=str(path.parent), start_seq=start_seq)
+    return summary(run, state)
+
+
 @router.delete("/{run_id}", status_code=status.HTTP_204_NO_CONTENT, responses={409: {"model": Problem}})
 def delete(run_id: str, session: SessionDep, state: StateDep) -> Response:
     """Delete a finished run, its events and its checkpoints."""
