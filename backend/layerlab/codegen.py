@@ -12,6 +12,7 @@ from typing import Any
 
 from .graph import Graph, InitSpec
 from .plan import (
+    INIT_CLASSES,
     DagPlan,
     LayerPlan,
     ModelPlan,
@@ -24,8 +25,6 @@ from .plan import (
     iter_layers,
 )
 from .shapes import analyze
-
-INIT_CLASSES = ("Conv1d", "Conv2d", "ConvTranspose2d", "Linear", "Embedding")
 
 RESIDUAL_CLASS = '''class Residual(nn.Module):
     """A residual block: out = body(x) + shortcut(x)."""

@@ -17,6 +17,7 @@ from torch import fx, nn
 
 from .graph import Graph, GraphInvalidError, InitSpec
 from .plan import (
+    INIT_CLASSES,
     DagPlan,
     LayerPlan,
     ModelPlan,
@@ -28,9 +29,6 @@ from .plan import (
     iter_layers,
 )
 from .shapes import analyze
-
-# Layers whose weight an init scheme applies to (matrices and filters; norms keep ones/zeros).
-INIT_CLASSES = ("Conv1d", "Conv2d", "ConvTranspose2d", "Linear", "Embedding")
 
 
 class Residual(nn.Module):

@@ -14,6 +14,9 @@ from typing import Any, Literal, Union
 from .graph import InitSpec
 from .ops.base import Shape
 
+# Layers whose weight an init scheme applies to (matrices and filters; norms keep ones/zeros).
+INIT_CLASSES = ("Conv1d", "Conv2d", "ConvTranspose2d", "Linear", "Embedding")
+
 
 @dataclass
 class LayerPlan:

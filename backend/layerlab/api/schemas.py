@@ -9,6 +9,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from layerlab.graph import GraphError
 from layerlab.train.config import RunConfig
+from layerlab.train.events import EpochMetrics
 
 Name = Annotated[str, Field(min_length=1, max_length=200)]
 GraphJSON = Annotated[
@@ -160,16 +161,8 @@ class RunAccepted(BaseModel):
     events_url: str = Field(description="The websocket path streaming this run's events.")
 
 
-class EpochRow(BaseModel):
-    epoch: int
-    step: int
-    train_loss: float
-    train_accuracy: float | None
-    val_loss: float | None
-    val_accuracy: float | None
-    lr: float
-    seconds: float
-    partial: bool = False
+class EpochRow(EpochMetrics):
+    """One epoch of a run's metrics (the figures of its epoch event)."""
 
 
 class Metrics(BaseModel):

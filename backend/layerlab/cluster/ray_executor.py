@@ -351,9 +351,7 @@ class RayExecutor(QueueingExecutor):
             run = self._get(run_id)
             if run.done:
                 return
-            if self._dequeue(run):
-                self._deliver(run, RunStopped(run_id=run_id, step=0, epoch=0, checkpoint=None))
-                self._schedule()
+            if self._end_if_queued(run, RunStopped(run_id=run_id, step=0, epoch=0, checkpoint=None)):
                 return
             self._call(run, "stop")
 
@@ -380,9 +378,7 @@ class RayExecutor(QueueingExecutor):
             run = self._get(run_id)
             if run.done:
                 return
-            if self._dequeue(run):
-                self._deliver(run, RunFailed(run_id=run_id, reason="killed", step=None))
-                self._schedule()
+            if self._end_if_queued(run, RunFailed(run_id=run_id, reason="killed", step=None)):
                 return
             run.killed = True
             actor, reader = run.actor, run.reader

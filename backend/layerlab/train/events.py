@@ -106,8 +106,11 @@ class StepEvent(_EventBase):
     samples_per_s: float
 
 
-class EpochEvent(_EventBase):
-    type: Literal["epoch"] = "epoch"
+class EpochMetrics(BaseModel):
+    """One epoch's figures: the payload of an epoch event, and a row of a run's metrics."""
+
+    model_config = ConfigDict(extra="forbid")
+
     epoch: int = Field(description="1-based.")
     step: int
     train_loss: float
@@ -117,6 +120,10 @@ class EpochEvent(_EventBase):
     lr: float
     seconds: float
     partial: bool = Field(False, description="The run ended (max_steps, stop) inside this epoch.")
+
+
+class EpochEvent(_EventBase, EpochMetrics):
+    type: Literal["epoch"] = "epoch"
 
 
 class LayerStatsEvent(_EventBase):

@@ -210,11 +210,19 @@ class QueueingExecutor(Executor):
         with self._lock:
             return self._get(run_id).state
 
-    def _dequeue(self, run: RunRecord) -> bool:
-        if run.run_id in self._waiting:
-            self._waiting.remove(run.run_id)
-            return True
-        return False
+    def _end_if_queued(self, run: RunRecord, event: Event) -> bool:
+        """A run still waiting ends with ``event`` (stopped or killed before it started) and the
+        queue moves up; False when the run has already started."""
+        if run.run_id not in self._waiting:
+            return False
+        self._waiting.remove(run.run_id)
+        self._deliver(run, event)
+        self._schedule()
+        return True
+
+    @abstractmethod
+    def _schedule(self) -> None:
+        """Start whatever waiting runs can start; tell the rest their position."""
 
 
 @dataclass(kw_only=True)
@@ -413,9 +421,7 @@ class LocalExecutor(QueueingExecutor):
             run = self._get(run_id)
             if run.done:
                 return
-            if self._dequeue(run):
-                self._deliver(run, RunStopped(run_id=run_id, step=0, epoch=0, checkpoint=None))
-                self._schedule()
+            if self._end_if_queued(run, RunStopped(run_id=run_id, step=0, epoch=0, checkpoint=None)):
                 return
             run.control.request_stop()
 
@@ -436,9 +442,7 @@ class LocalExecutor(QueueingExecutor):
             run = self._get(run_id)
             if run.done:
                 return
-            if self._dequeue(run):
-                self._deliver(run, RunFailed(run_id=run_id, reason="killed", step=None))
-                self._schedule()
+            if self._end_if_queued(run, RunFailed(run_id=run_id, reason="killed", step=None)):
                 return
             run.killed = True
             process = run.process

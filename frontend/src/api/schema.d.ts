@@ -624,9 +624,15 @@ export interface components {
             /** Uploads */
             uploads: components["schemas"]["UploadInfo"][];
         };
-        /** EpochRow */
+        /**
+         * EpochRow
+         * @description One epoch of a run's metrics (the figures of its epoch event).
+         */
         EpochRow: {
-            /** Epoch */
+            /**
+             * Epoch
+             * @description 1-based.
+             */
             epoch: number;
             /** Step */
             step: number;
@@ -644,6 +650,7 @@ export interface components {
             seconds: number;
             /**
              * Partial
+             * @description The run ended (max_steps, stop) inside this epoch.
              * @default false
              */
             partial: boolean;
@@ -4140,24 +4147,6 @@ export interface components {
         };
         /** EpochEvent */
         EpochEvent: {
-            /** Run Id */
-            run_id: string;
-            /**
-             * Seq
-             * @description Monotonic per run, starting at 0.
-             * @default 0
-             */
-            seq: number;
-            /**
-             * Time
-             * @description Wall-clock seconds since the epoch.
-             */
-            time?: number;
-            /**
-             * @description discriminator enum property added by openapi-typescript
-             * @enum {string}
-             */
-            type: "epoch";
             /**
              * Epoch
              * @description 1-based.
@@ -4183,6 +4172,24 @@ export interface components {
              * @default false
              */
             partial: boolean;
+            /** Run Id */
+            run_id: string;
+            /**
+             * Seq
+             * @description Monotonic per run, starting at 0.
+             * @default 0
+             */
+            seq: number;
+            /**
+             * Time
+             * @description Wall-clock seconds since the epoch.
+             */
+            time?: number;
+            /**
+             * @description discriminator enum property added by openapi-typescript
+             * @enum {string}
+             */
+            type: "epoch";
         };
         /** LayerStat */
         LayerStat: {
