@@ -517,6 +517,42 @@ export interface components {
         } & {
             [key: string]: unknown;
         };
+        /**
+         * ColorJitter
+         * @description Random brightness, contrast (any image), saturation and hue (RGB only), for pixels in [0, 1].
+         */
+        ColorJitter: {
+            /**
+             * @description discriminator enum property added by openapi-typescript
+             * @enum {string}
+             */
+            op: "ColorJitter";
+            /**
+             * Brightness
+             * @default 0.2
+             */
+            brightness: number;
+            /**
+             * Contrast
+             * @default 0.2
+             */
+            contrast: number;
+            /**
+             * Saturation
+             * @default 0
+             */
+            saturation: number;
+            /**
+             * Hue
+             * @default 0
+             */
+            hue: number;
+            /**
+             * P
+             * @default 1
+             */
+            p: number;
+        };
         /** DataConfig */
         DataConfig: {
             /**
@@ -568,6 +604,11 @@ export interface components {
              * @default true
              */
             normalize_targets: boolean;
+            /**
+             * Augment
+             * @description Image augmentation, in order, on training batches only (validation is untouched); a Normalize step, if any, comes last and applies to both splits.
+             */
+            augment?: (components["schemas"]["RandomCrop"] | components["schemas"]["RandomHorizontalFlip"] | components["schemas"]["RandomRotation"] | components["schemas"]["RandomResizedCrop"] | components["schemas"]["ColorJitter"] | components["schemas"]["Normalize"])[];
             /**
              * N Samples
              * @default 1000
@@ -895,6 +936,25 @@ export interface components {
                 [key: string]: unknown;
             };
         };
+        /**
+         * Normalize
+         * @description ``(x - mean) / std`` per channel, for training and validation alike; the last step. Replaces
+         *     the training-split statistics of ``data.normalize``.
+         */
+        Normalize: {
+            /**
+             * @description discriminator enum property added by openapi-typescript
+             * @enum {string}
+             */
+            op: "Normalize";
+            /**
+             * Mean
+             * @description One value per channel.
+             */
+            mean: number[];
+            /** Std */
+            std: number[];
+        };
         /** OptimizerConfig */
         OptimizerConfig: {
             /**
@@ -1029,6 +1089,96 @@ export interface components {
             updated_at: string;
             /** Latest Version */
             latest_version: number;
+        };
+        /**
+         * RandomCrop
+         * @description Pad each side by ``padding``, then crop back to the image's size at a random place.
+         */
+        RandomCrop: {
+            /**
+             * @description discriminator enum property added by openapi-typescript
+             * @enum {string}
+             */
+            op: "RandomCrop";
+            /**
+             * Padding
+             * @default 4
+             */
+            padding: number;
+            /**
+             * Padding Mode
+             * @default constant
+             * @enum {string}
+             */
+            padding_mode: "constant" | "reflect" | "replicate";
+        };
+        /** RandomHorizontalFlip */
+        RandomHorizontalFlip: {
+            /**
+             * @description discriminator enum property added by openapi-typescript
+             * @enum {string}
+             */
+            op: "RandomHorizontalFlip";
+            /**
+             * P
+             * @description Probability of flipping each image.
+             * @default 0.5
+             */
+            p: number;
+        };
+        /**
+         * RandomResizedCrop
+         * @description Crop a random area (``scale`` of the image, aspect ``ratio``) and resize it to the image's size.
+         */
+        RandomResizedCrop: {
+            /**
+             * @description discriminator enum property added by openapi-typescript
+             * @enum {string}
+             */
+            op: "RandomResizedCrop";
+            /**
+             * Scale
+             * @description Fraction of the area kept, (min, max).
+             * @default [
+             *       0.8,
+             *       1
+             *     ]
+             */
+            scale: [
+                number,
+                number
+            ];
+            /**
+             * Ratio
+             * @description Aspect ratio of the crop, (min, max).
+             * @default [
+             *       0.75,
+             *       1.3333333333333333
+             *     ]
+             */
+            ratio: [
+                number,
+                number
+            ];
+        };
+        /** RandomRotation */
+        RandomRotation: {
+            /**
+             * @description discriminator enum property added by openapi-typescript
+             * @enum {string}
+             */
+            op: "RandomRotation";
+            /**
+             * Degrees
+             * @description Rotate by a random angle in ±degrees.
+             * @default 15
+             */
+            degrees: number;
+            /**
+             * P
+             * @default 0.5
+             */
+            p: number;
         };
         /** Report */
         Report: {
