@@ -207,10 +207,10 @@ class _Analyzer:
     # -- errors ------------------------------------------------------------------------------
 
     def error(self, node: str | None, message: str, *, field: str | None = None, suggestion: str | None = None,
-              fix: dict[str, Any] | None = None) -> None:
+              fix: dict[str, Any] | None = None, kind: Literal["error", "unconnected"] = "error") -> None:
         subject = f"{node}: " if node else ""
         self.errors.append(
-            GraphError(node=node, field=field, message=subject + message, suggestion=suggestion, fix=fix)
+            GraphError(node=node, field=field, message=subject + message, suggestion=suggestion, fix=fix, kind=kind)
         )
         if node in self.acc:
             self.acc[node].status = "error"
@@ -411,7 +411,7 @@ class _Analyzer:
             if not sources:
                 if top:
                     self.error(m.id, "nothing feeds this node: it is not connected to the input",
-                               suggestion=f"connect an edge into {m.id}")
+                               suggestion=f"connect an edge into {m.id}", kind="unconnected")
                     failed.add(m.id)
                     continue
                 sources = [c.id]  # implicit: a block member with no inputs takes the block input
@@ -480,7 +480,7 @@ class _Analyzer:
                 return
             if not c.preds[out.id]:
                 self.error(out.id, "nothing is connected to the Output",
-                           suggestion="connect the last layer to the Output")
+                           suggestion="connect the last layer to the Output", kind="unconnected")
                 return
             exit_id, where = out.id, "the Output"
         elif len(c.exits) == 1:
@@ -497,7 +497,7 @@ class _Analyzer:
         unused = [m for m in order if m.id not in useful and m.id not in failed]
         for m in unused:
             self.error(m.id, f"its output is not used: no path leads from it to {where}",
-                       suggestion=f"connect {m.id} toward {where}, or delete it")
+                       suggestion=f"connect {m.id} toward {where}, or delete it", kind="unconnected")
         if unused and c.id is not None:
             raise _Failed  # once, not again for each copy of a repeated block
 
@@ -513,7 +513,7 @@ class _Analyzer:
         sinks = [m.id for m in order if not c.succs[m.id]]
         if len(sinks) != 1:
             self.error(c.id, f"the block has {len(sinks)} loose ends ({', '.join(sinks)}); it needs exactly one output",
-                       suggestion="join them with an Add or Concat inside the block")
+                       suggestion="join them with an Add or Concat inside the block", kind="unconnected")
             return None
         return sinks[0]
 
@@ -525,7 +525,8 @@ class _Analyzer:
             want = (f"exactly {spec.min_inputs}" if spec.min_inputs == spec.max_inputs
                     else f"{spec.min_inputs} to {spec.max_inputs}")
             self.error(m.id, f"{m.op} takes {want} input{'s' if spec.max_inputs > 1 else ''}, received {n_in}",
-                       suggestion="join branches with an Add or Concat first" if n_in > spec.max_inputs else None)
+                       suggestion="join branches with an Add or Concat first" if n_in > spec.max_inputs else None,
+                       kind="unconnected" if n_in < spec.min_inputs else "error")
             raise _Failed
         if m.op == "Block":
             return self.eval_block(m, inputs[0], frozen=frozen, init=init)
