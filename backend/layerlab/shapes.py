@@ -9,14 +9,13 @@ collects every error instead of stopping at the first, and produces both the use
 from __future__ import annotations
 
 import gc
-import os
 from collections import deque
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from pydantic import BaseModel, Field
 
-from .graph import FORMAT, Graph, GraphError, InitSpec, parse_graph
+from .graph import FORMAT, Graph, GraphError, InitSpec, env_limit, expansion_error, parse_graph
 from .ops import NodeProblem, TensorInfo, get_op
 from .ops.base import MAX_ACTIVATION, MAX_NODE_PARAMS, fmt_shape, numel
 from .plan import DagPlan, LayerPlan, ModelPlan, Plan, ResidualPlan, SeqPlan, Step
@@ -109,20 +108,22 @@ def analyze(
     batch_size: int = 32,
     optimizer: OptimizerName = "adam",
     max_nodes: int | None = None,
+    max_instances: int | None = None,
 ) -> Analysis:
     # The walk allocates many small objects and frees none of them in cycles; the cyclic GC's
     # full passes over a large heap would make big graphs cost more than linear time.
     gc_enabled = gc.isenabled()
     gc.disable()
     try:
-        return _analyze(graph, batch_size=batch_size, optimizer=optimizer, max_nodes=max_nodes)
+        return _analyze(graph, batch_size=batch_size, optimizer=optimizer, max_nodes=max_nodes,
+                        max_instances=max_instances)
     finally:
         if gc_enabled:
             gc.enable()
 
 
 def _analyze(graph: Graph | dict[str, Any], *, batch_size: int, optimizer: OptimizerName,
-             max_nodes: int | None) -> Analysis:
+             max_nodes: int | None, max_instances: int | None) -> Analysis:
     parsed, errors = parse_graph(graph)
     if parsed is None:
         return Analysis(Report(valid=False, errors=errors), None)
@@ -133,18 +134,14 @@ def _analyze(graph: Graph | dict[str, Any], *, batch_size: int, optimizer: Optim
             suggestion="group repeated layers into a Block with repeat, or raise LAYERLAB_MAX_NODES",
         )
         return Analysis(Report(valid=False, errors=[err]), None, parsed)
+    too_large = expansion_error(parsed, max_instances)
+    if too_large is not None:  # before anything expands a repeat
+        return Analysis(Report(valid=False, errors=[too_large]), None, parsed)
     return _Analyzer(parsed, batch_size=batch_size, optimizer=optimizer).run()
 
 
 def _env_max_nodes() -> int:
-    """LAYERLAB_MAX_NODES, or the default when it is unset or not a positive integer (a
-    misconfigured server must still answer with reports, not exceptions)."""
-    raw = os.environ.get("LAYERLAB_MAX_NODES", "")
-    try:
-        value = int(raw)
-    except ValueError:
-        return DEFAULT_MAX_NODES
-    return value if value > 0 else DEFAULT_MAX_NODES
+    return env_limit("LAYERLAB_MAX_NODES", DEFAULT_MAX_NODES)
 
 
 # ---------------------------------------------------------------------------------------------

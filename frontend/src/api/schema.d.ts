@@ -524,7 +524,7 @@ export interface components {
              * @default digits
              * @enum {string}
              */
-            dataset: "digits" | "iris" | "wine" | "breast_cancer" | "diabetes" | "two_moons" | "spirals" | "blobs" | "signals" | "upload";
+            dataset: "digits" | "mnist" | "iris" | "wine" | "breast_cancer" | "diabetes" | "two_moons" | "spirals" | "blobs" | "signals" | "upload";
             /** @description Required when dataset is 'upload'. */
             upload?: components["schemas"]["UploadRef"] | null;
             /**
@@ -592,10 +592,6 @@ export interface components {
         };
         /** DatasetInfo */
         DatasetInfo: {
-            /** Name */
-            name: string;
-            /** Description */
-            description: string;
             /**
              * Task
              * @enum {string}
@@ -603,7 +599,10 @@ export interface components {
             task: "classification" | "regression";
             /** Sample Shape */
             sample_shape: number[];
-            /** Input Dtype */
+            /**
+             * Input Dtype
+             * @default float32
+             */
             input_dtype: string;
             /** Num Classes */
             num_classes: number | null;
@@ -614,6 +613,20 @@ export interface components {
              * @description How many samples (synthetic sets: at the default n_samples).
              */
             samples: number;
+            /** Name */
+            name: string;
+            /** Description */
+            description: string;
+            /**
+             * Help
+             * @description Where the set comes from and what one sample is.
+             */
+            help: string;
+            /**
+             * Settings
+             * @description The data settings it reads (n_samples, noise, ...).
+             */
+            settings: string[];
             /** Synthetic */
             synthetic: boolean;
         };
@@ -1334,6 +1347,27 @@ export interface components {
         /** UploadInfo */
         UploadInfo: {
             /**
+             * Task
+             * @enum {string}
+             */
+            task: "classification" | "regression";
+            /** Sample Shape */
+            sample_shape: number[];
+            /**
+             * Input Dtype
+             * @default float32
+             */
+            input_dtype: string;
+            /** Num Classes */
+            num_classes: number | null;
+            /** Class Names */
+            class_names: string[] | null;
+            /**
+             * Samples
+             * @description How many samples (synthetic sets: at the default n_samples).
+             */
+            samples: number;
+            /**
              * Id
              * @description Use as config.data.upload.path with dataset 'upload'.
              */
@@ -1350,19 +1384,6 @@ export interface components {
             kind: "npz" | "csv";
             /** Size */
             size: number;
-            /**
-             * Task
-             * @enum {string}
-             */
-            task: "classification" | "regression";
-            /** Sample Shape */
-            sample_shape: number[];
-            /** Num Classes */
-            num_classes: number | null;
-            /** Class Names */
-            class_names: string[] | null;
-            /** Samples */
-            samples: number;
             /**
              * Created At
              * Format: date-time
