@@ -9,12 +9,11 @@ collects every error instead of stopping at the first, and produces both the use
 from __future__ import annotations
 
 import gc
-import os
 from collections import deque
 from dataclasses import dataclass, field
 from typing import Any
 
-from .graph import FORMAT, Graph, GraphError, InitSpec, parse_graph
+from .graph import FORMAT, Graph, GraphError, InitSpec, env_limit, expansion_error, parse_graph
 from .ops import NodeProblem, TensorInfo, get_op
 from .ops.base import MAX_ACTIVATION, MAX_NODE_PARAMS, fmt_shape, numel
 from .plan import DagPlan, LayerPlan, ModelPlan, Plan, ResidualPlan, SeqPlan, Step
@@ -46,20 +45,22 @@ def analyze(
     batch_size: int = 32,
     optimizer: OptimizerName = "adam",
     max_nodes: int | None = None,
+    max_instances: int | None = None,
 ) -> Analysis:
     # The walk allocates many small objects and frees none of them in cycles; the cyclic GC's
     # full passes over a large heap would make big graphs cost more than linear time.
     gc_enabled = gc.isenabled()
     gc.disable()
     try:
-        return _analyze(graph, batch_size=batch_size, optimizer=optimizer, max_nodes=max_nodes)
+        return _analyze(graph, batch_size=batch_size, optimizer=optimizer, max_nodes=max_nodes,
+                        max_instances=max_instances)
     finally:
         if gc_enabled:
             gc.enable()
 
 
 def _analyze(graph: Graph | dict[str, Any], *, batch_size: int, optimizer: OptimizerName,
-             max_nodes: int | None) -> Analysis:
+             max_nodes: int | None, max_instances: int | None) -> Analysis:
     parsed, errors = parse_graph(graph)
     if parsed is None:
         return Analysis(Report(valid=False, errors=errors), None)
@@ -70,18 +71,14 @@ def _analyze(graph: Graph | dict[str, Any], *, batch_size: int, optimizer: Optim
             suggestion="group repeated layers into a Block with repeat, or raise LAYERLAB_MAX_NODES",
         )
         return Analysis(Report(valid=False, errors=[err]), None, parsed)
+    too_large = expansion_error(parsed, max_instances)
+    if too_large is not None:  # before anything expands a repeat
+        return Analysis(Report(valid=False, errors=[too_large]), None, parsed)
     return _Analyzer(parsed, batch_size=batch_size, optimizer=optimizer).run()
 
 
 def _env_max_nodes() -> int:
-    """LAYERLAB_MAX_NODES, or the default when it is unset or not a positive integer (a
-    misconfigured server must still answer with reports, not exceptions)."""
-    raw = os.environ.get("LAYERLAB_MAX_NODES", "")
-    try:
-        value = int(raw)
-    except ValueError:
-        return DEFAULT_MAX_NODES
-    return value if value > 0 else DEFAULT_MAX_NODES
+    return env_limit("LAYERLAB_MAX_NODES", DEFAULT_MAX_NODES)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -144,10 +141,10 @@ class _Analyzer:
     # -- errors ------------------------------------------------------------------------------
 
     def error(self, node: str | None, message: str, *, field: str | None = None, suggestion: str | None = None,
-              fix: dict[str, Any] | None = None) -> None:
+              fix: dict[str, Any] | None = None, kind: Literal["error", "unconnected"] = "error") -> None:
         subject = f"{node}: " if node else ""
         self.errors.append(
-            GraphError(node=node, field=field, message=subject + message, suggestion=suggestion, fix=fix)
+            GraphError(node=node, field=field, message=subject + message, suggestion=suggestion, fix=fix, kind=kind)
         )
         if node in self.acc:
             self.acc[node].status = "error"
@@ -348,7 +345,7 @@ class _Analyzer:
             if not sources:
                 if top:
                     self.error(m.id, "nothing feeds this node: it is not connected to the input",
-                               suggestion=f"connect an edge into {m.id}")
+                               suggestion=f"connect an edge into {m.id}", kind="unconnected")
                     failed.add(m.id)
                     continue
                 sources = [c.id]  # implicit: a block member with no inputs takes the block input
@@ -417,7 +414,7 @@ class _Analyzer:
                 return
             if not c.preds[out.id]:
                 self.error(out.id, "nothing is connected to the Output",
-                           suggestion="connect the last layer to the Output")
+                           suggestion="connect the last layer to the Output", kind="unconnected")
                 return
             exit_id, where = out.id, "the Output"
         elif len(c.exits) == 1:
@@ -434,7 +431,7 @@ class _Analyzer:
         unused = [m for m in order if m.id not in useful and m.id not in failed]
         for m in unused:
             self.error(m.id, f"its output is not used: no path leads from it to {where}",
-                       suggestion=f"connect {m.id} toward {where}, or delete it")
+                       suggestion=f"connect {m.id} toward {where}, or delete it", kind="unconnected")
         if unused and c.id is not None:
             raise _Failed  # once, not again for each copy of a repeated block
 
@@ -450,7 +447,7 @@ class _Analyzer:
         sinks = [m.id for m in order if not c.succs[m.id]]
         if len(sinks) != 1:
             self.error(c.id, f"the block has {len(sinks)} loose ends ({', '.join(sinks)}); it needs exactly one output",
-                       suggestion="join them with an Add or Concat inside the block")
+                       suggestion="join them with an Add or Concat inside the block", kind="unconnected")
             return None
         return sinks[0]
 
@@ -462,7 +459,8 @@ class _Analyzer:
             want = (f"exactly {spec.min_inputs}" if spec.min_inputs == spec.max_inputs
                     else f"{spec.min_inputs} to {spec.max_inputs}")
             self.error(m.id, f"{m.op} takes {want} input{'s' if spec.max_inputs > 1 else ''}, received {n_in}",
-                       suggestion="join branches with an Add or Concat first" if n_in > spec.max_inputs else None)
+                       suggestion="join branches with an Add or Concat first" if n_in > spec.max_inputs else None,
+                       kind="unconnected" if n_in < spec.min_inputs else "error")
             raise _Failed
         if m.op == "Block":
             return self.eval_block(m, inputs[0], frozen=frozen, init=init)

@@ -1,5 +1,6 @@
 import {
   Background,
+  ControlButton,
   Controls,
   MiniMap,
   type NodeTypes,
@@ -21,6 +22,22 @@ const nodeTypes: NodeTypes = { layer: LayerNode, block: BlockNode };
 
 export const DRAG_MIME = 'application/layerlab-op';
 
+/** Editor preferences kept in the browser (minimap, theme, panel widths). */
+export function readPref(key: string): string | null {
+  try {
+    return localStorage.getItem(key);
+  } catch {
+    return null;
+  }
+}
+export function writePref(key: string, value: string): void {
+  try {
+    localStorage.setItem(key, value);
+  } catch {
+    /* private mode: the preference lasts this visit */
+  }
+}
+
 const onConnect: OnConnect = (c: Connection) => editor.connect(c);
 const minimapColor = (n: FlowNode) => (isBlock(n) ? 'rgba(120,140,170,0.35)' : n.data.frozen ? '#9fb4c7' : '#6d8bd6');
 
@@ -29,6 +46,13 @@ export function Canvas() {
   const edges = useEditor((s) => s.edges);
   const loadCount = useEditor((s) => s.loadCount);
   const direction = useEditor((s) => s.direction);
+  const [minimap, setMinimap] = useState(() => readPref('layerlab_minimap') === 'on');
+  const toggleMinimap = useCallback(() => {
+    setMinimap((m) => {
+      writePref('layerlab_minimap', m ? 'off' : 'on');
+      return !m;
+    });
+  }, []);
   const { screenToFlowPosition, getIntersectingNodes, fitView, getInternalNode } = useReactFlow<FlowNode>();
 
   // Fit the view once a newly loaded graph's nodes have been measured.
@@ -107,8 +131,21 @@ export function Canvas() {
         onlyRenderVisibleElements={nodes.length > 150}
       >
         <Background gap={16} />
-        <MiniMap pannable zoomable nodeColor={minimapColor} />
-        <Controls showInteractive={false} />
+        {nodes.length === 0 && (
+          <div className="empty-canvas" data-testid="empty-canvas">
+            <h2>Start a model</h2>
+            <p>Drag a layer from the palette on the left, beginning with an Input.</p>
+            <p>Or open a template in the Projects tab: a small CNN, a ResNet, an MLP…</p>
+          </div>
+        )}
+        {/* Off by default; when on it sits bottom-left beside the zoom buttons, away from the
+            right-hand side where error callouts hang. */}
+        {minimap && <MiniMap pannable zoomable nodeColor={minimapColor} position="bottom-left" style={{ left: 44, width: 160, height: 110 }} ariaLabel="Minimap" />}
+        <Controls showInteractive={false}>
+          <ControlButton onClick={toggleMinimap} title={minimap ? 'Hide the minimap' : 'Show the minimap'} aria-label="Minimap" aria-pressed={minimap} data-testid="minimap-toggle">
+            ▦
+          </ControlButton>
+        </Controls>
       </ReactFlow>
     </div>
   );
