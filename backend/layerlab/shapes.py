@@ -11,7 +11,7 @@ from __future__ import annotations
 import gc
 from collections import deque
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Literal
 
 from .graph import FORMAT, Graph, GraphError, InitSpec, env_limit, expansion_error, parse_graph
 from .ops import NodeProblem, TensorInfo, get_op
