@@ -524,7 +524,7 @@ export interface components {
              * @default digits
              * @enum {string}
              */
-            dataset: "digits" | "iris" | "wine" | "breast_cancer" | "diabetes" | "two_moons" | "spirals" | "blobs" | "signals" | "upload";
+            dataset: "digits" | "mnist" | "iris" | "wine" | "breast_cancer" | "diabetes" | "two_moons" | "spirals" | "blobs" | "signals" | "upload";
             /** @description Required when dataset is 'upload'. */
             upload?: components["schemas"]["UploadRef"] | null;
             /**
@@ -592,10 +592,6 @@ export interface components {
         };
         /** DatasetInfo */
         DatasetInfo: {
-            /** Name */
-            name: string;
-            /** Description */
-            description: string;
             /**
              * Task
              * @enum {string}
@@ -603,7 +599,10 @@ export interface components {
             task: "classification" | "regression";
             /** Sample Shape */
             sample_shape: number[];
-            /** Input Dtype */
+            /**
+             * Input Dtype
+             * @default float32
+             */
             input_dtype: string;
             /** Num Classes */
             num_classes: number | null;
@@ -614,6 +613,20 @@ export interface components {
              * @description How many samples (synthetic sets: at the default n_samples).
              */
             samples: number;
+            /** Name */
+            name: string;
+            /** Description */
+            description: string;
+            /**
+             * Help
+             * @description Where the set comes from and what one sample is.
+             */
+            help: string;
+            /**
+             * Settings
+             * @description The data settings it reads (n_samples, noise, ...).
+             */
+            settings: string[];
             /** Synthetic */
             synthetic: boolean;
         };
@@ -712,6 +725,13 @@ export interface components {
             fix?: {
                 [key: string]: unknown;
             } | null;
+            /**
+             * Kind
+             * @description 'unconnected': the node is not wired up yet (no input, unused output, missing inputs); the editor shows a hint while a person is still building. 'error': shapes or parameters are wrong.
+             * @default error
+             * @enum {string}
+             */
+            kind: "error" | "unconnected";
         };
         /** HTTPValidationError */
         HTTPValidationError: {
@@ -1327,6 +1347,27 @@ export interface components {
         /** UploadInfo */
         UploadInfo: {
             /**
+             * Task
+             * @enum {string}
+             */
+            task: "classification" | "regression";
+            /** Sample Shape */
+            sample_shape: number[];
+            /**
+             * Input Dtype
+             * @default float32
+             */
+            input_dtype: string;
+            /** Num Classes */
+            num_classes: number | null;
+            /** Class Names */
+            class_names: string[] | null;
+            /**
+             * Samples
+             * @description How many samples (synthetic sets: at the default n_samples).
+             */
+            samples: number;
+            /**
              * Id
              * @description Use as config.data.upload.path with dataset 'upload'.
              */
@@ -1343,19 +1384,6 @@ export interface components {
             kind: "npz" | "csv";
             /** Size */
             size: number;
-            /**
-             * Task
-             * @enum {string}
-             */
-            task: "classification" | "regression";
-            /** Sample Shape */
-            sample_shape: number[];
-            /** Num Classes */
-            num_classes: number | null;
-            /** Class Names */
-            class_names: string[] | null;
-            /** Samples */
-            samples: number;
             /**
              * Created At
              * Format: date-time
@@ -4076,6 +4104,12 @@ export interface components {
              * @default model
              */
             name: string;
+            /**
+             * Description
+             * @description What the model is for, in a sentence or two (the template gallery shows it).
+             * @default null
+             */
+            description: string | null;
             /** Nodes */
             nodes: (components["schemas"]["InputNode"] | components["schemas"]["OutputNode"] | components["schemas"]["BlockNode"] | components["schemas"]["Conv1dNode"] | components["schemas"]["Conv2dNode"] | components["schemas"]["ConvTranspose2dNode"] | components["schemas"]["LinearNode"] | components["schemas"]["EmbeddingNode"] | components["schemas"]["BatchNorm1dNode"] | components["schemas"]["BatchNorm2dNode"] | components["schemas"]["InstanceNorm2dNode"] | components["schemas"]["LayerNormNode"] | components["schemas"]["GroupNormNode"] | components["schemas"]["ReLUNode"] | components["schemas"]["SiLUNode"] | components["schemas"]["SigmoidNode"] | components["schemas"]["TanhNode"] | components["schemas"]["IdentityNode"] | components["schemas"]["LeakyReLUNode"] | components["schemas"]["ELUNode"] | components["schemas"]["GELUNode"] | components["schemas"]["PReLUNode"] | components["schemas"]["SoftmaxNode"] | components["schemas"]["LogSoftmaxNode"] | components["schemas"]["DropoutNode"] | components["schemas"]["Dropout2dNode"] | components["schemas"]["MaxPool1dNode"] | components["schemas"]["MaxPool2dNode"] | components["schemas"]["AvgPool2dNode"] | components["schemas"]["AdaptiveAvgPool2dNode"] | components["schemas"]["AdaptiveMaxPool2dNode"] | components["schemas"]["FlattenNode"] | components["schemas"]["UnflattenNode"] | components["schemas"]["UpsampleNode"] | components["schemas"]["ZeroPad2dNode"] | components["schemas"]["AddNode"] | components["schemas"]["ConcatNode"])[];
             /** Edges */
