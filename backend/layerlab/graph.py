@@ -151,6 +151,9 @@ class Graph(BaseModel):
 
     format: Literal["layerlab.graph/1"] = FORMAT
     name: Annotated[str, Field(max_length=200)] = "model"
+    description: Annotated[str, Field(max_length=2000)] | None = Field(
+        None, description="What the model is for, in a sentence or two (the template gallery shows it)."
+    )
     nodes: list[Node]
     edges: list[Edge] = Field(default_factory=list)
 
@@ -172,6 +175,11 @@ class GraphError(BaseModel):
     suggestion: str | None = None
     fix: dict[str, Any] | None = Field(
         None, description="A mechanical fix the editor can apply, e.g. {'action': 'insert_before', 'op': 'Flatten'}."
+    )
+    kind: Literal["error", "unconnected"] = Field(
+        "error",
+        description="'unconnected': the node is not wired up yet (no input, unused output, missing inputs); "
+        "the editor shows a hint while a person is still building. 'error': shapes or parameters are wrong.",
     )
 
 

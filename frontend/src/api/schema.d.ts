@@ -766,6 +766,13 @@ export interface components {
             fix?: {
                 [key: string]: unknown;
             } | null;
+            /**
+             * Kind
+             * @description 'unconnected': the node is not wired up yet (no input, unused output, missing inputs); the editor shows a hint while a person is still building. 'error': shapes or parameters are wrong.
+             * @default error
+             * @enum {string}
+             */
+            kind: "error" | "unconnected";
         };
         /** HTTPValidationError */
         HTTPValidationError: {
@@ -4247,6 +4254,12 @@ export interface components {
              * @default model
              */
             name: string;
+            /**
+             * Description
+             * @description What the model is for, in a sentence or two (the template gallery shows it).
+             * @default null
+             */
+            description: string | null;
             /** Nodes */
             nodes: (components["schemas"]["InputNode"] | components["schemas"]["OutputNode"] | components["schemas"]["BlockNode"] | components["schemas"]["Conv1dNode"] | components["schemas"]["Conv2dNode"] | components["schemas"]["ConvTranspose2dNode"] | components["schemas"]["LinearNode"] | components["schemas"]["EmbeddingNode"] | components["schemas"]["BatchNorm1dNode"] | components["schemas"]["BatchNorm2dNode"] | components["schemas"]["InstanceNorm2dNode"] | components["schemas"]["LayerNormNode"] | components["schemas"]["GroupNormNode"] | components["schemas"]["ReLUNode"] | components["schemas"]["SiLUNode"] | components["schemas"]["SigmoidNode"] | components["schemas"]["TanhNode"] | components["schemas"]["IdentityNode"] | components["schemas"]["LeakyReLUNode"] | components["schemas"]["ELUNode"] | components["schemas"]["GELUNode"] | components["schemas"]["PReLUNode"] | components["schemas"]["SoftmaxNode"] | components["schemas"]["LogSoftmaxNode"] | components["schemas"]["DropoutNode"] | components["schemas"]["Dropout2dNode"] | components["schemas"]["MaxPool1dNode"] | components["schemas"]["MaxPool2dNode"] | components["schemas"]["AvgPool2dNode"] | components["schemas"]["AdaptiveAvgPool2dNode"] | components["schemas"]["AdaptiveMaxPool2dNode"] | components["schemas"]["FlattenNode"] | components["schemas"]["UnflattenNode"] | components["schemas"]["UpsampleNode"] | components["schemas"]["ZeroPad2dNode"] | components["schemas"]["AddNode"] | components["schemas"]["ConcatNode"])[];
             /** Edges */
