@@ -13,7 +13,6 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from sklearn.datasets import load_digits
 from torch import nn
 
 SEED = 0
@@ -27,14 +26,16 @@ args = parser.parse_args()
 out_dir, device = args.out, torch.device(args.device)
 
 
-def load_data() -> tuple[np.ndarray, np.ndarray]:
-    """scikit-learn's 8×8 handwritten digits: x (N, 1, 8, 8) in [0, 1], y (N,) 0-9."""
+def load_digits_images() -> tuple[np.ndarray, np.ndarray, list[str] | None]:
+    """scikit-learn's 8×8 digits as (N, 1, 8, 8) images in [0, 1]."""
+    from sklearn.datasets import load_digits
+
     bunch = load_digits()
-    x = (bunch.images / 16.0).astype(np.float32)[:, None, :, :]  # (N, 1, 8, 8): one channel
-    return x, bunch.target.astype(np.int64)
+    x = (bunch.images / 16.0).astype(np.float32)[:, None, :, :]  # (N, 1, 8, 8)
+    return x, bunch.target.astype(np.int64), [str(int(t)) for t in bunch.target_names]
 
 
-x, y = load_data()
+x, y, class_names = load_digits_images()
 # A seeded shuffle of the samples; the first 20% of it is held out for validation.
 order = np.random.default_rng(SEED).permutation(len(x))
 n_val = min(max(round(len(x) * 0.2), 1), len(x) - 1)
