@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import socket
 from pathlib import Path
-from typing import Any, get_args
+from typing import get_args
 
 import numpy as np
 import pytest
@@ -61,14 +61,14 @@ def test_training_script_code_loads_exactly_what_the_run_loads(name: str) -> Non
     cfg = DataConfig(dataset=name, n_samples=123, noise=0.3, num_classes=5 if name != "two_moons" else None,
                      signal_length=40)
     ds = load_dataset(cfg, seed=7)
-    code = REGISTRY[name].script(cfg, seed="SEED")
-    namespace: dict[str, Any] = {"SEED": 7}
-    # dont_inherit: the script has no "from __future__ import annotations", so neither may this
+    code = REGISTRY[name].script(cfg, seed=7)
+    namespace: dict[str, object] = {}
+    # dont_inherit: compiled as a script is, without this module's postponed annotations
     exec(compile("import math\nimport numpy as np\n" + code, f"<{name}>", "exec", dont_inherit=True), namespace)
-    x, y = namespace["load_data"]()
-    np.testing.assert_array_equal(x, ds.x)
-    np.testing.assert_array_equal(y, ds.y)
-    assert x.dtype == ds.x.dtype and y.dtype == ds.y.dtype
+    np.testing.assert_array_equal(namespace["x"], ds.x)
+    np.testing.assert_array_equal(namespace["y"], ds.y)
+    assert namespace["x"].dtype == ds.x.dtype and namespace["y"].dtype == ds.y.dtype
+    assert namespace["class_names"] == ds.class_names
 
 
 def test_mnist_loads_offline_with_balanced_classes(monkeypatch: pytest.MonkeyPatch) -> None:

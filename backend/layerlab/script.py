@@ -99,7 +99,7 @@ class _Script:
     def __init__(self, plan: ModelPlan, cfg: RunConfig) -> None:
         self.plan = plan
         self.cfg = cfg
-        self.data: DataCode = loading_code(cfg.data)
+        self.data: DataCode = loading_code(cfg.data, seed=cfg.seed)
         self.classification = self.data.task == "classification"
         self.validate = cfg.data.val_split > 0
         kind = cfg.data.loader
@@ -186,7 +186,7 @@ class _Script:
 
     def data_section(self) -> Section:
         cfg, d = self.cfg, self.data
-        lines = [*d.constants, *([""] if d.constants else []), d.source, "", "", "x, y = load_data()"]
+        lines = [*d.constants, *([""] if d.constants else []), d.source.rstrip("\n")]
         split = cfg.data.val_split
         if self.validate:
             lines += [

@@ -35,13 +35,7 @@ def load_digits_images() -> tuple[np.ndarray, np.ndarray, list[str] | None]:
     return x, bunch.target.astype(np.int64), [str(int(t)) for t in bunch.target_names]
 
 
-def load_data() -> tuple[np.ndarray, np.ndarray]:
-    """8×8 grayscale images of handwritten digits (scikit-learn)."""
-    x, y, _class_names = load_digits_images()
-    return x, y
-
-
-x, y = load_data()
+x, y, class_names = load_digits_images()
 # A seeded shuffle of the samples; the first 20% of it is held out for validation.
 order = np.random.default_rng(SEED).permutation(len(x))
 n_val = min(max(round(len(x) * 0.2), 1), len(x) - 1)

@@ -1,10 +1,10 @@
 """Each dataset's loading code as the training script shows it.
 
-``loading_code(cfg)`` returns the source of a ``load_data()`` function that gives the very arrays
-``data.load_dataset`` gives (same generator calls under the same seed), so an exported script
-reproduces a run without importing LayerLab. A built-in dataset's code comes from its registry
-entry (``DatasetEntry.script``: the loader's own source); an upload's is written here. The
-reproduction tests (tests/test_script.py) run both and compare.
+``loading_code(cfg)`` returns code that defines ``x`` and ``y``, the very arrays
+``data.load_dataset`` gives, so an exported script reproduces a run without importing LayerLab.
+A built-in dataset's code is its registry entry's (``DatasetEntry.script``: the loader's own
+source and its call); an upload's is written here from the same reading rules ``load_upload``
+applies. The reproduction tests (tests/test_script.py) run both and compare.
 """
 
 from __future__ import annotations
@@ -13,13 +13,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from .config import DataConfig, UploadRef
-from .data import _is_number, load_dataset, load_upload
+from .data import _is_number, load_upload
 from .datasets import REGISTRY
 
 
 @dataclass
 class DataCode:
-    """``source`` defines ``load_data() -> (x, y)``; ``imports`` are the lines it needs at the top."""
+    """``source`` defines ``x`` and ``y``; ``imports`` are the lines it needs at the top."""
 
     source: str
     task: str  # "classification" or "regression"
@@ -27,14 +27,6 @@ class DataCode:
     constants: list[str] = field(default_factory=list)  # module-level lines such as DATA_FILE = ...
     nbytes: int = 0  # the prepared arrays' size (float32 inputs, int64 labels): picks the loader
     integer_inputs: bool = False  # load_data() gives integer x (else float32)
-
-
-def _builtin(cfg: DataConfig) -> DataCode:
-    entry = REGISTRY[cfg.dataset]
-    ds = load_dataset(cfg, seed=0)  # the size picks the loader; it does not depend on the seed
-    y_bytes = 8 if entry.task == "classification" else 4 * max(ds.y[0].size, 1)
-    return DataCode(entry.script(cfg, seed="SEED"), entry.task, integer_inputs=ds.x.dtype.kind in "iu",
-                    nbytes=len(ds.x) * (4 * ds.x[0].size + y_bytes))
 
 
 def _upload(ref: UploadRef) -> DataCode:
@@ -63,6 +55,7 @@ def _upload(ref: UploadRef) -> DataCode:
     else:
         lines.append("    names, y = np.unique(y, return_inverse=True)  # labels -> class indices 0..K-1, sorted")
     lines.append("    return x, y" if ds.task == "regression" else "    return x, y.astype(np.int64)")
+    lines += ["", "", "x, y = load_data()"]
     y_bytes = 8 if ds.task == "classification" else 4 * max(ds.y[0].size, 1)
     return DataCode("\n".join(lines), ds.task, imports=imports, constants=constants,
                     integer_inputs=ds.x.dtype.kind in "iu",
@@ -103,9 +96,15 @@ def _csv_lines(path: Path, target: str | int | None) -> list[str]:
     return lines
 
 
-def loading_code(cfg: DataConfig) -> DataCode:
+def loading_code(cfg: DataConfig, *, seed: int) -> DataCode:
     """The ``load_data()`` source for the configured dataset."""
     if cfg.dataset == "upload":
         assert cfg.upload is not None  # the config validator guarantees it
         return _upload(cfg.upload)
-    return _builtin(cfg)
+    entry = REGISTRY[cfg.dataset]
+    code = DataCode(entry.script(cfg, seed=seed), entry.task)
+    if cfg.dataset in ("two_moons", "spirals", "blobs"):
+        code.nbytes = cfg.n_samples * (2 * 4 + 8)
+    elif cfg.dataset == "signals":
+        code.nbytes = cfg.n_samples * (cfg.signal_length * 4 + 8)
+    return code  # the other built-in sets are 15 MB at most

