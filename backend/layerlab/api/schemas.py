@@ -78,28 +78,30 @@ class VersionDetail(VersionSummary):
 # --- datasets ------------------------------------------------------------------------------------
 
 
-class DatasetInfo(BaseModel):
-    name: str
-    description: str
+class DatasetDescription(BaseModel):
+    """What is known about any dataset, built-in or uploaded (``layerlab.train.data.describe``)."""
+
     task: Literal["classification", "regression"]
     sample_shape: list[int]
-    input_dtype: str
+    input_dtype: str = "float32"
     num_classes: int | None
     class_names: list[str] | None
     samples: int = Field(description="How many samples (synthetic sets: at the default n_samples).")
+
+
+class DatasetInfo(DatasetDescription):
+    name: str
+    description: str
+    help: str = Field(description="Where the set comes from and what one sample is.")
+    settings: list[str] = Field(description="The data settings it reads (n_samples, noise, ...).")
     synthetic: bool
 
 
-class UploadInfo(BaseModel):
+class UploadInfo(DatasetDescription):
     id: str = Field(description="Use as config.data.upload.path with dataset 'upload'.")
     filename: str = Field(description="The name the file was uploaded under (display only).")
     kind: Literal["npz", "csv"]
     size: int
-    task: Literal["classification", "regression"]
-    sample_shape: list[int]
-    num_classes: int | None
-    class_names: list[str] | None
-    samples: int
     created_at: datetime
 
 

@@ -1,5 +1,5 @@
-"""Datasets, all offline: small real sets from scikit-learn, 2-D synthetic sets, a 1-D signal set,
-and user uploads (.npz or .csv, never pickle).
+"""Datasets, all offline: the built-in sets of the registry (datasets.py) and user uploads
+(.npz or .csv, never pickle).
 
 A dataset comes out of here as numpy arrays plus what the trainer must know about it (sample
 shape, task, classes). ``prepare`` splits it under the run's seed, standardizes inputs with
@@ -16,13 +16,14 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from itertools import islice
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 import numpy as np
 import torch
 from torch.utils.data import DataLoader, TensorDataset
 
 from .config import DataConfig, UploadRef
+from .datasets import REGISTRY
 from .events import DatasetSummary
 
 log = logging.getLogger(__name__)
@@ -69,7 +70,7 @@ class PreparedData:
     y_std: np.ndarray | None
 
 
-# --- built-in datasets --------------------------------------------------------------------------
+# --- built-in datasets (the registry in datasets.py) ---------------------------------------------
 
 
 def load_dataset(cfg: DataConfig, *, seed: int) -> ArrayDataset:
@@ -77,129 +78,18 @@ def load_dataset(cfg: DataConfig, *, seed: int) -> ArrayDataset:
     if cfg.dataset == "upload":
         assert cfg.upload is not None  # the config validator guarantees it
         return load_upload(cfg.upload)
-    rng = np.random.default_rng(seed)
-    name = cfg.dataset
-    if name in ("digits", "iris", "wine", "breast_cancer", "diabetes"):
-        return _sklearn_dataset(name)
-    if name == "two_moons":
-        return two_moons(cfg.n_samples, noise=cfg.noise, rng=rng)
-    if name == "spirals":
-        return spirals(cfg.n_samples, num_classes=cfg.num_classes or 3, noise=cfg.noise, rng=rng)
-    if name == "blobs":
-        return blobs(cfg.n_samples, num_classes=cfg.num_classes or 4, noise=cfg.noise, rng=rng)
-    if name == "signals":
-        return signals(cfg.n_samples, num_classes=cfg.num_classes or 10, length=cfg.signal_length,
-                       noise=cfg.noise, rng=rng)
-    raise DatasetError(f"unknown dataset {name!r}")  # pragma: no cover - the config's Literal
+    entry = REGISTRY[cfg.dataset]
+    try:
+        x, y, class_names = entry.load(cfg, seed=seed)
+    except (ValueError, OSError, ImportError) as e:
+        raise DatasetError(f"dataset {entry.name!r}: {e}") from e
+    return ArrayDataset(entry.name, x, y, entry.task, class_names)
 
 
-def _sklearn_dataset(name: str) -> ArrayDataset:
-    # Imported here: scikit-learn takes a second to import and most runs never need it.
-    from sklearn import datasets as skd
-
-    if name == "digits":
-        bunch = skd.load_digits()
-        x = (bunch.images / 16.0).astype(np.float32)[:, None, :, :]  # (N, 1, 8, 8) in [0, 1]
-        names = [str(int(t)) for t in bunch.target_names]
-        return ArrayDataset("digits", x, bunch.target.astype(np.int64), "classification", names)
-    if name == "diabetes":
-        bunch = skd.load_diabetes()
-        y = bunch.target.astype(np.float32)[:, None]  # (N, 1)
-        return ArrayDataset("diabetes", bunch.data.astype(np.float32), y, "regression")
-    loader = {"iris": skd.load_iris, "wine": skd.load_wine, "breast_cancer": skd.load_breast_cancer}[name]
-    bunch = loader()
-    names = [str(t) for t in bunch.target_names]
-    return ArrayDataset(name, bunch.data.astype(np.float32), bunch.target.astype(np.int64), "classification", names)
-
-
-def _shuffled(name: str, x: np.ndarray, y: np.ndarray, rng: np.random.Generator, names: list[str]) -> ArrayDataset:
-    order = rng.permutation(len(x))
-    return ArrayDataset(name, x[order].astype(np.float32), y[order].astype(np.int64), "classification", names)
-
-
-def _split_counts(n: int, k: int) -> list[int]:
-    return [n // k + (1 if c < n % k else 0) for c in range(k)]
-
-
-def two_moons(n: int, *, noise: float, rng: np.random.Generator) -> ArrayDataset:
-    """Two interleaving half circles, gaussian noise of std ``noise``. x: (N, 2)."""
-    n_outer, n_inner = _split_counts(n, 2)
-    t_outer = rng.uniform(0.0, math.pi, n_outer)
-    t_inner = rng.uniform(0.0, math.pi, n_inner)
-    outer = np.stack([np.cos(t_outer), np.sin(t_outer)], axis=1)
-    inner = np.stack([1.0 - np.cos(t_inner), 0.5 - np.sin(t_inner)], axis=1)
-    x = np.concatenate([outer, inner]) + rng.normal(0.0, noise, (n, 2))
-    y = np.concatenate([np.zeros(n_outer), np.ones(n_inner)])
-    return _shuffled("two_moons", x, y, rng, ["outer", "inner"])
-
-
-def spirals(n: int, *, num_classes: int, noise: float, rng: np.random.Generator) -> ArrayDataset:
-    """``num_classes`` interleaved arms of a spiral, each 1.5 turns long. x: (N, 2)."""
-    xs, ys = [], []
-    for c, m in enumerate(_split_counts(n, num_classes)):
-        r = rng.uniform(0.05, 1.0, m)
-        theta = 3.0 * math.pi * r + 2.0 * math.pi * c / num_classes
-        arm = np.stack([r * np.cos(theta), r * np.sin(theta)], axis=1)
-        xs.append(arm + rng.normal(0.0, noise * 0.5, (m, 2)))  # arms are ~0.3 apart at the rim
-        ys.append(np.full(m, c))
-    return _shuffled("spirals", np.concatenate(xs), np.concatenate(ys), rng, [f"arm {c}" for c in range(num_classes)])
-
-
-def blobs(n: int, *, num_classes: int, noise: float, rng: np.random.Generator) -> ArrayDataset:
-    """Gaussian clusters with centres on a circle of radius 3; cluster std = 0.3 + 3·noise. x: (N, 2)."""
-    std = 0.3 + 3.0 * noise
-    xs, ys = [], []
-    for c, m in enumerate(_split_counts(n, num_classes)):
-        angle = 2.0 * math.pi * c / num_classes
-        centre = np.array([3.0 * math.cos(angle), 3.0 * math.sin(angle)])
-        xs.append(centre + rng.normal(0.0, std, (m, 2)))
-        ys.append(np.full(m, c))
-    return _shuffled("blobs", np.concatenate(xs), np.concatenate(ys), rng, [f"blob {c}" for c in range(num_classes)])
-
-
-SIGNAL_NAMES = ("sine", "square", "sawtooth", "triangle", "bump", "pulse", "chirp", "damped", "two bumps", "fast sine")
-
-
-def _signal_template(kind: int, t: np.ndarray) -> np.ndarray:
-    """One clean waveform on t in [0, 1); every template is roughly in [-1, 1]."""
-    if kind == 0:
-        return np.sin(2 * math.pi * 3 * t)
-    if kind == 1:
-        return np.sign(np.sin(2 * math.pi * 3 * t))
-    if kind == 2:
-        return 2.0 * ((3 * t) % 1.0) - 1.0
-    if kind == 3:
-        return 2.0 * np.abs(2.0 * ((3 * t) % 1.0) - 1.0) - 1.0
-    if kind == 4:
-        return 2.0 * np.exp(-((t - 0.5) ** 2) / (2 * 0.05**2)) - 1.0
-    if kind == 5:
-        return np.where((t > 0.3) & (t < 0.7), 1.0, -1.0)
-    if kind == 6:
-        return np.sin(2 * math.pi * (1.0 * t + 3.5 * t**2))  # frequency sweeps 1 -> 8
-    if kind == 7:
-        return np.exp(-4.0 * t) * np.sin(2 * math.pi * 5 * t)
-    if kind == 8:
-        return 2.0 * (np.exp(-((t - 0.3) ** 2) / 0.002) + np.exp(-((t - 0.7) ** 2) / 0.002)) - 1.0
-    return np.sin(2 * math.pi * 7 * t)
-
-
-def signals(n: int, *, num_classes: int, length: int, noise: float, rng: np.random.Generator) -> ArrayDataset:
-    """A 1-D classification set for Conv1d: each class is a waveform template, circularly shifted
-    by a random offset, scaled by a random amplitude in [0.5, 1.5], plus gaussian noise.
-    x: (N, 1, length)."""
-    if num_classes > len(SIGNAL_NAMES):
-        raise DatasetError(f"signals has at most {len(SIGNAL_NAMES)} classes; received num_classes={num_classes}")
-    t = np.arange(length) / length
-    xs, ys = [], []
-    for c, m in enumerate(_split_counts(n, num_classes)):
-        clean = _signal_template(c, t)  # (L,)
-        shifts = rng.integers(0, length, m)
-        rows = np.stack([np.roll(clean, int(s)) for s in shifts])  # (m, L)
-        rows *= rng.uniform(0.5, 1.5, (m, 1))
-        rows += rng.normal(0.0, noise, (m, length))
-        xs.append(rows[:, None, :])  # (m, 1, L)
-        ys.append(np.full(m, c))
-    return _shuffled("signals", np.concatenate(xs), np.concatenate(ys), rng, list(SIGNAL_NAMES[:num_classes]))
+def describe(ds: ArrayDataset) -> dict[str, Any]:
+    """What the editor lists about a dataset, built-in or uploaded alike."""
+    return {"task": ds.task, "sample_shape": list(ds.x.shape[1:]), "input_dtype": str(ds.x.dtype),
+            "num_classes": ds.num_classes, "class_names": ds.class_names, "samples": len(ds.x)}
 
 
 # --- uploads -------------------------------------------------------------------------------------

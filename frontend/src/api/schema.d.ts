@@ -544,7 +544,7 @@ export interface components {
              * @default digits
              * @enum {string}
              */
-            dataset: "digits" | "iris" | "wine" | "breast_cancer" | "diabetes" | "two_moons" | "spirals" | "blobs" | "signals" | "upload";
+            dataset: "digits" | "mnist" | "iris" | "wine" | "breast_cancer" | "diabetes" | "two_moons" | "spirals" | "blobs" | "signals" | "upload";
             /** @description Required when dataset is 'upload'. */
             upload?: components["schemas"]["UploadRef"] | null;
             /**
@@ -612,10 +612,6 @@ export interface components {
         };
         /** DatasetInfo */
         DatasetInfo: {
-            /** Name */
-            name: string;
-            /** Description */
-            description: string;
             /**
              * Task
              * @enum {string}
@@ -623,7 +619,10 @@ export interface components {
             task: "classification" | "regression";
             /** Sample Shape */
             sample_shape: number[];
-            /** Input Dtype */
+            /**
+             * Input Dtype
+             * @default float32
+             */
             input_dtype: string;
             /** Num Classes */
             num_classes: number | null;
@@ -634,6 +633,20 @@ export interface components {
              * @description How many samples (synthetic sets: at the default n_samples).
              */
             samples: number;
+            /** Name */
+            name: string;
+            /** Description */
+            description: string;
+            /**
+             * Help
+             * @description Where the set comes from and what one sample is.
+             */
+            help: string;
+            /**
+             * Settings
+             * @description The data settings it reads (n_samples, noise, ...).
+             */
+            settings: string[];
             /** Synthetic */
             synthetic: boolean;
         };
@@ -797,6 +810,13 @@ export interface components {
             fix?: {
                 [key: string]: unknown;
             } | null;
+            /**
+             * Kind
+             * @description 'unconnected': the node is not wired up yet (no input, unused output, missing inputs); the editor shows a hint while a person is still building. 'error': shapes or parameters are wrong.
+             * @default error
+             * @enum {string}
+             */
+            kind: "error" | "unconnected";
         };
         /** HTTPValidationError */
         HTTPValidationError: {
@@ -1530,6 +1550,27 @@ export interface components {
         /** UploadInfo */
         UploadInfo: {
             /**
+             * Task
+             * @enum {string}
+             */
+            task: "classification" | "regression";
+            /** Sample Shape */
+            sample_shape: number[];
+            /**
+             * Input Dtype
+             * @default float32
+             */
+            input_dtype: string;
+            /** Num Classes */
+            num_classes: number | null;
+            /** Class Names */
+            class_names: string[] | null;
+            /**
+             * Samples
+             * @description How many samples (synthetic sets: at the default n_samples).
+             */
+            samples: number;
+            /**
              * Id
              * @description Use as config.data.upload.path with dataset 'upload'.
              */
@@ -1546,19 +1587,6 @@ export interface components {
             kind: "npz" | "csv";
             /** Size */
             size: number;
-            /**
-             * Task
-             * @enum {string}
-             */
-            task: "classification" | "regression";
-            /** Sample Shape */
-            sample_shape: number[];
-            /** Num Classes */
-            num_classes: number | null;
-            /** Class Names */
-            class_names: string[] | null;
-            /** Samples */
-            samples: number;
             /**
              * Created At
              * Format: date-time
@@ -4279,6 +4307,12 @@ export interface components {
              * @default model
              */
             name: string;
+            /**
+             * Description
+             * @description What the model is for, in a sentence or two (the template gallery shows it).
+             * @default null
+             */
+            description: string | null;
             /** Nodes */
             nodes: (components["schemas"]["InputNode"] | components["schemas"]["OutputNode"] | components["schemas"]["BlockNode"] | components["schemas"]["Conv1dNode"] | components["schemas"]["Conv2dNode"] | components["schemas"]["ConvTranspose2dNode"] | components["schemas"]["LinearNode"] | components["schemas"]["EmbeddingNode"] | components["schemas"]["BatchNorm1dNode"] | components["schemas"]["BatchNorm2dNode"] | components["schemas"]["InstanceNorm2dNode"] | components["schemas"]["LayerNormNode"] | components["schemas"]["GroupNormNode"] | components["schemas"]["ReLUNode"] | components["schemas"]["SiLUNode"] | components["schemas"]["SigmoidNode"] | components["schemas"]["TanhNode"] | components["schemas"]["IdentityNode"] | components["schemas"]["LeakyReLUNode"] | components["schemas"]["ELUNode"] | components["schemas"]["GELUNode"] | components["schemas"]["PReLUNode"] | components["schemas"]["SoftmaxNode"] | components["schemas"]["LogSoftmaxNode"] | components["schemas"]["DropoutNode"] | components["schemas"]["Dropout2dNode"] | components["schemas"]["MaxPool1dNode"] | components["schemas"]["MaxPool2dNode"] | components["schemas"]["AvgPool2dNode"] | components["schemas"]["AdaptiveAvgPool2dNode"] | components["schemas"]["AdaptiveMaxPool2dNode"] | components["schemas"]["FlattenNode"] | components["schemas"]["UnflattenNode"] | components["schemas"]["UpsampleNode"] | components["schemas"]["ZeroPad2dNode"] | components["schemas"]["AddNode"] | components["schemas"]["ConcatNode"])[];
             /** Edges */

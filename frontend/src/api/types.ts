@@ -53,6 +53,7 @@ export interface GraphEdge {
 export interface GraphDoc {
   format: 'layerlab.graph/1';
   name: string;
+  description?: string;
   nodes: GraphNode[];
   edges: GraphEdge[];
 }

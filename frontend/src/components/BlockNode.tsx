@@ -5,7 +5,7 @@ import type { GraphError } from '../api/types';
 import { type BlockFlowNode, INNER_IN, INNER_OUT } from '../graph/kinds';
 import { formatCount, formatShape } from '../lib/format';
 import { editor, useEditor } from '../state/editorStore';
-import { FreezeToggle, NodeErrors } from './LayerNode';
+import { FreezeToggle, NodeErrors, UnconnectedHint } from './LayerNode';
 import { NumericInput } from './NumericInput';
 
 const NO_ERRORS: GraphError[] = [];
@@ -13,13 +13,14 @@ const NO_ERRORS: GraphError[] = [];
 function BlockNodeView({ id, data, selected }: NodeProps<BlockFlowNode>) {
   const report = useEditor((s) => s.nodeReports[id]);
   const errors = useEditor((s) => s.nodeErrors[id]) ?? NO_ERRORS;
+  const hints = useEditor((s) => s.nodeHints[id]) ?? NO_ERRORS;
   const inherited = useEditor((s) => Boolean(s.frozenInherited[id]));
   const childCount = useEditor((s) => s.nodes.reduce((k, n) => k + (n.parentId === id ? 1 : 0), 0));
   const lr = useEditor((s) => s.direction === 'LR');
   const repeat = Number(data.params.repeat ?? 1);
   const residual = Boolean(data.params.residual);
   const frozen = data.frozen || inherited;
-  const cls = ['block-node', selected ? 'selected' : '', errors.length ? 'has-error' : '', frozen ? 'frozen' : '', data.collapsed ? 'collapsed' : '']
+  const cls = ['block-node', selected ? 'selected' : '', errors.length ? 'has-error' : '', hints.length ? 'unconnected' : '', frozen ? 'frozen' : '', data.collapsed ? 'collapsed' : '']
     .filter(Boolean)
     .join(' ');
   return (
@@ -46,7 +47,10 @@ function BlockNodeView({ id, data, selected }: NodeProps<BlockFlowNode>) {
           {data.collapsed ? '▸' : '▾'}
         </button>
         <span className="node-op">Block</span>
-        <span className="node-id">{data.label || id}</span>
+        <span className="node-id" title={data.label ? `${data.label} (${id})` : id}>
+          {data.label || id}
+        </span>
+        <UnconnectedHint hints={hints} />
         <label className="nodrag chip" title="Residual: out = body(x) + shortcut(x)">
           <input
             type="checkbox"

@@ -1,20 +1,15 @@
 // The run form from the backend's own /api/run-config document (asked of the backend's Python,
 // as `npm run gen:api` does), so the test follows RunConfig as it is, not a copy of it.
-import { execFileSync } from 'node:child_process';
-import { fileURLToPath } from 'node:url';
 import { renderToStaticMarkup } from 'react-dom/server';
 import { createElement } from 'react';
 import { describe, expect, it } from 'vitest';
+import { backendJson } from '../../scripts/backend-json.mjs';
 import { RunForm } from '../components/RunForm';
 import { type RunConfigForm, configDiff, formModel, getAt, setAt, settingSchema, valueOf } from './runForm';
 
-const root = fileURLToPath(new URL('../../..', import.meta.url));
-const python = process.env.LAYERLAB_PYTHON ?? `${root}.venv/bin/python`;
-const doc: RunConfigForm = JSON.parse(
-  execFileSync(python, ['-c', 'import json; from layerlab.train.form import run_config_form; print(json.dumps(run_config_form().model_dump(mode="json", by_alias=True)))'], {
-    cwd: root,
-  }).toString(),
-);
+const doc = backendJson(
+  'from layerlab.train.form import run_config_form; print(json.dumps(run_config_form().model_dump(mode="json", by_alias=True)))',
+) as RunConfigForm;
 const groups = formModel(doc);
 const field = (path: string) => groups.flatMap((g) => g.fields).find((f) => f.path === path)!;
 
