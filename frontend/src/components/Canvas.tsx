@@ -14,6 +14,7 @@ import {
 import { useCallback, useEffect, useRef, useState, type DragEvent } from 'react';
 import type { OpName } from '../api/types';
 import { type FlowNode, isBlock } from '../graph/kinds';
+import { readPref, writePref } from '../lib/prefs';
 import { editor, useEditor } from '../state/editorStore';
 import { BlockNode } from './BlockNode';
 import { LayerNode } from './LayerNode';
@@ -22,22 +23,6 @@ import { LayerNode } from './LayerNode';
 const nodeTypes: NodeTypes = { layer: LayerNode, block: BlockNode };
 
 export const DRAG_MIME = 'application/layerlab-op';
-
-/** Editor preferences kept in the browser (minimap, theme, panel widths). */
-export function readPref(key: string): string | null {
-  try {
-    return localStorage.getItem(key);
-  } catch {
-    return null;
-  }
-}
-export function writePref(key: string, value: string): void {
-  try {
-    localStorage.setItem(key, value);
-  } catch {
-    /* private mode: the preference lasts this visit */
-  }
-}
 
 /** Opening a graph never zooms out further than this (smaller text is unreadable); scroll instead. */
 export const MIN_READABLE_ZOOM = 0.6;
