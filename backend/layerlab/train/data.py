@@ -14,7 +14,7 @@ import logging
 import math
 from collections.abc import Iterator
 from dataclasses import dataclass
-from itertools import islice
+from itertools import chain, islice
 from pathlib import Path
 from typing import Any, Literal
 
@@ -22,6 +22,7 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader, TensorDataset
 
+from .archive import UploadLimits, UploadTooLargeError, check_expanded, open_zip_checked
 from .config import DataConfig, UploadRef
 from .datasets import REGISTRY
 from .events import DatasetSummary
@@ -95,15 +96,18 @@ def describe(ds: ArrayDataset) -> dict[str, Any]:
 # --- uploads -------------------------------------------------------------------------------------
 
 
-def load_upload(ref: UploadRef) -> ArrayDataset:
+def load_upload(ref: UploadRef, *, limits: UploadLimits | None = None) -> ArrayDataset:
+    """An uploaded .npz or .csv, read within ``limits`` (UploadTooLargeError past them)."""
+    limits = limits or UploadLimits.from_env()
     path = Path(ref.path)
     if not path.is_file():
         raise DatasetError(f"upload {path.name!r} not found")
     suffix = path.suffix.lower()
+    class_names = None
     if suffix == ".npz":
-        x, y = _read_npz(path)
+        x, y = _read_npz(path, limits)
     elif suffix == ".csv":
-        x, y = _read_csv(path, ref.target_column)
+        x, y, class_names = _read_csv(path, ref.target_column, limits)
     else:
         raise DatasetError(f"upload {path.name!r}: only .npz (arrays x and y) and .csv are supported")
     if len(x) != len(y):
@@ -119,11 +123,28 @@ def load_upload(ref: UploadRef) -> ArrayDataset:
                 f"sample has {have} (shape {list(x.shape[1:])})"
             )
         x = x.reshape(len(x), *ref.sample_shape)
-    return _with_targets(path.stem, x, y, ref.task)
+    return _with_targets(path.stem, x, y, ref.task, limits=limits, class_names=class_names)
 
 
-def _read_npz(path: Path) -> tuple[np.ndarray, np.ndarray]:
+def _npz_declared_bytes(path: Path, limits: UploadLimits) -> None:
+    """Check the archive's and each array's declared size (from the zip and .npy headers) before
+    numpy allocates anything: a header may claim any shape, whatever the data behind it."""
+    with open_zip_checked(path, limits) as zf:
+        for info in zf.infolist():
+            if not info.filename.endswith(".npy"):
+                continue
+            with zf.open(info) as member:
+                version = np.lib.format.read_magic(member)
+                read_header = (np.lib.format.read_array_header_1_0 if version == (1, 0)
+                               else np.lib.format.read_array_header_2_0)
+                shape, _, dtype = read_header(member)
+            check_expanded(f"array {info.filename.removesuffix('.npy')!r} {list(shape)}",
+                           math.prod(shape) * dtype.itemsize, limits)
+
+
+def _read_npz(path: Path, limits: UploadLimits) -> tuple[np.ndarray, np.ndarray]:
     try:
+        _npz_declared_bytes(path, limits)
         with np.load(path, allow_pickle=False) as archive:
             missing = [k for k in ("x", "y") if k not in archive.files]
             if missing:
@@ -140,7 +161,7 @@ def _read_npz(path: Path) -> tuple[np.ndarray, np.ndarray]:
                         f"upload {path.name!r}: array {key!r} holds Python objects (pickled data), which "
                         "LayerLab never loads. Save plain numeric arrays, e.g. x.astype('float32')."
                     ) from e
-    except DatasetError:
+    except (DatasetError, UploadTooLargeError):
         raise
     except Exception as e:  # a corrupt zip, not an npz at all
         raise DatasetError(f"upload {path.name!r} is not a readable .npz file: {e}") from e
@@ -162,56 +183,122 @@ def _is_number(cell: str) -> bool:
     return True
 
 
-def _read_csv(path: Path, target: str | int | None) -> tuple[np.ndarray, np.ndarray]:
+CSV_CHUNK_ROWS = 512  # rows held as Python strings at once
+
+
+def _read_csv(path: Path, target: str | int | None, limits: UploadLimits
+              ) -> tuple[np.ndarray, np.ndarray, list[str] | None]:
+    """Stream the rows into float32 blocks, so memory is the arrays' size and not Python's strings.
+    Returns x, y and, for text labels, the class names y indexes."""
     with path.open(newline="", encoding="utf-8") as f:
-        rows = [row for row in csv.reader(f) if row and any(cell.strip() for cell in row)]
-    if not rows:
-        raise DatasetError(f"upload {path.name!r} is empty")
-    header: list[str] | None = None
-    if not all(_is_number(cell) for cell in rows[0]):
-        # A first row with text is a header, unless the text is only in the target column;
-        # the common case (names on top) is what we support.
-        header = [cell.strip() for cell in rows[0]]
-        rows = rows[1:]
-    width = len(header) if header is not None else len(rows[0])
-    for i, row in enumerate(rows):
-        if len(row) != width:
-            raise DatasetError(f"upload {path.name!r}: row {i + 1} has {len(row)} columns, expected {width}")
+        rows = (row for row in csv.reader(f) if row and any(cell.strip() for cell in row))
+        first = next(rows, None)
+        if first is None:
+            raise DatasetError(f"upload {path.name!r} is empty")
+        header: list[str] | None = None
+        if not all(_is_number(cell) for cell in first):
+            # A first row with text is a header, unless the text is only in the target column;
+            # the common case (names on top) is what we support.
+            header = [cell.strip() for cell in first]
+            first = None
+        width = len(header) if header is not None else len(first or [])
+        col = _target_column(path, target, header, width)
+        features = [j for j in range(width) if j != col]
+        if not features:
+            raise DatasetError(f"upload {path.name!r}: needs at least one feature column besides the target")
+        blocks: list[np.ndarray] = []
+        values: list[np.ndarray] = []  # numeric labels (NaN where a label is text)
+        ids: list[np.ndarray] = []  # every label's index among the distinct texts
+        texts: dict[str, int] = {}
+        n = 0
+        chunk: list[list[str]] = []
+        for row in rows if first is None else chain([first], rows):
+            chunk.append(row)
+            if len(chunk) == CSV_CHUNK_ROWS:
+                n = _csv_block(path, chunk, n, width, col, features, header, texts, blocks, values, ids, limits)
+                chunk = []
+        if chunk:
+            n = _csv_block(path, chunk, n, width, col, features, header, texts, blocks, values, ids, limits)
+    if n == 0:
+        raise DatasetError(f"upload {path.name!r} has a header but no rows")
+    x = np.concatenate(blocks)
+    numeric = np.concatenate(values)
+    if not np.isnan(numeric).any():
+        y = numeric.astype(np.int64) if np.all(numeric == np.round(numeric)) else numeric.astype(np.float32)
+        return x, y, None
+    if len(texts) > limits.max_classes:
+        raise _too_many_classes(path.stem, f"more than {limits.max_classes:,}", limits)
+    # text labels: class names in sorted order, as np.unique would give them
+    names = sorted(texts)
+    remap = np.empty(len(texts), dtype=np.int64)
+    remap[[texts[t] for t in names]] = np.arange(len(names))
+    return x, remap[np.concatenate(ids)], names
+
+
+def _target_column(path: Path, target: str | int | None, header: list[str] | None, width: int) -> int:
     if target is None:
-        col = width - 1
-    elif isinstance(target, int):
+        return width - 1
+    if isinstance(target, int):
         if not -width <= target < width:
             raise DatasetError(f"upload {path.name!r}: target column {target} is out of range (0..{width - 1})")
-        col = target % width
-    else:
-        if header is None or target not in header:
-            shown = ", ".join(header) if header else "no header row"
-            raise DatasetError(f"upload {path.name!r}: no column named {target!r} (columns: {shown})")
-        col = header.index(target)
-    features = [j for j in range(width) if j != col]
-    if not features:
-        raise DatasetError(f"upload {path.name!r}: needs at least one feature column besides the target")
-    x = np.empty((len(rows), len(features)), dtype=np.float32)
-    for i, row in enumerate(rows):
-        for k, j in enumerate(features):
+        return target % width
+    if header is None or target not in header:
+        shown = ", ".join(header) if header else "no header row"
+        raise DatasetError(f"upload {path.name!r}: no column named {target!r} (columns: {shown})")
+    return header.index(target)
+
+
+def _csv_block(path: Path, chunk: list[list[str]], start: int, width: int, col: int, features: list[int],
+               header: list[str] | None, texts: dict[str, int], blocks: list[np.ndarray],
+               values: list[np.ndarray], ids: list[np.ndarray], limits: UploadLimits) -> int:
+    """Parse one block of rows into ``blocks``/``values``/``ids``; returns the rows read so far."""
+    end = start + len(chunk)
+    check_expanded(f"upload {path.name!r} ({end:,} rows × {len(features)} features so far)",
+                   end * (len(features) * 4 + 16), limits)  # float32 features, float64 + int64 label
+    x = np.empty((len(chunk), len(features)), dtype=np.float32)
+    v = np.empty(len(chunk), dtype=np.float64)
+    k = np.full(len(chunk), -1, dtype=np.int64)
+    for i, row in enumerate(chunk):
+        if len(row) != width:
+            raise DatasetError(f"upload {path.name!r}: row {start + i + 1} has {len(row)} columns, expected {width}")
+        for c, j in enumerate(features):
             try:
-                x[i, k] = float(row[j])
+                x[i, c] = float(row[j])
             except ValueError as e:
                 name = header[j] if header else str(j)
                 raise DatasetError(
-                    f"upload {path.name!r}: column {name!r} row {i + 1} is not a number ({row[j]!r}); "
+                    f"upload {path.name!r}: column {name!r} row {start + i + 1} is not a number ({row[j]!r}); "
                     "feature columns must be numeric"
                 ) from e
-    labels = [row[col].strip() for row in rows]
-    if all(_is_number(v) for v in labels):
-        values = np.array([float(v) for v in labels])
-        y = values.astype(np.int64) if np.all(values == np.round(values)) else values.astype(np.float32)
-    else:
-        y = np.array(labels)
-    return x, y
+        label = row[col].strip()
+        try:
+            v[i] = float(label)
+        except ValueError:
+            v[i] = np.nan
+        # distinct texts are counted up to one past the cap: enough to refuse, never unbounded
+        if label not in texts and len(texts) <= limits.max_classes:
+            texts[label] = len(texts)
+        k[i] = texts.get(label, -1)
+    blocks.append(x)
+    values.append(v)
+    ids.append(k)
+    return end
 
 
-def _with_targets(name: str, x: np.ndarray, y: np.ndarray, task: Task | None) -> ArrayDataset:
+def _too_many_classes(name: str, found: str, limits: UploadLimits) -> DatasetError:
+    return DatasetError(f"upload {name!r}: classification with {found} distinct labels is above the limit of "
+                        f"{limits.max_classes:,} classes (LAYERLAB_MAX_CLASSES); for a continuous target "
+                        "set task to 'regression'")
+
+
+def _with_targets(name: str, x: np.ndarray, y: np.ndarray, task: Task | None, *, limits: UploadLimits,
+                  class_names: list[str] | None = None) -> ArrayDataset:
+    """``class_names`` given: y already holds indices into them (text labels)."""
+    if class_names is not None:
+        if task == "regression":
+            raise DatasetError(f"upload {name!r}: regression needs numeric targets, received text labels")
+        x = x if x.dtype.kind in "iu" else x.astype(np.float32)
+        return ArrayDataset(name, x, y, "classification", class_names)
     if task is None:
         task = "regression" if y.dtype.kind == "f" else "classification"
     if task == "regression":
@@ -227,6 +314,8 @@ def _with_targets(name: str, x: np.ndarray, y: np.ndarray, task: Task | None) ->
     if y.dtype.kind == "f" and not np.all(y == np.round(y)):
         raise DatasetError(f"upload {name!r}: classification labels must be integers or text")
     values, index = np.unique(y, return_inverse=True)
+    if len(values) > limits.max_classes:
+        raise _too_many_classes(name, f"{len(values):,}", limits)
     if len(values) < 2:
         raise DatasetError(f"upload {name!r}: classification needs at least 2 classes, found {len(values)}")
     names = [str(int(v)) if values.dtype.kind in "iuf" else str(v) for v in values]

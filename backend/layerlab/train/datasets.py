@@ -187,7 +187,9 @@ class DatasetEntry:
         args += [f"{k}={v!r}" for k, v in kwargs.items() if k != "name"]
         if self.synthetic:
             args.append(f"rng=np.random.default_rng({seed})")
-        source = inspect.getsource(self.loader).rstrip()
+        # A plain script evaluates annotations when it defines the function: spell the alias out.
+        source = inspect.getsource(self.loader).rstrip().replace(
+            "-> Loaded:", "-> tuple[np.ndarray, np.ndarray, list[str] | None]:")
         return f"{source}\n\n\nx, y, class_names = {self.loader.__name__}({', '.join(args)})\n"
 
 

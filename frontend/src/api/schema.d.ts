@@ -40,6 +40,26 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api/run-config": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Get Run Config Form
+         * @description RunConfig's JSON Schema (types, ranges, defaults) and its form's groups and labels.
+         */
+        get: operations["get_run_config_form_api_run_config_get"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/graphs/report": {
         parameters: {
             query?: never;
@@ -637,6 +657,38 @@ export interface components {
             /** Uploads */
             uploads: components["schemas"]["UploadInfo"][];
         };
+        /** DatasetSummary */
+        DatasetSummary: {
+            /** Name */
+            name: string;
+            /**
+             * Task
+             * @enum {string}
+             */
+            task: "classification" | "regression";
+            /** Sample Shape */
+            sample_shape: number[];
+            /**
+             * Input Dtype
+             * @enum {string}
+             */
+            input_dtype: "float32" | "int64";
+            /** Target Shape */
+            target_shape: number[];
+            /** Num Classes */
+            num_classes: number | null;
+            /** Class Names */
+            class_names: string[] | null;
+            /** N Train */
+            n_train: number;
+            /** N Val */
+            n_val: number;
+            /**
+             * Loader
+             * @enum {string}
+             */
+            loader: "tensor" | "dataloader";
+        };
         /**
          * EpochRow
          * @description One epoch of a run's metrics (the figures of its epoch event).
@@ -698,6 +750,39 @@ export interface components {
             name?: string | null;
             /** @description Default: the source run's config. */
             config?: components["schemas"]["RunConfig"] | null;
+        };
+        /** FormField */
+        FormField: {
+            /**
+             * Path
+             * @description Dotted path into RunConfig, e.g. 'optimizer.lr'.
+             */
+            path: string;
+            /**
+             * Label
+             * @description What the control is called, e.g. 'Learning rate'.
+             */
+            label: string;
+            /**
+             * Common
+             * @description Shown at once; the others sit under 'advanced'.
+             * @default false
+             */
+            common: boolean;
+            /**
+             * Widget
+             * @description 'dataset': the dataset picker, which also sets data.upload.
+             */
+            widget?: "dataset" | null;
+        };
+        /** FormGroup */
+        FormGroup: {
+            /** Id */
+            id: string;
+            /** Title */
+            title: string;
+            /** Fields */
+            fields: components["schemas"]["FormField"][];
         };
         /**
          * GraphError
@@ -831,8 +916,41 @@ export interface components {
                 number,
                 number
             ][];
+            /**
+             * Times
+             * @description (step, wall-clock seconds since the epoch) at each step event.
+             */
+            times?: [
+                number,
+                number
+            ][];
             /** Epochs */
             epochs: components["schemas"]["EpochRow"][];
+            /** @description The latest run_started event (device, precision, dataset sizes, steps per epoch), if the run has started. */
+            started?: components["schemas"]["RunStarted"] | null;
+        };
+        /** ModelSummary */
+        ModelSummary: {
+            /** Params Total */
+            params_total: number;
+            /** Params Trainable */
+            params_trainable: number;
+            /** Params Frozen */
+            params_frozen: number;
+            /**
+             * Frozen
+             * @description Names of the frozen parameters.
+             */
+            frozen: string[];
+            /** Input Shape */
+            input_shape: number[];
+            /** Output Shape */
+            output_shape: number[];
+            /**
+             * Frozen Bn
+             * @description BatchNorm layers kept in eval mode.
+             */
+            frozen_bn?: string[];
         };
         /** NodeReport */
         NodeReport: {
@@ -966,6 +1084,25 @@ export interface components {
              * @description Clip the global gradient norm to this.
              */
             grad_clip?: number | null;
+        };
+        /** ParamGroupInfo */
+        ParamGroupInfo: {
+            /**
+             * Name
+             * @enum {string}
+             */
+            name: "decay" | "no_decay" | "all";
+            /** Weight Decay */
+            weight_decay: number;
+            /**
+             * Params
+             * @description Parameter names, e.g. 'conv1.weight'.
+             */
+            params: string[];
+            /** Tensors */
+            tensors: number;
+            /** Elements */
+            elements: number;
         };
         /**
          * Problem
@@ -1159,6 +1296,18 @@ export interface components {
              */
             checkpoint_every_epochs?: number | null;
         };
+        /**
+         * RunConfigForm
+         * @description RunConfig's JSON Schema and the layout of its form.
+         */
+        RunConfigForm: {
+            /** Schema */
+            schema: {
+                [key: string]: unknown;
+            };
+            /** Groups */
+            groups: components["schemas"]["FormGroup"][];
+        };
         /** RunCreate */
         RunCreate: {
             /** Project Id */
@@ -1228,6 +1377,60 @@ export interface components {
             config: {
                 [key: string]: unknown;
             };
+        };
+        /** RunStarted */
+        RunStarted: {
+            /** Run Id */
+            run_id: string;
+            /**
+             * Seq
+             * @description Monotonic per run, starting at 0.
+             * @default 0
+             */
+            seq: number;
+            /**
+             * Time
+             * @description Wall-clock seconds since the epoch.
+             */
+            time?: number;
+            /**
+             * @description discriminator enum property added by openapi-typescript
+             * @enum {string}
+             */
+            type: "run_started";
+            model: components["schemas"]["ModelSummary"];
+            /** Param Groups */
+            param_groups: components["schemas"]["ParamGroupInfo"][];
+            /** Device */
+            device: string;
+            /**
+             * Device Name
+             * @description e.g. 'NVIDIA H200' on CUDA; None on the CPU.
+             */
+            device_name?: string | null;
+            /**
+             * Threads
+             * @description CPU threads torch uses (torch.get_num_threads()).
+             */
+            threads?: number | null;
+            /** Precision */
+            precision: string;
+            dataset: components["schemas"]["DatasetSummary"];
+            /** Total Steps */
+            total_steps: number;
+            /** Steps Per Epoch */
+            steps_per_epoch: number;
+            /**
+             * Start Step
+             * @description Non-zero when resuming.
+             * @default 0
+             */
+            start_step: number;
+            /**
+             * Start Epoch
+             * @default 0
+             */
+            start_epoch: number;
         };
         /** RunSummary */
         RunSummary: {
@@ -5469,38 +5672,6 @@ export interface components {
              */
             reason: "epoch" | "final" | "stop";
         };
-        /** DatasetSummary */
-        DatasetSummary: {
-            /** Name */
-            name: string;
-            /**
-             * Task
-             * @enum {string}
-             */
-            task: "classification" | "regression";
-            /** Sample Shape */
-            sample_shape: number[];
-            /**
-             * Input Dtype
-             * @enum {string}
-             */
-            input_dtype: "float32" | "int64";
-            /** Target Shape */
-            target_shape: number[];
-            /** Num Classes */
-            num_classes: number | null;
-            /** Class Names */
-            class_names: string[] | null;
-            /** N Train */
-            n_train: number;
-            /** N Val */
-            n_val: number;
-            /**
-             * Loader
-             * @enum {string}
-             */
-            loader: "tensor" | "dataloader";
-        };
         /** EpochEvent */
         EpochEvent: {
             /**
@@ -5606,48 +5777,6 @@ export interface components {
             step: number;
             /** Layers */
             layers: components["schemas"]["LayerStat"][];
-        };
-        /** ModelSummary */
-        ModelSummary: {
-            /** Params Total */
-            params_total: number;
-            /** Params Trainable */
-            params_trainable: number;
-            /** Params Frozen */
-            params_frozen: number;
-            /**
-             * Frozen
-             * @description Names of the frozen parameters.
-             */
-            frozen: string[];
-            /** Input Shape */
-            input_shape: number[];
-            /** Output Shape */
-            output_shape: number[];
-            /**
-             * Frozen Bn
-             * @description BatchNorm layers kept in eval mode.
-             */
-            frozen_bn?: string[];
-        };
-        /** ParamGroupInfo */
-        ParamGroupInfo: {
-            /**
-             * Name
-             * @enum {string}
-             */
-            name: "decay" | "no_decay" | "all";
-            /** Weight Decay */
-            weight_decay: number;
-            /**
-             * Params
-             * @description Parameter names, e.g. 'conv1.weight'.
-             */
-            params: string[];
-            /** Tensors */
-            tensors: number;
-            /** Elements */
-            elements: number;
         };
         /** RunFailed */
         RunFailed: {
@@ -5807,50 +5936,6 @@ export interface components {
             /** Step */
             step: number;
         };
-        /** RunStarted */
-        RunStarted: {
-            /** Run Id */
-            run_id: string;
-            /**
-             * Seq
-             * @description Monotonic per run, starting at 0.
-             * @default 0
-             */
-            seq: number;
-            /**
-             * Time
-             * @description Wall-clock seconds since the epoch.
-             */
-            time?: number;
-            /**
-             * @description discriminator enum property added by openapi-typescript
-             * @enum {string}
-             */
-            type: "run_started";
-            model: components["schemas"]["ModelSummary"];
-            /** Param Groups */
-            param_groups: components["schemas"]["ParamGroupInfo"][];
-            /** Device */
-            device: string;
-            /** Precision */
-            precision: string;
-            dataset: components["schemas"]["DatasetSummary"];
-            /** Total Steps */
-            total_steps: number;
-            /** Steps Per Epoch */
-            steps_per_epoch: number;
-            /**
-             * Start Step
-             * @description Non-zero when resuming.
-             * @default 0
-             */
-            start_step: number;
-            /**
-             * Start Epoch
-             * @default 0
-             */
-            start_epoch: number;
-        };
         /** RunStopped */
         RunStopped: {
             /** Run Id */
@@ -5994,6 +6079,26 @@ export interface operations {
                     "application/json": {
                         [key: string]: unknown;
                     };
+                };
+            };
+        };
+    };
+    get_run_config_form_api_run_config_get: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["RunConfigForm"];
                 };
             };
         };

@@ -7,12 +7,14 @@ import {
   ReactFlow,
   useNodesInitialized,
   useReactFlow,
+  useUpdateNodeInternals,
   type OnConnect,
   type Connection,
 } from '@xyflow/react';
-import { useCallback, useEffect, useState, type DragEvent } from 'react';
+import { useCallback, useEffect, useRef, useState, type DragEvent } from 'react';
 import type { OpName } from '../api/types';
 import { type FlowNode, isBlock } from '../graph/kinds';
+import { readPref, writePref } from '../lib/prefs';
 import { editor, useEditor } from '../state/editorStore';
 import { BlockNode } from './BlockNode';
 import { LayerNode } from './LayerNode';
@@ -22,21 +24,9 @@ const nodeTypes: NodeTypes = { layer: LayerNode, block: BlockNode };
 
 export const DRAG_MIME = 'application/layerlab-op';
 
-/** Editor preferences kept in the browser (minimap, theme, panel widths). */
-export function readPref(key: string): string | null {
-  try {
-    return localStorage.getItem(key);
-  } catch {
-    return null;
-  }
-}
-export function writePref(key: string, value: string): void {
-  try {
-    localStorage.setItem(key, value);
-  } catch {
-    /* private mode: the preference lasts this visit */
-  }
-}
+/** Opening a graph never zooms out further than this (smaller text is unreadable); scroll instead. */
+export const MIN_READABLE_ZOOM = 0.6;
+const MAX_FIT_ZOOM = 1;
 
 const onConnect: OnConnect = (c: Connection) => editor.connect(c);
 const minimapColor = (n: FlowNode) => (isBlock(n) ? 'rgba(120,140,170,0.35)' : n.data.frozen ? '#9fb4c7' : '#6d8bd6');
@@ -53,16 +43,33 @@ export function Canvas() {
       return !m;
     });
   }, []);
-  const { screenToFlowPosition, getIntersectingNodes, fitView, getInternalNode } = useReactFlow<FlowNode>();
+  const { screenToFlowPosition, getIntersectingNodes, getInternalNode, getNodesBounds, setViewport } = useReactFlow<FlowNode>();
+  const box = useRef<HTMLDivElement>(null);
 
-  // Fit the view once a newly loaded graph's nodes have been measured.
+  // Once a newly loaded graph's nodes have been measured: fit it, but never below a readable
+  // zoom; a graph too tall (or wide) for that starts at its top (left) and scrolls.
   const initialized = useNodesInitialized();
   const [fitted, setFitted] = useState(-1);
   useEffect(() => {
-    if (!initialized || fitted === loadCount) return;
+    if (!initialized || fitted === loadCount || !box.current) return;
     setFitted(loadCount);
-    void fitView({ padding: 0.12, duration: 150 });
-  }, [initialized, loadCount, fitted, fitView]);
+    const shown = useEditor.getState().nodes.filter((n) => !n.hidden && !n.parentId);
+    if (!shown.length) return;
+    const b = getNodesBounds(shown);
+    const { width, height } = box.current.getBoundingClientRect();
+    const pad = 40;
+    const zoom = Math.min(MAX_FIT_ZOOM, Math.max(MIN_READABLE_ZOOM, Math.min((width - 2 * pad) / b.width, (height - 2 * pad) / b.height)));
+    const x = b.width * zoom > width - 2 * pad ? pad - b.x * zoom : (width - b.width * zoom) / 2 - b.x * zoom;
+    const y = b.height * zoom > height - 2 * pad ? pad - b.y * zoom : (height - b.height * zoom) / 2 - b.y * zoom;
+    void setViewport({ x, y, zoom }, { duration: 150 });
+  }, [initialized, loadCount, fitted, getNodesBounds, setViewport]);
+
+  // Handles move when the direction flips: React Flow must re-measure them, or edges would be
+  // routed to where the handles were (loops around every node).
+  const updateNodeInternals = useUpdateNodeInternals();
+  useEffect(() => {
+    updateNodeInternals(useEditor.getState().nodes.map((n) => n.id));
+  }, [direction, updateNodeInternals]);
 
   const onDragOver = useCallback((e: DragEvent) => {
     if (e.dataTransfer.types.includes(DRAG_MIME)) {
@@ -111,7 +118,7 @@ export function Canvas() {
   );
 
   return (
-    <div className={`canvas dir-${direction}`} onDragOver={onDragOver} onDrop={onDrop} data-testid="canvas">
+    <div ref={box} className={`canvas dir-${direction}`} onDragOver={onDragOver} onDrop={onDrop} data-testid="canvas">
       <ReactFlow<FlowNode>
         nodes={nodes}
         edges={edges}

@@ -10,6 +10,7 @@ from sqlalchemy import select
 from starlette.concurrency import run_in_threadpool
 
 from layerlab.graph import GraphError, GraphInvalidError
+from layerlab.train.archive import UploadLimits, UploadTooLargeError
 from layerlab.train.config import DataConfig, UploadRef
 from layerlab.train.datasets import REGISTRY, DatasetEntry
 
@@ -74,7 +75,7 @@ async def upload(file: Annotated[UploadFile, File(description=".npz (arrays x, y
                 if size > state.settings.max_upload_bytes:
                     raise HTTPException(413, "request body too large")
                 out.write(chunk)
-        info = await run_in_threadpool(_inspect, path)
+        info = await run_in_threadpool(_inspect, path, state.settings.upload_limits)
     except BaseException:
         path.unlink(missing_ok=True)
         raise
@@ -84,11 +85,13 @@ async def upload(file: Annotated[UploadFile, File(description=".npz (arrays x, y
     return upload_info(row)
 
 
-def _inspect(path: Any) -> dict[str, Any]:
+def _inspect(path: Any, limits: UploadLimits) -> dict[str, Any]:
     from layerlab.train.data import describe, load_upload
 
     try:
-        ds = load_upload(UploadRef(path=str(path)))
+        ds = load_upload(UploadRef(path=str(path)), limits=limits)
+    except UploadTooLargeError as e:
+        raise HTTPException(413, str(e).replace(path.stem, "upload")) from e
     except Exception as e:  # DatasetError says what to change; anything else is an unreadable file
         message = str(e) if type(e).__name__ == "DatasetError" else f"could not read the file ({type(e).__name__})"
         raise GraphInvalidError([GraphError(field="file", message=message.replace(path.stem, "upload"))]) from e
