@@ -91,9 +91,51 @@ export interface paths {
         put?: never;
         /**
          * Export
-         * @description The graph as a Python file, TorchScript, ONNX or normalized JSON (a download).
+         * @description The graph as a Python file, TorchScript, ONNX or normalized JSON (a download); ``script`` and
+         *     ``ipynb`` take ``{"graph": ..., "config": ...}`` (or a bare graph: the default config) and give
+         *     the whole training run as a script or a notebook.
          */
         post: operations["export_api_export_post"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/runs/{run_id}/export": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Export Run
+         * @description A run's training script or notebook, from the graph version and the config it trained with.
+         */
+        get: operations["export_run_api_runs__run_id__export_get"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/graphs/script": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Script View
+         * @description The training script for the code view: its text, the lines of each node, the freezing lines.
+         */
+        post: operations["script_view_api_graphs_script_post"];
         delete?: never;
         options?: never;
         head?: never;
@@ -537,6 +579,42 @@ export interface components {
         } & {
             [key: string]: unknown;
         };
+        /**
+         * ColorJitter
+         * @description Random brightness, contrast (any image), saturation and hue (RGB only), for pixels in [0, 1].
+         */
+        ColorJitter: {
+            /**
+             * @description discriminator enum property added by openapi-typescript
+             * @enum {string}
+             */
+            op: "ColorJitter";
+            /**
+             * Brightness
+             * @default 0.2
+             */
+            brightness: number;
+            /**
+             * Contrast
+             * @default 0.2
+             */
+            contrast: number;
+            /**
+             * Saturation
+             * @default 0
+             */
+            saturation: number;
+            /**
+             * Hue
+             * @default 0
+             */
+            hue: number;
+            /**
+             * P
+             * @default 1
+             */
+            p: number;
+        };
         /** DataConfig */
         DataConfig: {
             /**
@@ -588,6 +666,11 @@ export interface components {
              * @default true
              */
             normalize_targets: boolean;
+            /**
+             * Augment
+             * @description Image augmentation, in order, on training batches only (validation is untouched); a Normalize step, if any, comes last and applies to both splits.
+             */
+            augment?: (components["schemas"]["RandomCrop"] | components["schemas"]["RandomHorizontalFlip"] | components["schemas"]["RandomRotation"] | components["schemas"]["RandomResizedCrop"] | components["schemas"]["ColorJitter"] | components["schemas"]["Normalize"])[];
             /**
              * N Samples
              * @default 1000
@@ -1020,6 +1103,25 @@ export interface components {
                 [key: string]: unknown;
             };
         };
+        /**
+         * Normalize
+         * @description ``(x - mean) / std`` per channel, for training and validation alike; the last step. Replaces
+         *     the training-split statistics of ``data.normalize``.
+         */
+        Normalize: {
+            /**
+             * @description discriminator enum property added by openapi-typescript
+             * @enum {string}
+             */
+            op: "Normalize";
+            /**
+             * Mean
+             * @description One value per channel.
+             */
+            mean: number[];
+            /** Std */
+            std: number[];
+        };
         /** OptimizerConfig */
         OptimizerConfig: {
             /**
@@ -1173,6 +1275,96 @@ export interface components {
             updated_at: string;
             /** Latest Version */
             latest_version: number;
+        };
+        /**
+         * RandomCrop
+         * @description Pad each side by ``padding``, then crop back to the image's size at a random place.
+         */
+        RandomCrop: {
+            /**
+             * @description discriminator enum property added by openapi-typescript
+             * @enum {string}
+             */
+            op: "RandomCrop";
+            /**
+             * Padding
+             * @default 4
+             */
+            padding: number;
+            /**
+             * Padding Mode
+             * @default constant
+             * @enum {string}
+             */
+            padding_mode: "constant" | "reflect" | "replicate";
+        };
+        /** RandomHorizontalFlip */
+        RandomHorizontalFlip: {
+            /**
+             * @description discriminator enum property added by openapi-typescript
+             * @enum {string}
+             */
+            op: "RandomHorizontalFlip";
+            /**
+             * P
+             * @description Probability of flipping each image.
+             * @default 0.5
+             */
+            p: number;
+        };
+        /**
+         * RandomResizedCrop
+         * @description Crop a random area (``scale`` of the image, aspect ``ratio``) and resize it to the image's size.
+         */
+        RandomResizedCrop: {
+            /**
+             * @description discriminator enum property added by openapi-typescript
+             * @enum {string}
+             */
+            op: "RandomResizedCrop";
+            /**
+             * Scale
+             * @description Fraction of the area kept, (min, max).
+             * @default [
+             *       0.8,
+             *       1
+             *     ]
+             */
+            scale: [
+                number,
+                number
+            ];
+            /**
+             * Ratio
+             * @description Aspect ratio of the crop, (min, max).
+             * @default [
+             *       0.75,
+             *       1.3333333333333333
+             *     ]
+             */
+            ratio: [
+                number,
+                number
+            ];
+        };
+        /** RandomRotation */
+        RandomRotation: {
+            /**
+             * @description discriminator enum property added by openapi-typescript
+             * @enum {string}
+             */
+            op: "RandomRotation";
+            /**
+             * Degrees
+             * @description Rotate by a random angle in ±degrees.
+             * @default 15
+             */
+            degrees: number;
+            /**
+             * P
+             * @default 0.5
+             */
+            p: number;
         };
         /** Report */
         Report: {
@@ -1517,6 +1709,23 @@ export interface components {
              * @default 0.3
              */
             pct_start: number;
+        };
+        /** ScriptView */
+        ScriptView: {
+            /** Code */
+            code: string;
+            /**
+             * Nodes
+             * @description Node id -> the 1-based lines that define or use it.
+             */
+            nodes: {
+                [key: string]: number[];
+            };
+            /**
+             * Frozen Lines
+             * @description The requires_grad_(False) lines of frozen nodes.
+             */
+            frozen_lines: number[];
         };
         /** Totals */
         Totals: {
@@ -4820,7 +5029,7 @@ export interface operations {
     export_api_export_post: {
         parameters: {
             query?: {
-                format?: "python" | "torchscript" | "onnx" | "json";
+                format?: "python" | "torchscript" | "onnx" | "json" | "script" | "ipynb";
             };
             header?: never;
             path?: never;
@@ -4841,6 +5050,7 @@ export interface operations {
                     "text/x-python": unknown;
                     "application/octet-stream": unknown;
                     "application/json": unknown;
+                    "application/x-ipynb+json": unknown;
                 };
             };
             /** @description Unprocessable Entity */
@@ -4852,13 +5062,91 @@ export interface operations {
                     "application/json": components["schemas"]["Invalid"];
                 };
             };
-            /** @description ONNX export without the onnx and onnxscript packages. */
+            /** @description ONNX export without onnx and onnxscript, ipynb without nbformat. */
             501: {
                 headers: {
                     [name: string]: unknown;
                 };
                 content: {
                     "application/json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    export_run_api_runs__run_id__export_get: {
+        parameters: {
+            query?: {
+                format?: "script" | "ipynb";
+            };
+            header?: never;
+            path: {
+                run_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The file, as an attachment. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "text/x-python": unknown;
+                    "application/octet-stream": unknown;
+                    "application/json": unknown;
+                    "application/x-ipynb+json": unknown;
+                };
+            };
+            /** @description Unprocessable Entity */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Invalid"];
+                };
+            };
+            /** @description ONNX export without onnx and onnxscript, ipynb without nbformat. */
+            501: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    script_view_api_graphs_script_post: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["LayerLabGraph"];
+            };
+        };
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ScriptView"];
+                };
+            };
+            /** @description Unprocessable Entity */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Invalid"];
                 };
             };
         };
