@@ -44,7 +44,8 @@ export interface TrainingState {
   header: Pick<RunSeries, 'hardware' | 'dataset' | 'stepsPerEpoch'> | null;
 }
 
-export const useTraining = create<TrainingState>()(() => ({
+/** What the store holds about the watched run when no run is watched. */
+const NO_RUN = {
   activeRunId: null,
   runProject: null,
   runVersion: null,
@@ -57,16 +58,20 @@ export const useTraining = create<TrainingState>()(() => ({
   warnings: [],
   failure: null,
   checkpoints: 0,
+  overlays: [],
+  connected: false,
+  detail: null,
+  header: null,
+} satisfies Partial<TrainingState>;
+
+export const useTraining = create<TrainingState>()(() => ({
+  ...NO_RUN,
   runs: [],
   datasets: null,
-  overlays: [],
   error: null,
-  connected: false,
   form: null,
   draft: {},
   invalid: {},
-  detail: null,
-  header: null,
 }));
 
 type Listener = (series: RunSeries, changes: Changes) => void;
@@ -399,23 +404,7 @@ export const training = {
     batcher.dispose();
     series = emptySeries('');
     overlaySeries.clear();
-    useTraining.setState({
-      activeRunId: null,
-      runProject: null,
-      runVersion: null,
-      status: 'idle',
-      step: 0,
-      totalSteps: null,
-      epoch: 0,
-      samplesPerS: null,
-      layers: {},
-      warnings: [],
-      failure: null,
-      overlays: [],
-      detail: null,
-      header: null,
-      connected: false,
-    });
+    useTraining.setState(NO_RUN);
     publish({ steps: true, epochs: true, layers: true, status: true });
   },
 
