@@ -45,4 +45,5 @@ RUN pip install '.[cluster,postgres]' \
 USER layerlab
 VOLUME ["/data"]
 EXPOSE 8000 6379
+# Off loopback the server refuses to start without LAYERLAB_TOKEN: docker run -e LAYERLAB_TOKEN=...
 CMD ["layerlab", "serve", "--host", "0.0.0.0", "--port", "8000"]

@@ -50,7 +50,7 @@ test: test-python test-frontend test-e2e
 test-python: $(STAMP)
 	$(PY) -m pytest
 
-test-frontend: $(NPM_STAMP)
+test-frontend: $(STAMP) $(NPM_STAMP)
 	cd frontend && npm test
 
 test-e2e: $(STAMP) $(STATIC) $(CHROMIUM)

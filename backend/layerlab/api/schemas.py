@@ -9,7 +9,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from layerlab.graph import GraphError
 from layerlab.train.config import RunConfig
-from layerlab.train.events import EpochMetrics
+from layerlab.train.events import EpochMetrics, RunStarted
 
 Name = Annotated[str, Field(min_length=1, max_length=200)]
 GraphJSON = Annotated[
@@ -174,7 +174,11 @@ class Metrics(BaseModel):
                           "with after=last_seq.")
     steps: list[tuple[int, float]] = Field(description="Every (step, training loss).")
     lr: list[tuple[int, float]] = Field(description="(step, learning rate) at each step event.")
+    times: list[tuple[int, float]] = Field(default_factory=list,
+                                           description="(step, wall-clock seconds since the epoch) at each step event.")
     epochs: list[EpochRow]
+    started: RunStarted | None = Field(None, description="The latest run_started event (device, precision, "
+                                           "dataset sizes, steps per epoch), if the run has started.")
 
 
 class EventPage(BaseModel):

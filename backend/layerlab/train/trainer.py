@@ -309,6 +309,8 @@ class Trainer:
             ),
             param_groups=self.group_infos,
             device=str(self.device),
+            device_name=torch.cuda.get_device_name(self.device) if self.device.type == "cuda" else None,
+            threads=torch.get_num_threads(),
             precision=self.precision,
             dataset=self.data.info,
             total_steps=self.total_steps,

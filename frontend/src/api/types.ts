@@ -17,6 +17,7 @@ export type Report = Complete<Omit<S['Report'], 'nodes' | 'totals' | 'errors'>> 
   errors: GraphError[];
 };
 export type RunConfig = S['RunConfig'];
+export type RunConfigFormDoc = S['RunConfigForm'];
 export type RunEvent = S['RunEvent'];
 export type StepEvent = S['StepEvent'];
 export type EpochEvent = S['EpochEvent'];

@@ -6,6 +6,7 @@ import { type BlockFlowNode, INNER_IN, INNER_OUT } from '../graph/kinds';
 import { formatCount, formatShape } from '../lib/format';
 import { editor, useEditor } from '../state/editorStore';
 import { FreezeToggle, NodeErrors, UnconnectedHint } from './LayerNode';
+import { NumericInput } from './NumericInput';
 
 const NO_ERRORS: GraphError[] = [];
 
@@ -62,12 +63,16 @@ function BlockNodeView({ id, data, selected }: NodeProps<BlockFlowNode>) {
         </label>
         <label className="nodrag repeat" title="Repeat: copies with their own weights">
           ×
-          <input
-            type="number"
-            min={1}
-            max={64}
+          <NumericInput
+            integer
+            nullable={false}
+            minimum={1}
+            maximum={64}
+            label="Repeat"
+            compact
+            testId={`repeat-${id}`}
             value={repeat}
-            onChange={(e) => editor.setParam(id, 'repeat', e.target.value === '' ? undefined : Number(e.target.value))}
+            onChange={(v) => editor.setParam(id, 'repeat', v ?? undefined)}
           />
         </label>
         <FreezeToggle id={id} frozen={data.frozen} inherited={inherited} />

@@ -34,7 +34,13 @@ export interface RunSeries {
   checkpoints: { step: number; epoch: number; reason: string }[];
   failure: { reason: string; hint?: string | null; node?: string | null } | null;
   dataset: { name: string; sample_shape: number[]; n_train: number; n_val: number } | null;
+  /** Where and how it trains (from run_started): the run header. */
+  hardware: { device: string; deviceName: string | null; threads: number | null; precision: string } | null;
+  stepsPerEpoch: number | null;
   samplesPerS: number | null;
+  /** (step, wall-clock seconds) at each step event: the time axis. */
+  timeX: number[];
+  time: number[];
 }
 
 export function emptySeries(runId: string): RunSeries {
@@ -60,7 +66,11 @@ export function emptySeries(runId: string): RunSeries {
     checkpoints: [],
     failure: null,
     dataset: null,
+    hardware: null,
+    stepsPerEpoch: null,
     samplesPerS: null,
+    timeX: [],
+    time: [],
   };
 }
 
@@ -87,13 +97,7 @@ export function applyEvents(s: RunSeries, events: RunEvent[]): Changes {
         break;
       case 'run_started':
         s.status = 'running';
-        s.totalSteps = ev.total_steps;
-        s.dataset = {
-          name: ev.dataset.name,
-          sample_shape: ev.dataset.sample_shape,
-          n_train: ev.dataset.n_train,
-          n_val: ev.dataset.n_val,
-        };
+        applyStarted(s, ev);
         changed.status = true;
         break;
       case 'step': {
@@ -104,6 +108,8 @@ export function applyEvents(s: RunSeries, events: RunEvent[]): Changes {
         }
         s.lrX.push(ev.step);
         s.lr.push(ev.lr);
+        s.timeX.push(ev.step);
+        s.time.push(ev.time ?? 0);
         s.step = ev.step;
         s.samplesPerS = ev.samples_per_s;
         changed.steps = true;
@@ -167,6 +173,16 @@ export function applyEvents(s: RunSeries, events: RunEvent[]): Changes {
     }
   }
   return changed;
+}
+
+type Started = Extract<RunEvent, { type: 'run_started' }>;
+
+/** The run header's facts from a run_started event (live, or the one the metrics carry). */
+export function applyStarted(s: RunSeries, ev: Started) {
+  s.totalSteps = ev.total_steps;
+  s.stepsPerEpoch = ev.steps_per_epoch;
+  s.dataset = { name: ev.dataset.name, sample_shape: ev.dataset.sample_shape, n_train: ev.dataset.n_train, n_val: ev.dataset.n_val };
+  s.hardware = { device: ev.device, deviceName: ev.device_name ?? null, threads: ev.threads ?? null, precision: ev.precision };
 }
 
 function max(a: number | null, b: number | null): number | null {
