@@ -4427,6 +4427,12 @@ export interface components {
              * @description 1 = next to start.
              */
             position: number;
+            /**
+             * Behind
+             * @description The run it waits for: the one ahead in the queue, or the running run whose device it needs.
+             * @default null
+             */
+            behind: string | null;
         };
         /** RunResumed */
         RunResumed: {
@@ -4495,6 +4501,36 @@ export interface components {
              */
             start_epoch: number;
         };
+        /**
+         * RunStarting
+         * @description The run has left the queue and is being set up; ``phase`` says what it is waiting for.
+         */
+        RunStarting: {
+            /** Run Id */
+            run_id: string;
+            /**
+             * Seq
+             * @description Monotonic per run, starting at 0.
+             * @default 0
+             */
+            seq: number;
+            /**
+             * Time
+             * @description Wall-clock seconds since the epoch.
+             */
+            time?: number;
+            /**
+             * @description discriminator enum property added by openapi-typescript
+             * @enum {string}
+             */
+            type: "run_starting";
+            /**
+             * Phase
+             * @description process: its worker process is still starting (importing torch); data: loading and preparing the dataset; model: building the model (and loading weights).
+             * @enum {string}
+             */
+            phase: "process" | "data" | "model";
+        };
         /** RunStopped */
         RunStopped: {
             /** Run Id */
@@ -4521,6 +4557,13 @@ export interface components {
             epoch: number;
             /** Checkpoint */
             checkpoint: string | null;
+            /**
+             * Reason
+             * @description interrupted: the server stopped (shut down or died) during the run; Continue goes on from the checkpoint.
+             * @default requested
+             * @enum {string}
+             */
+            reason: "requested" | "interrupted";
         };
         /** StepEvent */
         StepEvent: {
@@ -4590,7 +4633,7 @@ export interface components {
              */
             step: number | null;
         };
-        RunEvent: components["schemas"]["RunQueued"] | components["schemas"]["RunStarted"] | components["schemas"]["StepEvent"] | components["schemas"]["EpochEvent"] | components["schemas"]["LayerStatsEvent"] | components["schemas"]["CheckpointEvent"] | components["schemas"]["WarningEvent"] | components["schemas"]["RunPaused"] | components["schemas"]["RunResumed"] | components["schemas"]["RunFinished"] | components["schemas"]["RunFailed"] | components["schemas"]["RunStopped"];
+        RunEvent: components["schemas"]["RunQueued"] | components["schemas"]["RunStarting"] | components["schemas"]["RunStarted"] | components["schemas"]["StepEvent"] | components["schemas"]["EpochEvent"] | components["schemas"]["LayerStatsEvent"] | components["schemas"]["CheckpointEvent"] | components["schemas"]["WarningEvent"] | components["schemas"]["RunPaused"] | components["schemas"]["RunResumed"] | components["schemas"]["RunFinished"] | components["schemas"]["RunFailed"] | components["schemas"]["RunStopped"];
     };
     responses: never;
     parameters: never;

@@ -35,6 +35,8 @@ export interface RunSeries {
   failure: { reason: string; hint?: string | null; node?: string | null } | null;
   dataset: { name: string; sample_shape: number[]; n_train: number; n_val: number } | null;
   samplesPerS: number | null;
+  /** Why the run is waiting or how it ended short, in words (the backend's queue and start phases). */
+  detail: string | null;
 }
 
 export function emptySeries(runId: string): RunSeries {
@@ -61,8 +63,15 @@ export function emptySeries(runId: string): RunSeries {
     failure: null,
     dataset: null,
     samplesPerS: null,
+    detail: null,
   };
 }
+
+const PHASES: Record<string, string> = {
+  process: 'starting: worker process',
+  data: 'starting: loading the data',
+  model: 'starting: building the model',
+};
 
 export interface Changes {
   steps: boolean;
@@ -83,10 +92,16 @@ export function applyEvents(s: RunSeries, events: RunEvent[]): Changes {
     switch (ev.type) {
       case 'run_queued':
         s.status = 'queued';
+        s.detail = `#${ev.position} in the queue` + (ev.behind ? `, behind run ${ev.behind.slice(0, 8)}` : '');
+        changed.status = true;
+        break;
+      case 'run_starting':
+        s.detail = PHASES[ev.phase] ?? `starting: ${ev.phase}`;
         changed.status = true;
         break;
       case 'run_started':
         s.status = 'running';
+        s.detail = null;
         s.totalSteps = ev.total_steps;
         s.dataset = {
           name: ev.dataset.name,
@@ -153,14 +168,17 @@ export function applyEvents(s: RunSeries, events: RunEvent[]): Changes {
         break;
       case 'run_finished':
         s.status = 'finished';
+        s.detail = null;
         changed.status = true;
         break;
       case 'run_stopped':
         s.status = 'stopped';
+        s.detail = ev.reason === 'interrupted' ? 'interrupted: the server stopped; Continue goes on from here' : null;
         changed.status = true;
         break;
       case 'run_failed':
         s.status = 'failed';
+        s.detail = null;
         s.failure = { reason: ev.reason, hint: ev.hint, node: ev.node };
         changed.status = true;
         break;

@@ -18,6 +18,7 @@ export interface TrainingState {
   layers: Record<string, LayerLive>;
   warnings: string[];
   failure: RunSeries['failure'];
+  detail: string | null;
   checkpoints: number;
   runs: RunSummary[];
   datasets: DatasetList | null;
@@ -37,6 +38,7 @@ export const useTraining = create<TrainingState>()(() => ({
   layers: {},
   warnings: [],
   failure: null,
+  detail: null,
   checkpoints: 0,
   runs: [],
   datasets: null,
@@ -85,6 +87,7 @@ function publish(changes: Changes) {
   if (changes.status) {
     patch.warnings = [...series.warnings];
     patch.failure = series.failure;
+    patch.detail = series.detail;
     patch.checkpoints = series.checkpoints.length;
   }
   if (Object.keys(patch).length) useTraining.setState(patch);
@@ -217,7 +220,7 @@ export const training = {
   async watch(runId: string) {
     closeSocket();
     series = emptySeries(runId);
-    useTraining.setState({ activeRunId: runId, status: 'idle', step: 0, epoch: 0, layers: {}, warnings: [], failure: null, error: null });
+    useTraining.setState({ activeRunId: runId, status: 'idle', step: 0, epoch: 0, layers: {}, warnings: [], failure: null, detail: null, error: null });
     try {
       localStorage.setItem('layerlab_active_run', runId);
     } catch {
