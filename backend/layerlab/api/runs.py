@@ -405,6 +405,13 @@ class RunManager:
                     setattr(run, key, value)
         return run
 
+    def ready_workers(self) -> int:
+        """Warm worker processes waiting for a run (0 for executors without a pool)."""
+        with self._lock:
+            executor = self._executor
+        ready = getattr(executor, "ready_workers", None)
+        return ready() if ready is not None else 0
+
     def stop(self, run_id: str) -> None:
         self.executor.stop(run_id)
 

@@ -12,7 +12,7 @@ them from the file.
 
 Starting is instant where it can be: a worker process per device slot is started ahead of time
 and waits, warm (torch, the trainer and the small datasets loaded); a run takes it, and a fresh
-one is started for the next run once this one has taken its first step.
+one is started for the next run when this one ends (or has trained for a few seconds).
 """
 
 from __future__ import annotations
@@ -149,7 +149,7 @@ class RunRecord:
     last_step: int | None = None
     killed: bool = False
     done: bool = False  # a terminal event was delivered
-    stepped: threading.Event = field(default_factory=threading.Event)  # first step (or the end) seen
+    ended: threading.Event = field(default_factory=threading.Event)  # its process has exited
     history: list[Event] = field(default_factory=list)
 
 
@@ -222,8 +222,6 @@ class QueueingExecutor(Executor):
             step = getattr(event, "step", None)
             if isinstance(step, int) and event.type != "run_queued":
                 run.last_step = step
-            if event.type == "step" or run.done:
-                run.stepped.set()
             run.history.append(event)
             for wanted, callback in list(self._subscribers):
                 if wanted is None or wanted == run.run_id:
@@ -322,6 +320,7 @@ class LocalExecutor(QueueingExecutor):
     """
 
     POLL_S = (0.001, 0.02)  # how often a run's log is read: right after events, then backing off
+    REFILL_AFTER_S = 5.0
 
     def __init__(
         self,
@@ -379,12 +378,12 @@ class LocalExecutor(QueueingExecutor):
                 return
             spares.append(self._spawn(device))
 
-    def _refill_after_first_step(self, run: _Run, device: str) -> None:
-        """A fresh spare starts once the run has taken its first step, so that its imports do not
-        compete with the run's start for the CPU."""
+    def _refill_later(self, run: _Run, device: str) -> None:
+        """A fresh spare starts when the run's process has exited, or once it has trained for
+        ``REFILL_AFTER_S``: its imports would otherwise compete with a short run for the CPU."""
 
         def later() -> None:
-            run.stepped.wait(timeout=30)
+            run.ended.wait(timeout=self.REFILL_AFTER_S)
             self._refill(device)
 
         threading.Thread(target=later, name=f"refill-{device}", daemon=True).start()
@@ -396,7 +395,7 @@ class LocalExecutor(QueueingExecutor):
             while spares:
                 worker = spares.pop(0)
                 if worker.process.is_alive():
-                    self._refill_after_first_step(run, device)
+                    self._refill_later(run, device)
                     return worker
                 worker.discard()
         visible: str | None = None
@@ -536,7 +535,7 @@ class LocalExecutor(QueueingExecutor):
                                hint="it may have run out of memory; try a smaller batch_size")
             process.close()
             run.process = None
-            run.stepped.set()
+            run.ended.set()
             self._schedule()
 
     # --- controls ---------------------------------------------------------------------------------

@@ -26,6 +26,7 @@ from ..schemas import (
     RunCreate,
     RunDetail,
     RunSummary,
+    WorkerPool,
 )
 
 router = APIRouter(prefix="/runs", tags=["runs"], responses={404: {"model": Problem}})
@@ -80,6 +81,12 @@ def list_runs(session: SessionDep, state: StateDep,
     if project_id is not None:
         query = query.where(Run.project_id == project_id)
     return [summary(state.runs.live_overlay(r), state) for r in session.scalars(query)]
+
+
+@router.get("/workers")
+def workers(state: StateDep) -> WorkerPool:
+    """How many warm worker processes wait, ready to start a run at once."""
+    return WorkerPool(ready=state.runs.ready_workers())
 
 
 @router.get("/{run_id}")
