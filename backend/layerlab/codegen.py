@@ -11,16 +11,18 @@ import keyword
 from typing import Any
 
 from .graph import Graph, InitSpec
+from .ops import get_op
 from .plan import (
-    INIT_CLASSES,
     DagPlan,
     LayerPlan,
     ModelPlan,
     Plan,
     ResidualPlan,
     SeqPlan,
+    Step,
     children,
     class_name,
+    init_targets,
     iter_frozen,
     iter_layers,
 )
@@ -49,6 +51,13 @@ def to_python(graph: Graph | dict[str, Any], *, init: InitSpec | str | dict[str,
         raise GraphInvalidError(analysis.report.errors)
     default = InitSpec.model_validate(init) if init is not None else None
     return _Writer(analysis.plan, default, seed).render()
+
+
+def model_definitions(plan: ModelPlan, *, init: InitSpec | str | dict[str, Any] | None = None,
+                      seed: int | None = 0) -> str:
+    """The classes and ``build_model()`` of the exported file, for a longer script to include."""
+    default = InitSpec.model_validate(init) if init is not None else None
+    return _Writer(plan, default, seed).definitions()
 
 
 def fmt_value(value: Any) -> str:
@@ -176,10 +185,8 @@ class _Writer:
             if s.kind == "module":
                 target = f"self.{s.target}" if is_attr(s.target or "") else f"getattr(self, {s.target!r})"
                 rhs = f"{target}({args[0]})"
-            elif s.kind == "add":
-                rhs = " + ".join(args)
             else:
-                rhs = f"torch.cat([{', '.join(args)}], dim={s.dim})"
+                rhs = merge_expr(s, args)
             lines.append(f"        {local[s.var]} = {rhs}  {shape_comment(s.shape).replace('-> ', '')}")
         lines.append(f"        return {local[p.output_var]}")
         # nested classes must be defined before use: render them first
@@ -189,15 +196,17 @@ class _Writer:
     # -- statements after construction ---------------------------------------------------------
 
     def init_lines(self) -> list[str]:
-        layers = [(path, lp, lp.init or self.default) for path, lp in iter_layers(self.plan.root)
-                  if lp.torch_class in INIT_CLASSES]
-        chosen = [(path, lp, spec) for path, lp, spec in layers if spec is not None and spec.scheme != "default"]
+        layers = [(path, lp, lp.init or self.default, init_targets(lp)) for path, lp in iter_layers(self.plan.root)]
+        layers = [entry for entry in layers if entry[3][0]]
+        chosen = [entry for entry in layers if entry[2] is not None and entry[2].scheme != "default"]
         if not chosen:
             return []
-        specs = {spec for _, _, spec in chosen}
-        if len(chosen) == len(layers) and len(specs) == 1:
+        specs = {spec for _, _, spec, _ in chosen}
+        # one apply() when the scheme is the same everywhere and every layer is a plain weight (+ bias)
+        plain = all(weights == ["weight"] and biases in ([], ["bias"]) for _, _, _, (weights, biases) in chosen)
+        if len(chosen) == len(layers) and len(specs) == 1 and plain:
             spec = next(iter(specs))
-            classes = sorted({lp.torch_class for _, lp, _ in chosen})
+            classes = sorted({lp.torch_class for _, lp, _, _ in chosen})
             kinds = ", ".join(f"nn.{c}" for c in classes)
             kinds = f"({kinds})" if len(classes) > 1 else kinds
             return [
@@ -212,11 +221,10 @@ class _Writer:
                 "    model.apply(init_weights)",
             ]
         lines = ["", "    # initialization (biases at zero under every scheme)"]
-        for path, lp, spec in chosen:
+        for path, _, spec, (weights, biases) in chosen:
             ref = accessor(self.plan.root, path.split("."))
-            lines.append(f"    {init_call(ref + '.weight', spec)}")
-            if lp.args.get("bias", True) is not False and lp.torch_class != "Embedding":
-                lines.append(f"    nn.init.zeros_({ref}.bias)")
+            lines += [f"    {init_call(f'{ref}.{w}', spec)}" for w in weights]
+            lines += [f"    nn.init.zeros_({ref}.{b})" for b in biases]
         return lines
 
     def freeze_lines(self) -> list[str]:
@@ -229,8 +237,23 @@ class _Writer:
             lines.append(f"    {ref}.requires_grad_(False)")
         return lines
 
-    def render(self) -> str:
+    def definitions(self) -> str:
+        """The helper classes and ``build_model()``: the part of the file that defines the model."""
         root_expr = self.expr(self.plan.root, 4)
+        blocks = []
+        if self.uses_residual:
+            blocks.append(RESIDUAL_CLASS)
+        blocks += self.classes
+        body = ["def build_model() -> nn.Module:"]
+        if self.seed is not None:
+            body.append(f"    torch.manual_seed({self.seed})")
+        body.append(f"    model = {root_expr}")
+        body += self.init_lines()
+        body += self.freeze_lines()
+        body.append("    return model")
+        return "\n".join([b + "\n" for b in blocks] + ["\n".join(body) + "\n"])
+
+    def render(self) -> str:
         header = [
             f'"""{docstring_text(self.plan.name)}: generated by LayerLab. Needs only PyTorch.',
             "",
@@ -246,17 +269,6 @@ class _Writer:
             "",
             "",
         ]
-        blocks = []
-        if self.uses_residual:
-            blocks.append(RESIDUAL_CLASS)
-        blocks += self.classes
-        body = ["def build_model() -> nn.Module:"]
-        if self.seed is not None:
-            body.append(f"    torch.manual_seed({self.seed})")
-        body.append(f"    model = {root_expr}")
-        body += self.init_lines()
-        body += self.freeze_lines()
-        body.append("    return model")
         dims = ", ".join(str(d) for d in self.plan.input_shape)
         example = f"torch.randint(0, 2, (2, {dims}))" if self.plan.input_dtype == "int64" else f"torch.randn(2, {dims})"
         main = [
@@ -267,8 +279,16 @@ class _Writer:
             "    print(model)",
             "    print(model(x).shape)",
         ]
-        parts = [b + "\n" for b in blocks] + ["\n".join(body) + "\n", "\n".join(main)]
-        return "\n".join(header) + "\n".join(parts) + "\n"
+        return "\n".join(header) + self.definitions() + "\n" + "\n".join(main) + "\n"
+
+
+def merge_expr(s: Step, args: list[str]) -> str:
+    """A merge step as Python: ``a + b`` for a folded rule, ``torch.cat([a, b], dim=1)`` for a call."""
+    rule = get_op(s.op or "").merge
+    if rule.infix is not None:
+        return f" {rule.infix} ".join(args)
+    kwargs = "".join(f", {k}={fmt_value(v)}" for k, v in s.kwargs.items())
+    return f"{rule.function}([{', '.join(args)}]{kwargs})"
 
 
 def init_call(target: str, spec: InitSpec) -> str:

@@ -8,7 +8,7 @@ forward follows the topological order. Frozen nodes get ``requires_grad=False``.
 
 from __future__ import annotations
 
-import operator
+import importlib
 from collections import OrderedDict
 from typing import Any
 
@@ -16,8 +16,8 @@ import torch
 from torch import fx, nn
 
 from .graph import Graph, GraphInvalidError, InitSpec
+from .ops import get_op
 from .plan import (
-    INIT_CLASSES,
     DagPlan,
     LayerPlan,
     ModelPlan,
@@ -25,6 +25,7 @@ from .plan import (
     ResidualPlan,
     SeqPlan,
     class_name,
+    init_targets,
     iter_frozen,
     iter_layers,
 )
@@ -73,8 +74,10 @@ def build_plan(plan: ModelPlan, *, init: InitSpec | str | dict[str, Any] | None 
         # Initialization runs after construction, in module order, as a person would write it.
         for path, layer in iter_layers(plan.root):
             spec = layer.init or default
-            if spec is not None and spec.scheme != "default" and layer.torch_class in INIT_CLASSES:
-                init_layer(model.get_submodule(path), spec)
+            if spec is not None and spec.scheme != "default":
+                weights, biases = init_targets(layer)
+                if weights:
+                    init_layer(model.get_submodule(path), spec, weights=weights, biases=biases)
     for path, _ in iter_frozen(plan.root):
         (model.get_submodule(path) if path else model).requires_grad_(False)
     return model
@@ -100,20 +103,36 @@ def _dag_module(p: DagPlan) -> fx.GraphModule:
         args = [env[v] for v in step.inputs]
         if step.kind == "module":
             env[step.var] = g.call_module(step.target, (args[0],))
-        elif step.kind == "add":
+            continue
+        rule = get_op(step.op).merge
+        fn = _function(rule.function)
+        if rule.infix is not None:  # folded pairwise: a + b + c
             acc = args[0]
             for other in args[1:]:
-                acc = g.call_function(operator.add, (acc, other))
+                acc = g.call_function(fn, (acc, other))
             env[step.var] = acc
-        else:
-            env[step.var] = g.call_function(torch.cat, (args,), {"dim": step.dim})
+        else:  # one call on the list: torch.cat([a, b], dim=1)
+            env[step.var] = g.call_function(fn, (args,), dict(step.kwargs))
     g.output(env[p.output_var])
     return fx.GraphModule(root, g, class_name=class_name(p.name))
 
 
-def init_layer(module: nn.Module, spec: InitSpec) -> None:
-    """Apply one init scheme to a layer's weight; biases start at zero under every scheme."""
-    w = module.weight
+def _function(path: str) -> Any:
+    """A merge rule's function from its dotted name ('operator.add', 'torch.cat')."""
+    module, _, name = path.rpartition(".")
+    return getattr(importlib.import_module(module), name)
+
+
+def init_layer(module: nn.Module, spec: InitSpec, *, weights: list[str], biases: list[str]) -> None:
+    """Apply one init scheme to a layer's weights (the parameters its op's rule names); its biases
+    start at zero under every scheme."""
+    for name in weights:
+        _init_tensor(module.get_parameter(name), spec)
+    for name in biases:
+        nn.init.zeros_(module.get_parameter(name))
+
+
+def _init_tensor(w: torch.Tensor, spec: InitSpec) -> None:
     nl = spec.nonlinearity
     match spec.scheme:
         case "kaiming_normal":
@@ -130,6 +149,3 @@ def init_layer(module: nn.Module, spec: InitSpec) -> None:
             nn.init.normal_(w, mean=0.0, std=spec.std)
         case "zeros":
             nn.init.zeros_(w)
-    bias = getattr(module, "bias", None)
-    if bias is not None:
-        nn.init.zeros_(bias)

@@ -10,6 +10,7 @@ See docs/graph-format.md.
 from __future__ import annotations
 
 import keyword
+import os
 import re
 from typing import Annotated, Any, Literal, Union
 
@@ -28,6 +29,9 @@ from pydantic import (
 from .ops import get_op, op_names, suggest_op
 
 FORMAT = "layerlab.graph/1"
+# Layer instances a graph may expand to once every Block's repeat is multiplied out (nested
+# repeats multiply: 31 nested blocks of repeat 2 would be 2^31 copies). LAYERLAB_MAX_INSTANCES.
+DEFAULT_MAX_INSTANCES = 20_000
 
 NodeId = Annotated[
     str,
@@ -147,6 +151,9 @@ class Graph(BaseModel):
 
     format: Literal["layerlab.graph/1"] = FORMAT
     name: Annotated[str, Field(max_length=200)] = "model"
+    description: Annotated[str, Field(max_length=2000)] | None = Field(
+        None, description="What the model is for, in a sentence or two (the template gallery shows it)."
+    )
     nodes: list[Node]
     edges: list[Edge] = Field(default_factory=list)
 
@@ -168,6 +175,11 @@ class GraphError(BaseModel):
     suggestion: str | None = None
     fix: dict[str, Any] | None = Field(
         None, description="A mechanical fix the editor can apply, e.g. {'action': 'insert_before', 'op': 'Flatten'}."
+    )
+    kind: Literal["error", "unconnected"] = Field(
+        "error",
+        description="'unconnected': the node is not wired up yet (no input, unused output, missing inputs); "
+        "the editor shows a hint while a person is still building. 'error': shapes or parameters are wrong.",
     )
 
 
@@ -266,3 +278,81 @@ def _clean(msg: str) -> str:
 def _shown(received: Any) -> str:
     shown = repr(received)
     return shown if len(shown) <= 80 else shown[:77] + "..."
+
+
+# ---------------------------------------------------------------------------------------------
+# Expanded size: checked before anything expands a repeat
+
+
+def expanded_sizes(graph: Graph) -> tuple[int, dict[str, int]]:
+    """How many node instances the graph expands to (each node counted once per copy of every
+    Block around it), and for each Block the instances its own copies hold (its repeat included).
+
+    Pure arithmetic on the parent links, so it costs O(nodes × nesting) however large the
+    product is. A missing parent or a parent loop counts as the top level: the analysis reports
+    those itself."""
+    by_id: dict[str, Any] = {}
+    for n in graph.nodes:
+        by_id.setdefault(n.id, n)
+    total = 0
+    inside: dict[str, int] = {}  # block id -> instances of everything in its copies
+    for n in graph.nodes:
+        # the Blocks around n, innermost first
+        chain, seen, cur = [], {n.id}, n.parent
+        while cur is not None and cur not in seen and cur in by_id and by_id[cur].op == "Block":
+            seen.add(cur)
+            chain.append(by_id[cur])
+            cur = by_id[cur].parent
+        copies = 1
+        for block in chain:  # innermost outwards: each Block multiplies what lies inside it
+            copies *= block.params.repeat
+            inside[block.id] = inside.get(block.id, 0) + copies
+        total += copies
+    return total, inside
+
+
+def expansion_error(graph: Graph, limit: int | None = None) -> GraphError | None:
+    """An error naming the outermost Block whose repeats make the graph expand past ``limit``
+    (default LAYERLAB_MAX_INSTANCES), or None when it fits."""
+    limit = limit or max_instances()
+    total, inside = expanded_sizes(graph)
+    if total <= limit:
+        return None
+    blocks = {n.id: n for n in graph.nodes if n.op == "Block"}
+
+    def multiplied_above(block: Any) -> bool:
+        seen, cur = {block.id}, block.parent
+        while cur in blocks and cur not in seen:
+            if blocks[cur].params.repeat > 1:
+                return True
+            seen.add(cur)
+            cur = blocks[cur].parent
+        return False
+
+    outermost = [b for b in blocks.values() if b.params.repeat > 1 and not multiplied_above(b)]
+    hint = "lower the repeat of this block or of the blocks nested in it, or raise LAYERLAB_MAX_INSTANCES"
+    if not outermost:
+        return GraphError(message=f"the graph expands to {total:,} layer instances, above the limit of {limit:,}",
+                          suggestion="raise LAYERLAB_MAX_INSTANCES")
+    worst = max(outermost, key=lambda b: inside.get(b.id, 0))
+    return GraphError(
+        node=worst.id,
+        field="repeat",
+        message=f"{worst.id}: repeat={worst.params.repeat} with the blocks nested in it expands to "
+        f"{inside.get(worst.id, 0):,} layer instances; the whole graph to {total:,}, above the limit of {limit:,}",
+        suggestion=hint,
+    )
+
+
+def max_instances() -> int:
+    return env_limit("LAYERLAB_MAX_INSTANCES", DEFAULT_MAX_INSTANCES)
+
+
+def env_limit(name: str, default: int) -> int:
+    """A size limit from the environment, or ``default`` when it is unset or not a positive integer
+    (a misconfigured server must still answer with reports, not exceptions)."""
+    try:
+        value = int(os.environ.get(name, ""))
+    except ValueError:
+        return default
+    return value if value > 0 else default

@@ -12,18 +12,17 @@ from dataclasses import dataclass, field
 from typing import Any, Literal, Union
 
 from .graph import InitSpec
+from .ops import get_op
 from .ops.base import Shape
-
-# Layers whose weight an init scheme applies to (matrices and filters; norms keep ones/zeros).
-INIT_CLASSES = ("Conv1d", "Conv2d", "ConvTranspose2d", "Linear", "Embedding")
 
 
 @dataclass
 class LayerPlan:
-    """One ``nn.<torch_class>(**args)``."""
+    """One ``nn.<torch_class>(**args)``, built for the catalog op ``op``."""
 
     name: str
     node_id: str | None
+    op: str
     torch_class: str
     args: dict[str, Any]
     positional: tuple[str, ...]
@@ -58,14 +57,16 @@ class ResidualPlan:
 
 @dataclass
 class Step:
-    """One line of a DAG's forward: ``var = module(inputs)``, ``sum(inputs)`` or ``cat(inputs, dim)``."""
+    """One line of a DAG's forward: ``var = module(inputs)``, or a merge op's function of the inputs
+    (its catalog entry's :class:`~layerlab.ops.base.MergeRule` says which)."""
 
     var: str
-    kind: Literal["module", "add", "cat"]
+    kind: Literal["module", "merge"]
     inputs: list[str]
     shape: Shape
     target: str | None = None  # the submodule's name, for kind == "module"
-    dim: int | None = None  # for kind == "cat"
+    op: str | None = None  # the merge op, for kind == "merge"
+    kwargs: dict[str, Any] = field(default_factory=dict)  # the merge function's keyword arguments
 
 
 @dataclass
@@ -114,6 +115,11 @@ def iter_layers(p: Plan, prefix: str = "") -> Iterator[tuple[str, LayerPlan]]:
         return
     for child in children(p):
         yield from iter_layers(child, f"{prefix}.{child.name}" if prefix else child.name)
+
+
+def init_targets(layer: LayerPlan) -> tuple[list[str], list[str]]:
+    """The parameters an init scheme sets on this layer and the biases it zeroes (the op's rule)."""
+    return get_op(layer.op).init_targets(layer.args)
 
 
 def children(p: Plan) -> list[Plan]:

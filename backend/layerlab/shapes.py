@@ -9,82 +9,18 @@ collects every error instead of stopping at the first, and produces both the use
 from __future__ import annotations
 
 import gc
-import os
 from collections import deque
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from pydantic import BaseModel, Field
-
-from .graph import FORMAT, Graph, GraphError, InitSpec, parse_graph
+from .graph import FORMAT, Graph, GraphError, InitSpec, env_limit, expansion_error, parse_graph
 from .ops import NodeProblem, TensorInfo, get_op
 from .ops.base import MAX_ACTIVATION, MAX_NODE_PARAMS, fmt_shape, numel
 from .plan import DagPlan, LayerPlan, ModelPlan, Plan, ResidualPlan, SeqPlan, Step
+from .report import BYTES_PER_ELEMENT, OPTIMIZER_STATE, NodeReport, OptimizerName, Report, Totals
 
 DEFAULT_MAX_NODES = 5000
 MAX_NESTING = 32  # blocks inside blocks; each level is a few frames of recursion
-BYTES_PER_ELEMENT = 4  # fp32
-# Optimizer state per trainable parameter: SGD keeps a momentum buffer, Adam two moments.
-OPTIMIZER_STATE = {"sgd": 1, "adam": 2, "adamw": 2, "rmsprop": 1}
-OptimizerName = Literal["sgd", "adam", "adamw", "rmsprop"]
-
-
-# ---------------------------------------------------------------------------------------------
-# The report
-
-
-class NodeReport(BaseModel):
-    id: str
-    op: str
-    status: Literal["ok", "error", "skipped"] = "ok"
-    input_shapes: list[list[int]] = Field(default_factory=list)
-    output_shape: list[int] | None = None
-    dtype: str | None = None
-    params: int = 0
-    trainable_params: int = 0
-    frozen_params: int = 0
-    frozen: bool = False
-    macs: int = 0
-    activations: int = Field(0, description="Output elements per sample (all copies).")
-    instances: int = Field(0, description="How many times the node runs (copies of a repeated block).")
-    formula: list[str] = Field(default_factory=list, description="How the size came about, numbers substituted.")
-    resolved: dict[str, Any] = Field(default_factory=dict, description="e.g. the padding 'same' resolved to.")
-
-
-class MemoryEstimate(BaseModel):
-    batch_size: int
-    optimizer: str
-    weights_bytes: int
-    gradients_bytes: int
-    optimizer_bytes: int
-    activations_bytes: int
-    total_bytes: int
-
-
-class Totals(BaseModel):
-    params: int = 0
-    trainable_params: int = 0
-    frozen_params: int = 0
-    macs: int = 0
-    activations: int = 0
-    memory: MemoryEstimate | None = None
-
-
-class Report(BaseModel):
-    format: Literal["layerlab.report/1"] = "layerlab.report/1"
-    valid: bool
-    input_shape: list[int] | None = None
-    input_dtype: str | None = None
-    output_shape: list[int] | None = None
-    nodes: list[NodeReport] = Field(default_factory=list)
-    totals: Totals = Field(default_factory=Totals)
-    errors: list[GraphError] = Field(default_factory=list)
-
-    def node(self, node_id: str) -> NodeReport:
-        for n in self.nodes:
-            if n.id == node_id:
-                return n
-        raise KeyError(node_id)
 
 
 @dataclass
@@ -109,20 +45,22 @@ def analyze(
     batch_size: int = 32,
     optimizer: OptimizerName = "adam",
     max_nodes: int | None = None,
+    max_instances: int | None = None,
 ) -> Analysis:
     # The walk allocates many small objects and frees none of them in cycles; the cyclic GC's
     # full passes over a large heap would make big graphs cost more than linear time.
     gc_enabled = gc.isenabled()
     gc.disable()
     try:
-        return _analyze(graph, batch_size=batch_size, optimizer=optimizer, max_nodes=max_nodes)
+        return _analyze(graph, batch_size=batch_size, optimizer=optimizer, max_nodes=max_nodes,
+                        max_instances=max_instances)
     finally:
         if gc_enabled:
             gc.enable()
 
 
 def _analyze(graph: Graph | dict[str, Any], *, batch_size: int, optimizer: OptimizerName,
-             max_nodes: int | None) -> Analysis:
+             max_nodes: int | None, max_instances: int | None) -> Analysis:
     parsed, errors = parse_graph(graph)
     if parsed is None:
         return Analysis(Report(valid=False, errors=errors), None)
@@ -133,18 +71,14 @@ def _analyze(graph: Graph | dict[str, Any], *, batch_size: int, optimizer: Optim
             suggestion="group repeated layers into a Block with repeat, or raise LAYERLAB_MAX_NODES",
         )
         return Analysis(Report(valid=False, errors=[err]), None, parsed)
+    too_large = expansion_error(parsed, max_instances)
+    if too_large is not None:  # before anything expands a repeat
+        return Analysis(Report(valid=False, errors=[too_large]), None, parsed)
     return _Analyzer(parsed, batch_size=batch_size, optimizer=optimizer).run()
 
 
 def _env_max_nodes() -> int:
-    """LAYERLAB_MAX_NODES, or the default when it is unset or not a positive integer (a
-    misconfigured server must still answer with reports, not exceptions)."""
-    raw = os.environ.get("LAYERLAB_MAX_NODES", "")
-    try:
-        value = int(raw)
-    except ValueError:
-        return DEFAULT_MAX_NODES
-    return value if value > 0 else DEFAULT_MAX_NODES
+    return env_limit("LAYERLAB_MAX_NODES", DEFAULT_MAX_NODES)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -207,10 +141,10 @@ class _Analyzer:
     # -- errors ------------------------------------------------------------------------------
 
     def error(self, node: str | None, message: str, *, field: str | None = None, suggestion: str | None = None,
-              fix: dict[str, Any] | None = None) -> None:
+              fix: dict[str, Any] | None = None, kind: Literal["error", "unconnected"] = "error") -> None:
         subject = f"{node}: " if node else ""
         self.errors.append(
-            GraphError(node=node, field=field, message=subject + message, suggestion=suggestion, fix=fix)
+            GraphError(node=node, field=field, message=subject + message, suggestion=suggestion, fix=fix, kind=kind)
         )
         if node in self.acc:
             self.acc[node].status = "error"
@@ -411,7 +345,7 @@ class _Analyzer:
             if not sources:
                 if top:
                     self.error(m.id, "nothing feeds this node: it is not connected to the input",
-                               suggestion=f"connect an edge into {m.id}")
+                               suggestion=f"connect an edge into {m.id}", kind="unconnected")
                     failed.add(m.id)
                     continue
                 sources = [c.id]  # implicit: a block member with no inputs takes the block input
@@ -435,10 +369,10 @@ class _Analyzer:
             if plan is not None:
                 plans.append(plan)
                 steps.append(Step(var=m.id, kind="module", inputs=in_vars, shape=out.shape, target=plan.name))
-            else:
-                kind: Literal["add", "cat"] = "add" if m.op == "Add" else "cat"
-                steps.append(Step(var=m.id, kind=kind, inputs=in_vars, shape=out.shape,
-                                  dim=getattr(m.params, "dim", None)))
+            else:  # a merge: a function of its inputs, the op's params as keyword arguments
+                rule = get_op(m.op).merge
+                steps.append(Step(var=m.id, kind="merge", inputs=in_vars, shape=out.shape, op=m.op,
+                                  kwargs={k: getattr(m.params, k) for k in rule.kwargs}))
         self.check_reach(c, order, failed)
         exit_id = self.exit_of(c, order)
         if failed or exit_id is None:
@@ -480,7 +414,7 @@ class _Analyzer:
                 return
             if not c.preds[out.id]:
                 self.error(out.id, "nothing is connected to the Output",
-                           suggestion="connect the last layer to the Output")
+                           suggestion="connect the last layer to the Output", kind="unconnected")
                 return
             exit_id, where = out.id, "the Output"
         elif len(c.exits) == 1:
@@ -497,7 +431,7 @@ class _Analyzer:
         unused = [m for m in order if m.id not in useful and m.id not in failed]
         for m in unused:
             self.error(m.id, f"its output is not used: no path leads from it to {where}",
-                       suggestion=f"connect {m.id} toward {where}, or delete it")
+                       suggestion=f"connect {m.id} toward {where}, or delete it", kind="unconnected")
         if unused and c.id is not None:
             raise _Failed  # once, not again for each copy of a repeated block
 
@@ -513,7 +447,7 @@ class _Analyzer:
         sinks = [m.id for m in order if not c.succs[m.id]]
         if len(sinks) != 1:
             self.error(c.id, f"the block has {len(sinks)} loose ends ({', '.join(sinks)}); it needs exactly one output",
-                       suggestion="join them with an Add or Concat inside the block")
+                       suggestion="join them with an Add or Concat inside the block", kind="unconnected")
             return None
         return sinks[0]
 
@@ -525,7 +459,8 @@ class _Analyzer:
             want = (f"exactly {spec.min_inputs}" if spec.min_inputs == spec.max_inputs
                     else f"{spec.min_inputs} to {spec.max_inputs}")
             self.error(m.id, f"{m.op} takes {want} input{'s' if spec.max_inputs > 1 else ''}, received {n_in}",
-                       suggestion="join branches with an Add or Concat first" if n_in > spec.max_inputs else None)
+                       suggestion="join branches with an Add or Concat first" if n_in > spec.max_inputs else None,
+                       kind="unconnected" if n_in < spec.min_inputs else "error")
             raise _Failed
         if m.op == "Block":
             return self.eval_block(m, inputs[0], frozen=frozen, init=init)
@@ -556,7 +491,7 @@ class _Analyzer:
         self.record(m, inputs, inf, frozen=frozen)
         if spec.torch_class is None:
             return inf.out, None
-        plan = LayerPlan(name=m.module_name, node_id=m.id, torch_class=spec.torch_class, args=inf.torch_args,
+        plan = LayerPlan(name=m.module_name, node_id=m.id, op=m.op, torch_class=spec.torch_class, args=inf.torch_args,
                          positional=spec.positional, in_shape=inputs[0].shape, out_shape=inf.out.shape,
                          frozen=frozen, init=init)
         return inf.out, plan
@@ -591,11 +526,10 @@ class _Analyzer:
             body, out = self.eval_container(c, x, frozen=frozen, init=init)
             plan: Plan = body
             if p.residual:
-                shortcut, extra = self.shortcut(b, x, out, frozen=frozen, init=init)
-                shortcut_params += extra
-                if shortcut is not None:  # a projection: 1×1 conv (or linear) + BatchNorm
-                    shortcut_macs += x.shape[0] * numel(out.shape) + numel(out.shape)
-                    shortcut_acts += 2 * numel(out.shape)
+                shortcut, costs = self.shortcut(b, x, out, frozen=frozen, init=init)
+                shortcut_params += costs[0]
+                shortcut_macs += costs[1]
+                shortcut_acts += costs[2]
                 body.name = "body"
                 plan = ResidualPlan(name=b.module_name, node_id=b.id, body=body, shortcut=shortcut,
                                     out_shape=out.shape, frozen=frozen)
@@ -631,10 +565,13 @@ class _Analyzer:
         return [self.acc[m.id] for m in self.containers[block_id].members]
 
     def shortcut(self, b: Any, x: TensorInfo, y: TensorInfo, *, frozen: bool, init: InitSpec | None
-                 ) -> tuple[Plan | None, int]:
+                 ) -> tuple[Plan | None, tuple[int, int, int]]:
+        """The residual's shortcut: None for the identity, else a projection (a 1×1 conv, or a
+        linear layer for vectors, then a BatchNorm) whose sizes and costs are those layers' own
+        catalog rules. Returns the plan and its (params, MACs, activations)."""
         mode = b.params.shortcut
         if x.shape == y.shape and mode != "projection":
-            return None, 0
+            return None, (0, 0, 0)
         xs, ys = fmt_shape(x.shape), fmt_shape(y.shape)
         if mode == "identity":
             self.error(b.id, f"residual shapes differ {xs} vs {ys}", field="shortcut",
@@ -646,11 +583,8 @@ class _Analyzer:
             raise _Failed
         rank = len(x.shape)
         if rank == 1:
-            conv = LayerPlan("proj", None, "Linear", {"in_features": x.shape[0], "out_features": y.shape[0],
-                                                      "bias": False}, ("in_features", "out_features"),
-                             x.shape, y.shape, frozen, init)
-            bn_class = "BatchNorm1d"
-            params = x.shape[0] * y.shape[0]
+            proj_name, proj_op = "proj", "Linear"
+            proj_params: dict[str, Any] = {"out_features": y.shape[0], "bias": False}
         else:
             strides = []
             for a, (si, so) in enumerate(zip(x.shape[1:], y.shape[1:])):
@@ -661,18 +595,22 @@ class _Analyzer:
                                suggestion="make the block's output size a division of its input size")
                     raise _Failed
                 strides.append(s)
-            klass = "Conv2d" if rank == 3 else "Conv1d"
-            args: dict[str, Any] = {"in_channels": x.shape[0], "out_channels": y.shape[0], "kernel_size": 1}
-            if any(s != 1 for s in strides):
-                args["stride"] = strides[0] if len(set(strides)) == 1 else strides
-            args["bias"] = False
-            conv = LayerPlan("conv", None, klass, args, ("in_channels", "out_channels"), x.shape, y.shape, frozen, init)
-            bn_class = "BatchNorm2d" if rank == 3 else "BatchNorm1d"
-            params = x.shape[0] * y.shape[0]
-        bn = LayerPlan("bn", None, bn_class, {"num_features": y.shape[0]}, ("num_features",), y.shape, y.shape,
-                       frozen, init)
-        plan = SeqPlan(name="shortcut", node_id=None, items=[conv, bn], out_shape=y.shape, frozen=frozen)
-        return plan, params + 2 * y.shape[0]
+            proj_name, proj_op = "conv", "Conv2d" if rank == 3 else "Conv1d"
+            stride = strides[0] if len(set(strides)) == 1 else tuple(strides)
+            proj_params = {"out_channels": y.shape[0], "kernel_size": 1, "stride": stride, "bias": False}
+        norm_op = "BatchNorm2d" if rank == 3 else "BatchNorm1d"
+        items: list[Plan] = []
+        params = macs = acts = 0
+        t = x
+        for name, op, op_params in ((proj_name, proj_op, proj_params), ("bn", norm_op, {})):
+            spec = get_op(op)
+            inf = spec.infer(spec.params_model.model_validate(op_params), [t])
+            items.append(LayerPlan(name, None, op, spec.torch_class, inf.torch_args, spec.positional, t.shape,
+                                   inf.out.shape, frozen, init))
+            params, macs, acts = params + inf.params, macs + inf.macs, acts + numel(inf.out.shape)
+            t = inf.out
+        plan = SeqPlan(name="shortcut", node_id=None, items=items, out_shape=y.shape, frozen=frozen)
+        return plan, (params, macs, acts)
 
     # -- totals ------------------------------------------------------------------------------
 
@@ -710,4 +648,4 @@ class _Analyzer:
         })
 
 
-__all__ = ["FORMAT", "Analysis", "NodeReport", "Report", "Totals", "analyze", "infer"]
+__all__ = ["FORMAT", "Analysis", "NodeReport", "OptimizerName", "Report", "Totals", "analyze", "infer"]

@@ -66,8 +66,8 @@ test('build a small CNN by dragging from the palette and connecting', async () =
 
 test('removing Flatten puts the error on Linear; the suggested fix restores it', async () => {
   await page.locator('.react-flow__node[data-id="flatten_1"]').click();
-  await page.keyboard.press('Delete');
-  await connectNodes(page, 'max_pool2d_1', 'linear_1');
+  await page.keyboard.press('Delete'); // in a chain: max_pool2d_1 → linear_1 is joined
+  await until(async () => (await page.locator('.react-flow__edge[data-id="e_max_pool2d_1__linear_1"]').count()) === 1, 3000, 'the neighbours joined');
   const linear = page.locator('.react-flow__node[data-id="linear_1"]');
   await until(async () => (await linear.locator('.layer-node').getAttribute('class')).includes('has-error'), 5000, 'error on linear_1');
   const message = await until(async () => {
@@ -180,22 +180,4 @@ test('code view shows the generated PyTorch code', async () => {
   const [download] = await Promise.all([page.waitForEvent('download'), page.getByTestId('export-python').click()]);
   assert.match(download.suggestedFilename(), /\.py$/);
   assert.deepEqual(consoleErrors, []);
-});
-
-test('every template from examples/ opens as a valid graph', async () => {
-  await page.getByTestId('tab-projects').click();
-  const keys = await page.locator('[data-testid^="template-"]').evaluateAll((els) => els.map((e) => e.dataset.testid.slice('template-'.length)));
-  assert.ok(keys.length >= 6, `templates found: ${keys}`);
-  for (const key of keys) {
-    await page.getByTestId(`template-${key}`).click();
-    await until(async () => (await page.locator('.top-bar .project').textContent()).startsWith(`${key} v1`), 5000, `${key} opened`);
-    await until(
-      async () => (await page.getByTestId('report-pending').count()) === 0 && (await page.getByTestId('status-valid').textContent()).includes('✓ valid'),
-      10_000,
-      `${key} valid`,
-    );
-    assert.equal(await page.locator('.has-error').count(), 0, `${key} has no node errors`);
-    if (key === 'resnet_mini') await shot(page, '13_template_resnet_mini');
-    if (key === 'concat_branch') await shot(page, '14_template_concat_branch');
-  }
 });

@@ -37,7 +37,7 @@ const curve = () =>
   }));
 
 async function startRun(epochs) {
-  await page.getByTestId('epochs').fill(String(epochs));
+  await page.getByTestId('run-form-epochs').fill(String(epochs));
   await page.getByTestId('train-start').click();
   await until(async () => ['running', 'queued'].includes(await status()), 30_000, 'the run to start');
 }

@@ -10,7 +10,7 @@ import { HelpOverlay, useShortcuts } from './components/Shortcuts';
 import { StatusBar } from './components/StatusBar';
 import { TrainingPanel } from './components/TrainingPanel';
 import { editor, useEditor } from './state/editorStore';
-import { projects, useProject } from './state/projectStore';
+import { projects, useProject, watchUnsaved } from './state/projectStore';
 import { startReportSync } from './state/reportWiring';
 import { training, watchRunList } from './state/trainingStore';
 
@@ -30,6 +30,7 @@ function TopBar({ onHelp }: { onHelp: () => void }) {
   const canRedo = useEditor((s) => s.history.future.length > 0);
   const project = useProject((s) => s.projectName);
   const version = useProject((s) => s.version);
+  const dirty = useProject((s) => s.dirty);
   return (
     <header className="top-bar">
       <span className="brand">LayerLab</span>
@@ -37,6 +38,11 @@ function TopBar({ onHelp }: { onHelp: () => void }) {
         {project ?? 'unsaved'}
         {version ? ` v${version}` : ''} · {name}
       </span>
+      {dirty && (
+        <span className="unsaved" data-testid="unsaved" title="Changed since the last saved version; a draft is kept in this browser until you save">
+          ● unsaved
+        </span>
+      )}
       <button type="button" onClick={editor.undo} disabled={!canUndo} title="Undo (Ctrl+Z)">
         ↶
       </button>
@@ -86,6 +92,26 @@ function Notice() {
   ) : null;
 }
 
+/** A draft found for the open project: restore it or discard it. */
+function DraftBanner() {
+  const offer = useProject((s) => s.draftOffer);
+  if (!offer) return null;
+  return (
+    <div className="draft-banner" role="alert" data-testid="draft-banner">
+      <span>
+        Unsaved changes from {new Date(offer.at).toLocaleString()} were kept as a draft
+        {offer.baseVersion ? ` (on version ${offer.baseVersion})` : ''}. Autosave waits until you choose.
+      </span>
+      <button type="button" className="primary" onClick={projects.restoreDraft} data-testid="draft-restore">
+        Restore draft
+      </button>
+      <button type="button" onClick={projects.discardDraft} data-testid="draft-discard">
+        Discard
+      </button>
+    </div>
+  );
+}
+
 function Editor() {
   const [tab, setTab] = useState<Tab>('inspector');
   const [help, setHelp] = useState(false);
@@ -95,6 +121,7 @@ function Editor() {
   return (
     <div className="app">
       <TopBar onHelp={toggleHelp} />
+      <DraftBanner />
       <div className="main">
         <Palette />
         <Canvas />
@@ -133,9 +160,11 @@ export function App() {
       .catch((e) => editor.notify(`Cannot load the catalog: ${e instanceof Error ? e.message : String(e)}`));
     void projects.restore().then(() => training.resume());
     const stopRunList = watchRunList();
+    const stopUnsaved = watchUnsaved();
     return () => {
       stop();
       stopRunList();
+      stopUnsaved();
     };
   }, []);
   return (

@@ -9,7 +9,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from layerlab.graph import GraphError
 from layerlab.train.config import RunConfig
-from layerlab.train.events import EpochMetrics
+from layerlab.train.events import EpochMetrics, RunStarted
 
 Name = Annotated[str, Field(min_length=1, max_length=200)]
 GraphJSON = Annotated[
@@ -78,28 +78,30 @@ class VersionDetail(VersionSummary):
 # --- datasets ------------------------------------------------------------------------------------
 
 
-class DatasetInfo(BaseModel):
-    name: str
-    description: str
+class DatasetDescription(BaseModel):
+    """What is known about any dataset, built-in or uploaded (``layerlab.train.data.describe``)."""
+
     task: Literal["classification", "regression"]
     sample_shape: list[int]
-    input_dtype: str
+    input_dtype: str = "float32"
     num_classes: int | None
     class_names: list[str] | None
     samples: int = Field(description="How many samples (synthetic sets: at the default n_samples).")
+
+
+class DatasetInfo(DatasetDescription):
+    name: str
+    description: str
+    help: str = Field(description="Where the set comes from and what one sample is.")
+    settings: list[str] = Field(description="The data settings it reads (n_samples, noise, ...).")
     synthetic: bool
 
 
-class UploadInfo(BaseModel):
+class UploadInfo(DatasetDescription):
     id: str = Field(description="Use as config.data.upload.path with dataset 'upload'.")
     filename: str = Field(description="The name the file was uploaded under (display only).")
     kind: Literal["npz", "csv"]
     size: int
-    task: Literal["classification", "regression"]
-    sample_shape: list[int]
-    num_classes: int | None
-    class_names: list[str] | None
-    samples: int
     created_at: datetime
 
 
@@ -176,7 +178,11 @@ class Metrics(BaseModel):
                           "with after=last_seq.")
     steps: list[tuple[int, float]] = Field(description="Every (step, training loss).")
     lr: list[tuple[int, float]] = Field(description="(step, learning rate) at each step event.")
+    times: list[tuple[int, float]] = Field(default_factory=list,
+                                           description="(step, wall-clock seconds since the epoch) at each step event.")
     epochs: list[EpochRow]
+    started: RunStarted | None = Field(None, description="The latest run_started event (device, precision, "
+                                           "dataset sizes, steps per epoch), if the run has started.")
 
 
 class EventPage(BaseModel):

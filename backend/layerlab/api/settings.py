@@ -8,6 +8,8 @@ from typing import Annotated
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from layerlab.train.archive import UploadLimits
+
 STATIC_DIR = Path(__file__).resolve().parent.parent / "static"
 DEFAULT_ALLOWED_ORIGINS = ("http://localhost:5173", "http://127.0.0.1:5173")
 DEFAULT_ALLOWED_HOSTS = ("127.0.0.1", "localhost", "[::1]", "::1", "testserver")
@@ -29,6 +31,11 @@ class Settings(BaseModel):
     allowed_hosts: list[str] = Field(default_factory=lambda: list(DEFAULT_ALLOWED_HOSTS))
     max_body_bytes: Annotated[int, Field(ge=1024)] = 4 * 1024 * 1024
     max_upload_bytes: Annotated[int, Field(ge=1024)] = 64 * 1024 * 1024
+    upload_limits: UploadLimits = Field(
+        default_factory=UploadLimits.from_env,
+        description="What reading an upload may cost once decompressed (LAYERLAB_MAX_DATASET_BYTES, "
+        "LAYERLAB_MAX_ARCHIVE_FILES, LAYERLAB_MAX_CLASSES).",
+    )
     max_concurrent_runs: Annotated[int, Field(ge=1, le=64)] = 1
     train_threads: Annotated[int, Field(ge=1, le=1024)] | None = Field(
         None, description="torch threads per local run; default (cores − 1) / max_concurrent_runs."

@@ -1,17 +1,22 @@
-"""The layer catalog: one registry entry per op (see layers.py)."""
+"""The layer catalog: one registry entry per op, grouped by kind in the modules below.
 
-from . import layers  # noqa: F401  (registers every entry)
-from .base import Inferred, NodeProblem, OpSpec, Params, Shape, TensorInfo
+Importing the package registers every entry, in palette order.
+"""
+
+from . import structure, conv, linear, norm, elementwise, pool, reshape, merge  # noqa: F401, I001  (registration order)
+from .base import Inferred, MergeRule, NodeProblem, OpSpec, Params, Shape, TensorInfo, TorchFunction
 from .registry import CATEGORIES, by_torch_class, catalog, get_op, op_names, suggest_op
 
 __all__ = [
     "CATEGORIES",
     "Inferred",
+    "MergeRule",
     "NodeProblem",
     "OpSpec",
     "Params",
     "Shape",
     "TensorInfo",
+    "TorchFunction",
     "by_torch_class",
     "catalog",
     "get_op",

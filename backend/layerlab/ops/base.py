@@ -63,6 +63,37 @@ class Inferred:
     torch_args: dict[str, Any] = field(default_factory=dict)  # constructor args, non-default only
 
 
+@dataclass(frozen=True)
+class TorchFunction:
+    """A function form of an op that ``forward()`` may call, for import: ``F.relu(x)`` is a ReLU.
+
+    ``names`` are dotted paths of callables (``torch.nn.functional.relu``) and ``Tensor.<method>``
+    for methods; ``args`` are torch's argument names in order, the tensor first; ``params`` the
+    arguments that are the op's params under the same name; ``must_be`` the arguments that must
+    keep this value for the call to mean the op; any other argument (inplace) changes nothing.
+    """
+
+    key: str  # how messages name it: 'relu'
+    names: tuple[str, ...]
+    args: tuple[str, ...] = ("input",)
+    defaults: dict[str, Any] = field(default_factory=dict)
+    params: tuple[str, ...] = ()
+    must_be: dict[str, Any] = field(default_factory=dict)
+    required: tuple[str, ...] = ()  # arguments without a safe default (softmax's dim)
+    identity_when: dict[str, Any] = field(default_factory=dict)  # arguments that make the call a no-op
+
+
+@dataclass(frozen=True)
+class MergeRule:
+    """How a merge op joins its inputs in ``forward()``: ``function`` folded pairwise and printed
+    with ``infix`` (``a + b``), or called once on the list of inputs (``torch.cat([a, b], dim=1)``)
+    with the op's params named in ``kwargs``."""
+
+    function: str  # dotted path: 'operator.add', 'torch.cat'
+    infix: str | None = None
+    kwargs: tuple[str, ...] = ()
+
+
 class Params(BaseModel):
     """Base of every op's parameter model: unknown keys are errors, never silently dropped."""
 
@@ -88,6 +119,15 @@ class OpSpec:
     max_inputs: ClassVar[int] = 1
     dtype_in: ClassVar[DType | None] = "float32"  # None: any dtype passes through
     input_size_args: ClassVar[tuple[str, ...]] = ()  # args inferred from the incoming shape
+    merge: ClassVar[MergeRule | None] = None  # set for ops that are a function in forward(), not a module
+    functions: ClassVar[tuple[TorchFunction, ...]] = ()  # function forms forward() may call (import)
+    init_weight: ClassVar[bool] = False  # whether an init scheme sets its weight (matrices and filters)
+
+    def init_targets(self, torch_args: dict[str, Any]) -> tuple[list[str], list[str]]:
+        """The parameters an init scheme sets on the built module, and the biases it zeroes."""
+        if not self.init_weight:
+            return [], []
+        return ["weight"], (["bias"] if torch_args.get("bias", True) is not False else [])
 
     def infer(self, p: Any, inputs: list[TensorInfo]) -> Inferred:  # pragma: no cover - abstract
         raise NotImplementedError

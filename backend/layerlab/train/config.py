@@ -11,17 +11,10 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-BuiltinDataset = Literal[
-    "digits",
-    "iris",
-    "wine",
-    "breast_cancer",
-    "diabetes",
-    "two_moons",
-    "spirals",
-    "blobs",
-    "signals",
-]
+from .datasets import REGISTRY
+
+# One name per registry entry (datasets.py): adding a dataset there adds it here.
+BuiltinDataset = Literal[tuple(REGISTRY)]  # type: ignore[valid-type]
 DatasetName = Literal[BuiltinDataset, "upload"]
 LossName = Literal["cross_entropy", "nll", "mse", "l1", "smooth_l1", "bce_with_logits"]
 OptimizerName = Literal["sgd", "adam", "adamw", "rmsprop"]
@@ -68,7 +61,7 @@ class DataConfig(_Strict):
     )
     normalize: bool = Field(True, description="Standardize inputs with training-split statistics.")
     normalize_targets: bool = Field(True, description="Regression: standardize targets likewise.")
-    # Synthetic datasets only (two_moons, spirals, blobs, signals).
+    # Generated datasets only: each registry entry lists the settings it reads.
     n_samples: int = Field(1000, ge=20, le=1_000_000)
     noise: float = Field(0.1, ge=0.0, le=10.0)
     num_classes: int | None = Field(

@@ -1,5 +1,5 @@
-"""Datasets, all offline: small real sets from scikit-learn, 2-D synthetic sets, a 1-D signal set,
-and user uploads (.npz or .csv, never pickle).
+"""Datasets, all offline: the built-in sets of the registry (datasets.py) and user uploads
+(.npz or .csv, never pickle).
 
 A dataset comes out of here as numpy arrays plus what the trainer must know about it (sample
 shape, task, classes). ``prepare`` splits it under the run's seed, standardizes inputs with
@@ -14,15 +14,17 @@ import logging
 import math
 from collections.abc import Iterator
 from dataclasses import dataclass
-from itertools import islice
+from itertools import chain, islice
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 import numpy as np
 import torch
 from torch.utils.data import DataLoader, TensorDataset
 
+from .archive import UploadLimits, UploadTooLargeError, check_expanded, open_zip_checked
 from .config import DataConfig, UploadRef
+from .datasets import REGISTRY
 from .events import DatasetSummary
 
 log = logging.getLogger(__name__)
@@ -69,7 +71,7 @@ class PreparedData:
     y_std: np.ndarray | None
 
 
-# --- built-in datasets --------------------------------------------------------------------------
+# --- built-in datasets (the registry in datasets.py) ---------------------------------------------
 
 
 def load_dataset(cfg: DataConfig, *, seed: int) -> ArrayDataset:
@@ -77,143 +79,35 @@ def load_dataset(cfg: DataConfig, *, seed: int) -> ArrayDataset:
     if cfg.dataset == "upload":
         assert cfg.upload is not None  # the config validator guarantees it
         return load_upload(cfg.upload)
-    rng = np.random.default_rng(seed)
-    name = cfg.dataset
-    if name in ("digits", "iris", "wine", "breast_cancer", "diabetes"):
-        return _sklearn_dataset(name)
-    if name == "two_moons":
-        return two_moons(cfg.n_samples, noise=cfg.noise, rng=rng)
-    if name == "spirals":
-        return spirals(cfg.n_samples, num_classes=cfg.num_classes or 3, noise=cfg.noise, rng=rng)
-    if name == "blobs":
-        return blobs(cfg.n_samples, num_classes=cfg.num_classes or 4, noise=cfg.noise, rng=rng)
-    if name == "signals":
-        return signals(cfg.n_samples, num_classes=cfg.num_classes or 10, length=cfg.signal_length,
-                       noise=cfg.noise, rng=rng)
-    raise DatasetError(f"unknown dataset {name!r}")  # pragma: no cover - the config's Literal
+    entry = REGISTRY[cfg.dataset]
+    try:
+        x, y, class_names = entry.load(cfg, seed=seed)
+    except (ValueError, OSError, ImportError) as e:
+        raise DatasetError(f"dataset {entry.name!r}: {e}") from e
+    return ArrayDataset(entry.name, x, y, entry.task, class_names)
 
 
-def _sklearn_dataset(name: str) -> ArrayDataset:
-    # Imported here: scikit-learn takes a second to import and most runs never need it.
-    from sklearn import datasets as skd
-
-    if name == "digits":
-        bunch = skd.load_digits()
-        x = (bunch.images / 16.0).astype(np.float32)[:, None, :, :]  # (N, 1, 8, 8) in [0, 1]
-        names = [str(int(t)) for t in bunch.target_names]
-        return ArrayDataset("digits", x, bunch.target.astype(np.int64), "classification", names)
-    if name == "diabetes":
-        bunch = skd.load_diabetes()
-        y = bunch.target.astype(np.float32)[:, None]  # (N, 1)
-        return ArrayDataset("diabetes", bunch.data.astype(np.float32), y, "regression")
-    loader = {"iris": skd.load_iris, "wine": skd.load_wine, "breast_cancer": skd.load_breast_cancer}[name]
-    bunch = loader()
-    names = [str(t) for t in bunch.target_names]
-    return ArrayDataset(name, bunch.data.astype(np.float32), bunch.target.astype(np.int64), "classification", names)
-
-
-def _shuffled(name: str, x: np.ndarray, y: np.ndarray, rng: np.random.Generator, names: list[str]) -> ArrayDataset:
-    order = rng.permutation(len(x))
-    return ArrayDataset(name, x[order].astype(np.float32), y[order].astype(np.int64), "classification", names)
-
-
-def _split_counts(n: int, k: int) -> list[int]:
-    return [n // k + (1 if c < n % k else 0) for c in range(k)]
-
-
-def two_moons(n: int, *, noise: float, rng: np.random.Generator) -> ArrayDataset:
-    """Two interleaving half circles, gaussian noise of std ``noise``. x: (N, 2)."""
-    n_outer, n_inner = _split_counts(n, 2)
-    t_outer = rng.uniform(0.0, math.pi, n_outer)
-    t_inner = rng.uniform(0.0, math.pi, n_inner)
-    outer = np.stack([np.cos(t_outer), np.sin(t_outer)], axis=1)
-    inner = np.stack([1.0 - np.cos(t_inner), 0.5 - np.sin(t_inner)], axis=1)
-    x = np.concatenate([outer, inner]) + rng.normal(0.0, noise, (n, 2))
-    y = np.concatenate([np.zeros(n_outer), np.ones(n_inner)])
-    return _shuffled("two_moons", x, y, rng, ["outer", "inner"])
-
-
-def spirals(n: int, *, num_classes: int, noise: float, rng: np.random.Generator) -> ArrayDataset:
-    """``num_classes`` interleaved arms of a spiral, each 1.5 turns long. x: (N, 2)."""
-    xs, ys = [], []
-    for c, m in enumerate(_split_counts(n, num_classes)):
-        r = rng.uniform(0.05, 1.0, m)
-        theta = 3.0 * math.pi * r + 2.0 * math.pi * c / num_classes
-        arm = np.stack([r * np.cos(theta), r * np.sin(theta)], axis=1)
-        xs.append(arm + rng.normal(0.0, noise * 0.5, (m, 2)))  # arms are ~0.3 apart at the rim
-        ys.append(np.full(m, c))
-    return _shuffled("spirals", np.concatenate(xs), np.concatenate(ys), rng, [f"arm {c}" for c in range(num_classes)])
-
-
-def blobs(n: int, *, num_classes: int, noise: float, rng: np.random.Generator) -> ArrayDataset:
-    """Gaussian clusters with centres on a circle of radius 3; cluster std = 0.3 + 3·noise. x: (N, 2)."""
-    std = 0.3 + 3.0 * noise
-    xs, ys = [], []
-    for c, m in enumerate(_split_counts(n, num_classes)):
-        angle = 2.0 * math.pi * c / num_classes
-        centre = np.array([3.0 * math.cos(angle), 3.0 * math.sin(angle)])
-        xs.append(centre + rng.normal(0.0, std, (m, 2)))
-        ys.append(np.full(m, c))
-    return _shuffled("blobs", np.concatenate(xs), np.concatenate(ys), rng, [f"blob {c}" for c in range(num_classes)])
-
-
-SIGNAL_NAMES = ("sine", "square", "sawtooth", "triangle", "bump", "pulse", "chirp", "damped", "two bumps", "fast sine")
-
-
-def _signal_template(kind: int, t: np.ndarray) -> np.ndarray:
-    """One clean waveform on t in [0, 1); every template is roughly in [-1, 1]."""
-    if kind == 0:
-        return np.sin(2 * math.pi * 3 * t)
-    if kind == 1:
-        return np.sign(np.sin(2 * math.pi * 3 * t))
-    if kind == 2:
-        return 2.0 * ((3 * t) % 1.0) - 1.0
-    if kind == 3:
-        return 2.0 * np.abs(2.0 * ((3 * t) % 1.0) - 1.0) - 1.0
-    if kind == 4:
-        return 2.0 * np.exp(-((t - 0.5) ** 2) / (2 * 0.05**2)) - 1.0
-    if kind == 5:
-        return np.where((t > 0.3) & (t < 0.7), 1.0, -1.0)
-    if kind == 6:
-        return np.sin(2 * math.pi * (1.0 * t + 3.5 * t**2))  # frequency sweeps 1 -> 8
-    if kind == 7:
-        return np.exp(-4.0 * t) * np.sin(2 * math.pi * 5 * t)
-    if kind == 8:
-        return 2.0 * (np.exp(-((t - 0.3) ** 2) / 0.002) + np.exp(-((t - 0.7) ** 2) / 0.002)) - 1.0
-    return np.sin(2 * math.pi * 7 * t)
-
-
-def signals(n: int, *, num_classes: int, length: int, noise: float, rng: np.random.Generator) -> ArrayDataset:
-    """A 1-D classification set for Conv1d: each class is a waveform template, circularly shifted
-    by a random offset, scaled by a random amplitude in [0.5, 1.5], plus gaussian noise.
-    x: (N, 1, length)."""
-    if num_classes > len(SIGNAL_NAMES):
-        raise DatasetError(f"signals has at most {len(SIGNAL_NAMES)} classes; received num_classes={num_classes}")
-    t = np.arange(length) / length
-    xs, ys = [], []
-    for c, m in enumerate(_split_counts(n, num_classes)):
-        clean = _signal_template(c, t)  # (L,)
-        shifts = rng.integers(0, length, m)
-        rows = np.stack([np.roll(clean, int(s)) for s in shifts])  # (m, L)
-        rows *= rng.uniform(0.5, 1.5, (m, 1))
-        rows += rng.normal(0.0, noise, (m, length))
-        xs.append(rows[:, None, :])  # (m, 1, L)
-        ys.append(np.full(m, c))
-    return _shuffled("signals", np.concatenate(xs), np.concatenate(ys), rng, list(SIGNAL_NAMES[:num_classes]))
+def describe(ds: ArrayDataset) -> dict[str, Any]:
+    """What the editor lists about a dataset, built-in or uploaded alike."""
+    return {"task": ds.task, "sample_shape": list(ds.x.shape[1:]), "input_dtype": str(ds.x.dtype),
+            "num_classes": ds.num_classes, "class_names": ds.class_names, "samples": len(ds.x)}
 
 
 # --- uploads -------------------------------------------------------------------------------------
 
 
-def load_upload(ref: UploadRef) -> ArrayDataset:
+def load_upload(ref: UploadRef, *, limits: UploadLimits | None = None) -> ArrayDataset:
+    """An uploaded .npz or .csv, read within ``limits`` (UploadTooLargeError past them)."""
+    limits = limits or UploadLimits.from_env()
     path = Path(ref.path)
     if not path.is_file():
         raise DatasetError(f"upload {path.name!r} not found")
     suffix = path.suffix.lower()
+    class_names = None
     if suffix == ".npz":
-        x, y = _read_npz(path)
+        x, y = _read_npz(path, limits)
     elif suffix == ".csv":
-        x, y = _read_csv(path, ref.target_column)
+        x, y, class_names = _read_csv(path, ref.target_column, limits)
     else:
         raise DatasetError(f"upload {path.name!r}: only .npz (arrays x and y) and .csv are supported")
     if len(x) != len(y):
@@ -229,11 +123,28 @@ def load_upload(ref: UploadRef) -> ArrayDataset:
                 f"sample has {have} (shape {list(x.shape[1:])})"
             )
         x = x.reshape(len(x), *ref.sample_shape)
-    return _with_targets(path.stem, x, y, ref.task)
+    return _with_targets(path.stem, x, y, ref.task, limits=limits, class_names=class_names)
 
 
-def _read_npz(path: Path) -> tuple[np.ndarray, np.ndarray]:
+def _npz_declared_bytes(path: Path, limits: UploadLimits) -> None:
+    """Check the archive's and each array's declared size (from the zip and .npy headers) before
+    numpy allocates anything: a header may claim any shape, whatever the data behind it."""
+    with open_zip_checked(path, limits) as zf:
+        for info in zf.infolist():
+            if not info.filename.endswith(".npy"):
+                continue
+            with zf.open(info) as member:
+                version = np.lib.format.read_magic(member)
+                read_header = (np.lib.format.read_array_header_1_0 if version == (1, 0)
+                               else np.lib.format.read_array_header_2_0)
+                shape, _, dtype = read_header(member)
+            check_expanded(f"array {info.filename.removesuffix('.npy')!r} {list(shape)}",
+                           math.prod(shape) * dtype.itemsize, limits)
+
+
+def _read_npz(path: Path, limits: UploadLimits) -> tuple[np.ndarray, np.ndarray]:
     try:
+        _npz_declared_bytes(path, limits)
         with np.load(path, allow_pickle=False) as archive:
             missing = [k for k in ("x", "y") if k not in archive.files]
             if missing:
@@ -250,7 +161,7 @@ def _read_npz(path: Path) -> tuple[np.ndarray, np.ndarray]:
                         f"upload {path.name!r}: array {key!r} holds Python objects (pickled data), which "
                         "LayerLab never loads. Save plain numeric arrays, e.g. x.astype('float32')."
                     ) from e
-    except DatasetError:
+    except (DatasetError, UploadTooLargeError):
         raise
     except Exception as e:  # a corrupt zip, not an npz at all
         raise DatasetError(f"upload {path.name!r} is not a readable .npz file: {e}") from e
@@ -272,56 +183,122 @@ def _is_number(cell: str) -> bool:
     return True
 
 
-def _read_csv(path: Path, target: str | int | None) -> tuple[np.ndarray, np.ndarray]:
+CSV_CHUNK_ROWS = 512  # rows held as Python strings at once
+
+
+def _read_csv(path: Path, target: str | int | None, limits: UploadLimits
+              ) -> tuple[np.ndarray, np.ndarray, list[str] | None]:
+    """Stream the rows into float32 blocks, so memory is the arrays' size and not Python's strings.
+    Returns x, y and, for text labels, the class names y indexes."""
     with path.open(newline="", encoding="utf-8") as f:
-        rows = [row for row in csv.reader(f) if row and any(cell.strip() for cell in row)]
-    if not rows:
-        raise DatasetError(f"upload {path.name!r} is empty")
-    header: list[str] | None = None
-    if not all(_is_number(cell) for cell in rows[0]):
-        # A first row with text is a header, unless the text is only in the target column;
-        # the common case (names on top) is what we support.
-        header = [cell.strip() for cell in rows[0]]
-        rows = rows[1:]
-    width = len(header) if header is not None else len(rows[0])
-    for i, row in enumerate(rows):
-        if len(row) != width:
-            raise DatasetError(f"upload {path.name!r}: row {i + 1} has {len(row)} columns, expected {width}")
+        rows = (row for row in csv.reader(f) if row and any(cell.strip() for cell in row))
+        first = next(rows, None)
+        if first is None:
+            raise DatasetError(f"upload {path.name!r} is empty")
+        header: list[str] | None = None
+        if not all(_is_number(cell) for cell in first):
+            # A first row with text is a header, unless the text is only in the target column;
+            # the common case (names on top) is what we support.
+            header = [cell.strip() for cell in first]
+            first = None
+        width = len(header) if header is not None else len(first or [])
+        col = _target_column(path, target, header, width)
+        features = [j for j in range(width) if j != col]
+        if not features:
+            raise DatasetError(f"upload {path.name!r}: needs at least one feature column besides the target")
+        blocks: list[np.ndarray] = []
+        values: list[np.ndarray] = []  # numeric labels (NaN where a label is text)
+        ids: list[np.ndarray] = []  # every label's index among the distinct texts
+        texts: dict[str, int] = {}
+        n = 0
+        chunk: list[list[str]] = []
+        for row in rows if first is None else chain([first], rows):
+            chunk.append(row)
+            if len(chunk) == CSV_CHUNK_ROWS:
+                n = _csv_block(path, chunk, n, width, col, features, header, texts, blocks, values, ids, limits)
+                chunk = []
+        if chunk:
+            n = _csv_block(path, chunk, n, width, col, features, header, texts, blocks, values, ids, limits)
+    if n == 0:
+        raise DatasetError(f"upload {path.name!r} has a header but no rows")
+    x = np.concatenate(blocks)
+    numeric = np.concatenate(values)
+    if not np.isnan(numeric).any():
+        y = numeric.astype(np.int64) if np.all(numeric == np.round(numeric)) else numeric.astype(np.float32)
+        return x, y, None
+    if len(texts) > limits.max_classes:
+        raise _too_many_classes(path.stem, f"more than {limits.max_classes:,}", limits)
+    # text labels: class names in sorted order, as np.unique would give them
+    names = sorted(texts)
+    remap = np.empty(len(texts), dtype=np.int64)
+    remap[[texts[t] for t in names]] = np.arange(len(names))
+    return x, remap[np.concatenate(ids)], names
+
+
+def _target_column(path: Path, target: str | int | None, header: list[str] | None, width: int) -> int:
     if target is None:
-        col = width - 1
-    elif isinstance(target, int):
+        return width - 1
+    if isinstance(target, int):
         if not -width <= target < width:
             raise DatasetError(f"upload {path.name!r}: target column {target} is out of range (0..{width - 1})")
-        col = target % width
-    else:
-        if header is None or target not in header:
-            shown = ", ".join(header) if header else "no header row"
-            raise DatasetError(f"upload {path.name!r}: no column named {target!r} (columns: {shown})")
-        col = header.index(target)
-    features = [j for j in range(width) if j != col]
-    if not features:
-        raise DatasetError(f"upload {path.name!r}: needs at least one feature column besides the target")
-    x = np.empty((len(rows), len(features)), dtype=np.float32)
-    for i, row in enumerate(rows):
-        for k, j in enumerate(features):
+        return target % width
+    if header is None or target not in header:
+        shown = ", ".join(header) if header else "no header row"
+        raise DatasetError(f"upload {path.name!r}: no column named {target!r} (columns: {shown})")
+    return header.index(target)
+
+
+def _csv_block(path: Path, chunk: list[list[str]], start: int, width: int, col: int, features: list[int],
+               header: list[str] | None, texts: dict[str, int], blocks: list[np.ndarray],
+               values: list[np.ndarray], ids: list[np.ndarray], limits: UploadLimits) -> int:
+    """Parse one block of rows into ``blocks``/``values``/``ids``; returns the rows read so far."""
+    end = start + len(chunk)
+    check_expanded(f"upload {path.name!r} ({end:,} rows × {len(features)} features so far)",
+                   end * (len(features) * 4 + 16), limits)  # float32 features, float64 + int64 label
+    x = np.empty((len(chunk), len(features)), dtype=np.float32)
+    v = np.empty(len(chunk), dtype=np.float64)
+    k = np.full(len(chunk), -1, dtype=np.int64)
+    for i, row in enumerate(chunk):
+        if len(row) != width:
+            raise DatasetError(f"upload {path.name!r}: row {start + i + 1} has {len(row)} columns, expected {width}")
+        for c, j in enumerate(features):
             try:
-                x[i, k] = float(row[j])
+                x[i, c] = float(row[j])
             except ValueError as e:
                 name = header[j] if header else str(j)
                 raise DatasetError(
-                    f"upload {path.name!r}: column {name!r} row {i + 1} is not a number ({row[j]!r}); "
+                    f"upload {path.name!r}: column {name!r} row {start + i + 1} is not a number ({row[j]!r}); "
                     "feature columns must be numeric"
                 ) from e
-    labels = [row[col].strip() for row in rows]
-    if all(_is_number(v) for v in labels):
-        values = np.array([float(v) for v in labels])
-        y = values.astype(np.int64) if np.all(values == np.round(values)) else values.astype(np.float32)
-    else:
-        y = np.array(labels)
-    return x, y
+        label = row[col].strip()
+        try:
+            v[i] = float(label)
+        except ValueError:
+            v[i] = np.nan
+        # distinct texts are counted up to one past the cap: enough to refuse, never unbounded
+        if label not in texts and len(texts) <= limits.max_classes:
+            texts[label] = len(texts)
+        k[i] = texts.get(label, -1)
+    blocks.append(x)
+    values.append(v)
+    ids.append(k)
+    return end
 
 
-def _with_targets(name: str, x: np.ndarray, y: np.ndarray, task: Task | None) -> ArrayDataset:
+def _too_many_classes(name: str, found: str, limits: UploadLimits) -> DatasetError:
+    return DatasetError(f"upload {name!r}: classification with {found} distinct labels is above the limit of "
+                        f"{limits.max_classes:,} classes (LAYERLAB_MAX_CLASSES); for a continuous target "
+                        "set task to 'regression'")
+
+
+def _with_targets(name: str, x: np.ndarray, y: np.ndarray, task: Task | None, *, limits: UploadLimits,
+                  class_names: list[str] | None = None) -> ArrayDataset:
+    """``class_names`` given: y already holds indices into them (text labels)."""
+    if class_names is not None:
+        if task == "regression":
+            raise DatasetError(f"upload {name!r}: regression needs numeric targets, received text labels")
+        x = x if x.dtype.kind in "iu" else x.astype(np.float32)
+        return ArrayDataset(name, x, y, "classification", class_names)
     if task is None:
         task = "regression" if y.dtype.kind == "f" else "classification"
     if task == "regression":
@@ -337,6 +314,8 @@ def _with_targets(name: str, x: np.ndarray, y: np.ndarray, task: Task | None) ->
     if y.dtype.kind == "f" and not np.all(y == np.round(y)):
         raise DatasetError(f"upload {name!r}: classification labels must be integers or text")
     values, index = np.unique(y, return_inverse=True)
+    if len(values) > limits.max_classes:
+        raise _too_many_classes(name, f"{len(values):,}", limits)
     if len(values) < 2:
         raise DatasetError(f"upload {name!r}: classification needs at least 2 classes, found {len(values)}")
     names = [str(int(v)) if values.dtype.kind in "iuf" else str(v) for v in values]

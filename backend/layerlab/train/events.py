@@ -125,6 +125,8 @@ class RunStarted(_EventBase):
     model: ModelSummary
     param_groups: list[ParamGroupInfo]
     device: str
+    device_name: str | None = Field(None, description="e.g. 'NVIDIA H200' on CUDA; None on the CPU.")
+    threads: int | None = Field(None, description="CPU threads torch uses (torch.get_num_threads()).")
     precision: str
     dataset: DatasetSummary
     total_steps: int

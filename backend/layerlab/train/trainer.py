@@ -283,7 +283,8 @@ class Trainer:
         if not groups:
             raise RunSetupError("every parameter is frozen, so there is nothing to train",
                                 hint="unfreeze at least one node with parameters")
-        self.trainable = [p for g in groups for p in g["params"]]  # type: ignore[attr-defined]
+        # In the model's order, as the training script lists them (the clipping norm sums in this order).
+        self.trainable = [p for p in model.parameters() if p.requires_grad]
         self.l1_params = list(groups[0]["params"]) if cfg.optimizer.l1 and groups[0]["name"] != "no_decay" else []
         self.optimizer = make_optimizer(groups, cfg.optimizer)
         self.scheduler = make_scheduler(self.optimizer, cfg.schedule, base_lr=cfg.optimizer.lr,
@@ -323,6 +324,8 @@ class Trainer:
             ),
             param_groups=self.group_infos,
             device=str(self.device),
+            device_name=torch.cuda.get_device_name(self.device) if self.device.type == "cuda" else None,
+            threads=torch.get_num_threads(),
             precision=self.precision,
             dataset=self.data.info,
             total_steps=self.total_steps,

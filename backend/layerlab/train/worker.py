@@ -31,8 +31,6 @@ from .events import Emitter, RunFailed, RunLog
 log = logging.getLogger(__name__)
 
 READY = "ready"
-# Built-in datasets small enough to hold in every waiting worker (scikit-learn's; a few MB).
-PRELOADED = ("digits", "iris", "wine", "breast_cancer", "diabetes")
 
 
 @dataclass
@@ -152,15 +150,23 @@ def _warm_up() -> Any:
 
 
 class Preloaded:
-    """The small built-in datasets, read once per worker process (they do not depend on the seed);
-    anything else is loaded as usual."""
+    """The built-in datasets that are read from a file (a few MB in all), read once per worker
+    process: they depend on neither the seed nor any setting. Anything else loads as usual."""
 
     def __init__(self) -> None:
         from .config import DataConfig  # noqa: PLC0415
-        from .data import load_dataset  # noqa: PLC0415
+        from .data import DatasetError, load_dataset  # noqa: PLC0415
+        from .datasets import REGISTRY  # noqa: PLC0415
 
         self._load = load_dataset
-        self.sets = {name: load_dataset(DataConfig(dataset=name), seed=0) for name in PRELOADED}
+        self.sets: dict[str, Any] = {}
+        for name, entry in REGISTRY.items():
+            if entry.synthetic or entry.settings:
+                continue
+            try:
+                self.sets[name] = load_dataset(DataConfig(dataset=name), seed=0)
+            except DatasetError:  # a package it needs is not installed: the run will say so
+                continue
 
     def load(self, cfg: Any, *, seed: int) -> Any:
         if cfg.dataset in self.sets:

@@ -13,6 +13,7 @@ import type {
   RunCreate,
   RunDetail,
   RunSummary,
+  RunConfigFormDoc,
   UploadInfo,
   VersionDetail,
   VersionSummary,
@@ -79,6 +80,8 @@ async function request<T>(method: string, path: string, body?: unknown, signal?:
 
 export const api = {
   catalog: () => request<Catalog>('GET', '/catalog'),
+  /** RunConfig's JSON Schema and its form's layout. */
+  runConfigForm: () => request<RunConfigFormDoc>('GET', '/run-config'),
   /** Shapes, costs and errors; the memory estimate assumes this batch size and optimizer. */
   report: (graph: GraphDoc, signal?: AbortSignal, opts: ReportOptions = {}) => {
     const q = new URLSearchParams();

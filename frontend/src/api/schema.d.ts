@@ -40,6 +40,26 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api/run-config": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Get Run Config Form
+         * @description RunConfig's JSON Schema (types, ranges, defaults) and its form's groups and labels.
+         */
+        get: operations["get_run_config_form_api_run_config_get"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/graphs/report": {
         parameters: {
             query?: never;
@@ -544,7 +564,7 @@ export interface components {
              * @default digits
              * @enum {string}
              */
-            dataset: "digits" | "iris" | "wine" | "breast_cancer" | "diabetes" | "two_moons" | "spirals" | "blobs" | "signals" | "upload";
+            dataset: "digits" | "mnist" | "iris" | "wine" | "breast_cancer" | "diabetes" | "two_moons" | "spirals" | "blobs" | "signals" | "upload";
             /** @description Required when dataset is 'upload'. */
             upload?: components["schemas"]["UploadRef"] | null;
             /**
@@ -612,10 +632,6 @@ export interface components {
         };
         /** DatasetInfo */
         DatasetInfo: {
-            /** Name */
-            name: string;
-            /** Description */
-            description: string;
             /**
              * Task
              * @enum {string}
@@ -623,7 +639,10 @@ export interface components {
             task: "classification" | "regression";
             /** Sample Shape */
             sample_shape: number[];
-            /** Input Dtype */
+            /**
+             * Input Dtype
+             * @default float32
+             */
             input_dtype: string;
             /** Num Classes */
             num_classes: number | null;
@@ -634,6 +653,20 @@ export interface components {
              * @description How many samples (synthetic sets: at the default n_samples).
              */
             samples: number;
+            /** Name */
+            name: string;
+            /** Description */
+            description: string;
+            /**
+             * Help
+             * @description Where the set comes from and what one sample is.
+             */
+            help: string;
+            /**
+             * Settings
+             * @description The data settings it reads (n_samples, noise, ...).
+             */
+            settings: string[];
             /** Synthetic */
             synthetic: boolean;
         };
@@ -643,6 +676,38 @@ export interface components {
             builtin: components["schemas"]["DatasetInfo"][];
             /** Uploads */
             uploads: components["schemas"]["UploadInfo"][];
+        };
+        /** DatasetSummary */
+        DatasetSummary: {
+            /** Name */
+            name: string;
+            /**
+             * Task
+             * @enum {string}
+             */
+            task: "classification" | "regression";
+            /** Sample Shape */
+            sample_shape: number[];
+            /**
+             * Input Dtype
+             * @enum {string}
+             */
+            input_dtype: "float32" | "int64";
+            /** Target Shape */
+            target_shape: number[];
+            /** Num Classes */
+            num_classes: number | null;
+            /** Class Names */
+            class_names: string[] | null;
+            /** N Train */
+            n_train: number;
+            /** N Val */
+            n_val: number;
+            /**
+             * Loader
+             * @enum {string}
+             */
+            loader: "tensor" | "dataloader";
         };
         /**
          * EpochRow
@@ -706,6 +771,39 @@ export interface components {
             /** @description Default: the source run's config. */
             config?: components["schemas"]["RunConfig"] | null;
         };
+        /** FormField */
+        FormField: {
+            /**
+             * Path
+             * @description Dotted path into RunConfig, e.g. 'optimizer.lr'.
+             */
+            path: string;
+            /**
+             * Label
+             * @description What the control is called, e.g. 'Learning rate'.
+             */
+            label: string;
+            /**
+             * Common
+             * @description Shown at once; the others sit under 'advanced'.
+             * @default false
+             */
+            common: boolean;
+            /**
+             * Widget
+             * @description 'dataset': the dataset picker, which also sets data.upload.
+             */
+            widget?: "dataset" | null;
+        };
+        /** FormGroup */
+        FormGroup: {
+            /** Id */
+            id: string;
+            /** Title */
+            title: string;
+            /** Fields */
+            fields: components["schemas"]["FormField"][];
+        };
         /**
          * GraphError
          * @description One problem in a graph, pointed at the node (and field) it concerns.
@@ -732,6 +830,13 @@ export interface components {
             fix?: {
                 [key: string]: unknown;
             } | null;
+            /**
+             * Kind
+             * @description 'unconnected': the node is not wired up yet (no input, unused output, missing inputs); the editor shows a hint while a person is still building. 'error': shapes or parameters are wrong.
+             * @default error
+             * @enum {string}
+             */
+            kind: "error" | "unconnected";
         };
         /** HTTPValidationError */
         HTTPValidationError: {
@@ -831,8 +936,41 @@ export interface components {
                 number,
                 number
             ][];
+            /**
+             * Times
+             * @description (step, wall-clock seconds since the epoch) at each step event.
+             */
+            times?: [
+                number,
+                number
+            ][];
             /** Epochs */
             epochs: components["schemas"]["EpochRow"][];
+            /** @description The latest run_started event (device, precision, dataset sizes, steps per epoch), if the run has started. */
+            started?: components["schemas"]["RunStarted"] | null;
+        };
+        /** ModelSummary */
+        ModelSummary: {
+            /** Params Total */
+            params_total: number;
+            /** Params Trainable */
+            params_trainable: number;
+            /** Params Frozen */
+            params_frozen: number;
+            /**
+             * Frozen
+             * @description Names of the frozen parameters.
+             */
+            frozen: string[];
+            /** Input Shape */
+            input_shape: number[];
+            /** Output Shape */
+            output_shape: number[];
+            /**
+             * Frozen Bn
+             * @description BatchNorm layers kept in eval mode.
+             */
+            frozen_bn?: string[];
         };
         /** NodeReport */
         NodeReport: {
@@ -966,6 +1104,25 @@ export interface components {
              * @description Clip the global gradient norm to this.
              */
             grad_clip?: number | null;
+        };
+        /** ParamGroupInfo */
+        ParamGroupInfo: {
+            /**
+             * Name
+             * @enum {string}
+             */
+            name: "decay" | "no_decay" | "all";
+            /** Weight Decay */
+            weight_decay: number;
+            /**
+             * Params
+             * @description Parameter names, e.g. 'conv1.weight'.
+             */
+            params: string[];
+            /** Tensors */
+            tensors: number;
+            /** Elements */
+            elements: number;
         };
         /**
          * Problem
@@ -1159,6 +1316,18 @@ export interface components {
              */
             checkpoint_every_epochs?: number | null;
         };
+        /**
+         * RunConfigForm
+         * @description RunConfig's JSON Schema and the layout of its form.
+         */
+        RunConfigForm: {
+            /** Schema */
+            schema: {
+                [key: string]: unknown;
+            };
+            /** Groups */
+            groups: components["schemas"]["FormGroup"][];
+        };
         /** RunCreate */
         RunCreate: {
             /** Project Id */
@@ -1228,6 +1397,60 @@ export interface components {
             config: {
                 [key: string]: unknown;
             };
+        };
+        /** RunStarted */
+        RunStarted: {
+            /** Run Id */
+            run_id: string;
+            /**
+             * Seq
+             * @description Monotonic per run, starting at 0.
+             * @default 0
+             */
+            seq: number;
+            /**
+             * Time
+             * @description Wall-clock seconds since the epoch.
+             */
+            time?: number;
+            /**
+             * @description discriminator enum property added by openapi-typescript
+             * @enum {string}
+             */
+            type: "run_started";
+            model: components["schemas"]["ModelSummary"];
+            /** Param Groups */
+            param_groups: components["schemas"]["ParamGroupInfo"][];
+            /** Device */
+            device: string;
+            /**
+             * Device Name
+             * @description e.g. 'NVIDIA H200' on CUDA; None on the CPU.
+             */
+            device_name?: string | null;
+            /**
+             * Threads
+             * @description CPU threads torch uses (torch.get_num_threads()).
+             */
+            threads?: number | null;
+            /** Precision */
+            precision: string;
+            dataset: components["schemas"]["DatasetSummary"];
+            /** Total Steps */
+            total_steps: number;
+            /** Steps Per Epoch */
+            steps_per_epoch: number;
+            /**
+             * Start Step
+             * @description Non-zero when resuming.
+             * @default 0
+             */
+            start_step: number;
+            /**
+             * Start Epoch
+             * @default 0
+             */
+            start_epoch: number;
         };
         /** RunSummary */
         RunSummary: {
@@ -1347,6 +1570,27 @@ export interface components {
         /** UploadInfo */
         UploadInfo: {
             /**
+             * Task
+             * @enum {string}
+             */
+            task: "classification" | "regression";
+            /** Sample Shape */
+            sample_shape: number[];
+            /**
+             * Input Dtype
+             * @default float32
+             */
+            input_dtype: string;
+            /** Num Classes */
+            num_classes: number | null;
+            /** Class Names */
+            class_names: string[] | null;
+            /**
+             * Samples
+             * @description How many samples (synthetic sets: at the default n_samples).
+             */
+            samples: number;
+            /**
              * Id
              * @description Use as config.data.upload.path with dataset 'upload'.
              */
@@ -1363,19 +1607,6 @@ export interface components {
             kind: "npz" | "csv";
             /** Size */
             size: number;
-            /**
-             * Task
-             * @enum {string}
-             */
-            task: "classification" | "regression";
-            /** Sample Shape */
-            sample_shape: number[];
-            /** Num Classes */
-            num_classes: number | null;
-            /** Class Names */
-            class_names: string[] | null;
-            /** Samples */
-            samples: number;
             /**
              * Created At
              * Format: date-time
@@ -4104,6 +4335,12 @@ export interface components {
              * @default model
              */
             name: string;
+            /**
+             * Description
+             * @description What the model is for, in a sentence or two (the template gallery shows it).
+             * @default null
+             */
+            description: string | null;
             /** Nodes */
             nodes: (components["schemas"]["InputNode"] | components["schemas"]["OutputNode"] | components["schemas"]["BlockNode"] | components["schemas"]["Conv1dNode"] | components["schemas"]["Conv2dNode"] | components["schemas"]["ConvTranspose2dNode"] | components["schemas"]["LinearNode"] | components["schemas"]["EmbeddingNode"] | components["schemas"]["BatchNorm1dNode"] | components["schemas"]["BatchNorm2dNode"] | components["schemas"]["InstanceNorm2dNode"] | components["schemas"]["LayerNormNode"] | components["schemas"]["GroupNormNode"] | components["schemas"]["ReLUNode"] | components["schemas"]["SiLUNode"] | components["schemas"]["SigmoidNode"] | components["schemas"]["TanhNode"] | components["schemas"]["IdentityNode"] | components["schemas"]["LeakyReLUNode"] | components["schemas"]["ELUNode"] | components["schemas"]["GELUNode"] | components["schemas"]["PReLUNode"] | components["schemas"]["SoftmaxNode"] | components["schemas"]["LogSoftmaxNode"] | components["schemas"]["DropoutNode"] | components["schemas"]["Dropout2dNode"] | components["schemas"]["MaxPool1dNode"] | components["schemas"]["MaxPool2dNode"] | components["schemas"]["AvgPool2dNode"] | components["schemas"]["AdaptiveAvgPool2dNode"] | components["schemas"]["AdaptiveMaxPool2dNode"] | components["schemas"]["FlattenNode"] | components["schemas"]["UnflattenNode"] | components["schemas"]["UpsampleNode"] | components["schemas"]["ZeroPad2dNode"] | components["schemas"]["AddNode"] | components["schemas"]["ConcatNode"])[];
             /** Edges */
@@ -4140,38 +4377,6 @@ export interface components {
              * @enum {string}
              */
             reason: "epoch" | "final" | "stop";
-        };
-        /** DatasetSummary */
-        DatasetSummary: {
-            /** Name */
-            name: string;
-            /**
-             * Task
-             * @enum {string}
-             */
-            task: "classification" | "regression";
-            /** Sample Shape */
-            sample_shape: number[];
-            /**
-             * Input Dtype
-             * @enum {string}
-             */
-            input_dtype: "float32" | "int64";
-            /** Target Shape */
-            target_shape: number[];
-            /** Num Classes */
-            num_classes: number | null;
-            /** Class Names */
-            class_names: string[] | null;
-            /** N Train */
-            n_train: number;
-            /** N Val */
-            n_val: number;
-            /**
-             * Loader
-             * @enum {string}
-             */
-            loader: "tensor" | "dataloader";
         };
         /** EpochEvent */
         EpochEvent: {
@@ -4278,48 +4483,6 @@ export interface components {
             step: number;
             /** Layers */
             layers: components["schemas"]["LayerStat"][];
-        };
-        /** ModelSummary */
-        ModelSummary: {
-            /** Params Total */
-            params_total: number;
-            /** Params Trainable */
-            params_trainable: number;
-            /** Params Frozen */
-            params_frozen: number;
-            /**
-             * Frozen
-             * @description Names of the frozen parameters.
-             */
-            frozen: string[];
-            /** Input Shape */
-            input_shape: number[];
-            /** Output Shape */
-            output_shape: number[];
-            /**
-             * Frozen Bn
-             * @description BatchNorm layers kept in eval mode.
-             */
-            frozen_bn?: string[];
-        };
-        /** ParamGroupInfo */
-        ParamGroupInfo: {
-            /**
-             * Name
-             * @enum {string}
-             */
-            name: "decay" | "no_decay" | "all";
-            /** Weight Decay */
-            weight_decay: number;
-            /**
-             * Params
-             * @description Parameter names, e.g. 'conv1.weight'.
-             */
-            params: string[];
-            /** Tensors */
-            tensors: number;
-            /** Elements */
-            elements: number;
         };
         /** RunFailed */
         RunFailed: {
@@ -4484,50 +4647,6 @@ export interface components {
             type: "run_resumed";
             /** Step */
             step: number;
-        };
-        /** RunStarted */
-        RunStarted: {
-            /** Run Id */
-            run_id: string;
-            /**
-             * Seq
-             * @description Monotonic per run, starting at 0.
-             * @default 0
-             */
-            seq: number;
-            /**
-             * Time
-             * @description Wall-clock seconds since the epoch.
-             */
-            time?: number;
-            /**
-             * @description discriminator enum property added by openapi-typescript
-             * @enum {string}
-             */
-            type: "run_started";
-            model: components["schemas"]["ModelSummary"];
-            /** Param Groups */
-            param_groups: components["schemas"]["ParamGroupInfo"][];
-            /** Device */
-            device: string;
-            /** Precision */
-            precision: string;
-            dataset: components["schemas"]["DatasetSummary"];
-            /** Total Steps */
-            total_steps: number;
-            /** Steps Per Epoch */
-            steps_per_epoch: number;
-            /**
-             * Start Step
-             * @description Non-zero when resuming.
-             * @default 0
-             */
-            start_step: number;
-            /**
-             * Start Epoch
-             * @default 0
-             */
-            start_epoch: number;
         };
         /**
          * RunStarting
@@ -4709,6 +4828,26 @@ export interface operations {
                     "application/json": {
                         [key: string]: unknown;
                     };
+                };
+            };
+        };
+    };
+    get_run_config_form_api_run_config_get: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["RunConfigForm"];
                 };
             };
         };

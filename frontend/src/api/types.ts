@@ -17,6 +17,7 @@ export type Report = Complete<Omit<S['Report'], 'nodes' | 'totals' | 'errors'>> 
   errors: GraphError[];
 };
 export type RunConfig = S['RunConfig'];
+export type RunConfigFormDoc = S['RunConfigForm'];
 export type RunEvent = S['RunEvent'];
 export type StepEvent = S['StepEvent'];
 export type EpochEvent = S['EpochEvent'];
@@ -52,6 +53,7 @@ export interface GraphEdge {
 export interface GraphDoc {
   format: 'layerlab.graph/1';
   name: string;
+  description?: string;
   nodes: GraphNode[];
   edges: GraphEdge[];
 }

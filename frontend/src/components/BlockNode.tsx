@@ -5,20 +5,22 @@ import type { GraphError } from '../api/types';
 import { type BlockFlowNode, INNER_IN, INNER_OUT } from '../graph/kinds';
 import { formatCount, formatShape } from '../lib/format';
 import { editor, useEditor } from '../state/editorStore';
-import { FreezeToggle, NodeErrors } from './LayerNode';
+import { FreezeToggle, NodeErrors, UnconnectedHint } from './LayerNode';
+import { NumericInput } from './NumericInput';
 
 const NO_ERRORS: GraphError[] = [];
 
 function BlockNodeView({ id, data, selected }: NodeProps<BlockFlowNode>) {
   const report = useEditor((s) => s.nodeReports[id]);
   const errors = useEditor((s) => s.nodeErrors[id]) ?? NO_ERRORS;
+  const hints = useEditor((s) => s.nodeHints[id]) ?? NO_ERRORS;
   const inherited = useEditor((s) => Boolean(s.frozenInherited[id]));
   const childCount = useEditor((s) => s.nodes.reduce((k, n) => k + (n.parentId === id ? 1 : 0), 0));
   const lr = useEditor((s) => s.direction === 'LR');
   const repeat = Number(data.params.repeat ?? 1);
   const residual = Boolean(data.params.residual);
   const frozen = data.frozen || inherited;
-  const cls = ['block-node', selected ? 'selected' : '', errors.length ? 'has-error' : '', frozen ? 'frozen' : '', data.collapsed ? 'collapsed' : '']
+  const cls = ['block-node', selected ? 'selected' : '', errors.length ? 'has-error' : '', hints.length ? 'unconnected' : '', frozen ? 'frozen' : '', data.collapsed ? 'collapsed' : '']
     .filter(Boolean)
     .join(' ');
   return (
@@ -45,7 +47,10 @@ function BlockNodeView({ id, data, selected }: NodeProps<BlockFlowNode>) {
           {data.collapsed ? '▸' : '▾'}
         </button>
         <span className="node-op">Block</span>
-        <span className="node-id">{data.label || id}</span>
+        <span className="node-id" title={data.label ? `${data.label} (${id})` : id}>
+          {data.label || id}
+        </span>
+        <UnconnectedHint hints={hints} />
         <label className="nodrag chip" title="Residual: out = body(x) + shortcut(x)">
           <input
             type="checkbox"
@@ -57,12 +62,16 @@ function BlockNodeView({ id, data, selected }: NodeProps<BlockFlowNode>) {
         </label>
         <label className="nodrag repeat" title="Repeat: copies with their own weights">
           ×
-          <input
-            type="number"
-            min={1}
-            max={64}
+          <NumericInput
+            integer
+            nullable={false}
+            minimum={1}
+            maximum={64}
+            label="Repeat"
+            compact
+            testId={`repeat-${id}`}
             value={repeat}
-            onChange={(e) => editor.setParam(id, 'repeat', e.target.value === '' ? undefined : Number(e.target.value))}
+            onChange={(v) => editor.setParam(id, 'repeat', v ?? undefined)}
           />
         </label>
         <FreezeToggle id={id} frozen={data.frozen} inherited={inherited} />

@@ -1,17 +1,20 @@
 import {
   Background,
+  ControlButton,
   Controls,
   MiniMap,
   type NodeTypes,
   ReactFlow,
   useNodesInitialized,
   useReactFlow,
+  useUpdateNodeInternals,
   type OnConnect,
   type Connection,
 } from '@xyflow/react';
-import { useCallback, useEffect, useState, type DragEvent } from 'react';
+import { useCallback, useEffect, useRef, useState, type DragEvent } from 'react';
 import type { OpName } from '../api/types';
 import { type FlowNode, isBlock } from '../graph/kinds';
+import { readPref, writePref } from '../lib/prefs';
 import { editor, useEditor } from '../state/editorStore';
 import { BlockNode } from './BlockNode';
 import { LayerNode } from './LayerNode';
@@ -21,6 +24,10 @@ const nodeTypes: NodeTypes = { layer: LayerNode, block: BlockNode };
 
 export const DRAG_MIME = 'application/layerlab-op';
 
+/** Opening a graph never zooms out further than this (smaller text is unreadable); scroll instead. */
+export const MIN_READABLE_ZOOM = 0.6;
+const MAX_FIT_ZOOM = 1;
+
 const onConnect: OnConnect = (c: Connection) => editor.connect(c);
 const minimapColor = (n: FlowNode) => (isBlock(n) ? 'rgba(120,140,170,0.35)' : n.data.frozen ? '#9fb4c7' : '#6d8bd6');
 
@@ -29,16 +36,40 @@ export function Canvas() {
   const edges = useEditor((s) => s.edges);
   const loadCount = useEditor((s) => s.loadCount);
   const direction = useEditor((s) => s.direction);
-  const { screenToFlowPosition, getIntersectingNodes, fitView, getInternalNode } = useReactFlow<FlowNode>();
+  const [minimap, setMinimap] = useState(() => readPref('layerlab_minimap') === 'on');
+  const toggleMinimap = useCallback(() => {
+    setMinimap((m) => {
+      writePref('layerlab_minimap', m ? 'off' : 'on');
+      return !m;
+    });
+  }, []);
+  const { screenToFlowPosition, getIntersectingNodes, getInternalNode, getNodesBounds, setViewport } = useReactFlow<FlowNode>();
+  const box = useRef<HTMLDivElement>(null);
 
-  // Fit the view once a newly loaded graph's nodes have been measured.
+  // Once a newly loaded graph's nodes have been measured: fit it, but never below a readable
+  // zoom; a graph too tall (or wide) for that starts at its top (left) and scrolls.
   const initialized = useNodesInitialized();
   const [fitted, setFitted] = useState(-1);
   useEffect(() => {
-    if (!initialized || fitted === loadCount) return;
+    if (!initialized || fitted === loadCount || !box.current) return;
     setFitted(loadCount);
-    void fitView({ padding: 0.12, duration: 150 });
-  }, [initialized, loadCount, fitted, fitView]);
+    const shown = useEditor.getState().nodes.filter((n) => !n.hidden && !n.parentId);
+    if (!shown.length) return;
+    const b = getNodesBounds(shown);
+    const { width, height } = box.current.getBoundingClientRect();
+    const pad = 40;
+    const zoom = Math.min(MAX_FIT_ZOOM, Math.max(MIN_READABLE_ZOOM, Math.min((width - 2 * pad) / b.width, (height - 2 * pad) / b.height)));
+    const x = b.width * zoom > width - 2 * pad ? pad - b.x * zoom : (width - b.width * zoom) / 2 - b.x * zoom;
+    const y = b.height * zoom > height - 2 * pad ? pad - b.y * zoom : (height - b.height * zoom) / 2 - b.y * zoom;
+    void setViewport({ x, y, zoom }, { duration: 150 });
+  }, [initialized, loadCount, fitted, getNodesBounds, setViewport]);
+
+  // Handles move when the direction flips: React Flow must re-measure them, or edges would be
+  // routed to where the handles were (loops around every node).
+  const updateNodeInternals = useUpdateNodeInternals();
+  useEffect(() => {
+    updateNodeInternals(useEditor.getState().nodes.map((n) => n.id));
+  }, [direction, updateNodeInternals]);
 
   const onDragOver = useCallback((e: DragEvent) => {
     if (e.dataTransfer.types.includes(DRAG_MIME)) {
@@ -87,7 +118,7 @@ export function Canvas() {
   );
 
   return (
-    <div className={`canvas dir-${direction}`} onDragOver={onDragOver} onDrop={onDrop} data-testid="canvas">
+    <div ref={box} className={`canvas dir-${direction}`} onDragOver={onDragOver} onDrop={onDrop} data-testid="canvas">
       <ReactFlow<FlowNode>
         nodes={nodes}
         edges={edges}
@@ -107,8 +138,21 @@ export function Canvas() {
         onlyRenderVisibleElements={nodes.length > 150}
       >
         <Background gap={16} />
-        <MiniMap pannable zoomable nodeColor={minimapColor} />
-        <Controls showInteractive={false} />
+        {nodes.length === 0 && (
+          <div className="empty-canvas" data-testid="empty-canvas">
+            <h2>Start a model</h2>
+            <p>Drag a layer from the palette on the left, beginning with an Input.</p>
+            <p>Or open a template in the Projects tab: a small CNN, a ResNet, an MLP…</p>
+          </div>
+        )}
+        {/* Off by default; when on it sits bottom-left beside the zoom buttons, away from the
+            right-hand side where error callouts hang. */}
+        {minimap && <MiniMap pannable zoomable nodeColor={minimapColor} position="bottom-left" style={{ left: 44, width: 160, height: 110 }} ariaLabel="Minimap" />}
+        <Controls showInteractive={false}>
+          <ControlButton onClick={toggleMinimap} title={minimap ? 'Hide the minimap' : 'Show the minimap'} aria-label="Minimap" aria-pressed={minimap} data-testid="minimap-toggle">
+            ▦
+          </ControlButton>
+        </Controls>
       </ReactFlow>
     </div>
   );

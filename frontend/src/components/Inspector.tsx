@@ -3,6 +3,7 @@ import { isBlock } from '../graph/kinds';
 import { formatCount, formatShape } from '../lib/format';
 import { editor, useEditor } from '../state/editorStore';
 import { ParamField } from './ParamField';
+import { ProblemList } from './StatusBar';
 
 const NO_ERRORS: GraphError[] = [];
 // Checked against the generated InitSpec type: a scheme the backend drops fails the build.
@@ -42,7 +43,6 @@ function MultiSelection({ count }: { count: number }) {
 
 function GraphOverview() {
   const report = useEditor((s) => s.report);
-  const graphErrors = useEditor((s) => s.graphErrors);
   const name = useEditor((s) => s.name);
   const errors = report?.errors ?? [];
   return (
@@ -63,19 +63,7 @@ function GraphOverview() {
         </dl>
       )}
       {errors.length > 0 && <h3>Problems</h3>}
-      <ul className="problems">
-        {errors.map((e, i) => (
-          <li key={i} className={graphErrors.includes(e) ? 'graph-level' : ''}>
-            {e.node ? (
-              <button type="button" className="link" onClick={() => editor.select(e.node!)}>
-                {e.node}
-              </button>
-            ) : null}{' '}
-            {e.message}
-            {e.suggestion && <div className="suggestion">{e.suggestion}</div>}
-          </li>
-        ))}
-      </ul>
+      <ProblemList errors={errors} />
       {!errors.length && <p className="muted">Select a layer to edit it. Press ? for shortcuts.</p>}
     </div>
   );
@@ -176,8 +164,11 @@ function NodeInspector({ id }: { id: string }) {
         </div>
       )}
       <div className="row">
-        <button type="button" className="danger" onClick={() => editor.deleteNode(id)}>
+        <button type="button" className="danger" onClick={() => editor.deleteNode(id)} title="Delete (Delete): a layer in a chain has its neighbours joined">
           Delete
+        </button>
+        <button type="button" className="danger" onClick={() => editor.deleteNode(id, false)} title="Delete without joining the neighbours (Ctrl+Delete)">
+          Delete, leave a gap
         </button>
       </div>
     </div>

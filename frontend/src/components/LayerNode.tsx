@@ -29,6 +29,13 @@ export function FreezeToggle({ id, frozen, inherited }: { id: string; frozen: bo
   );
 }
 
+/** Not wired up yet: a small dot whose tooltip says what is missing (not an error while building). */
+export function UnconnectedHint({ hints }: { hints: GraphError[] }) {
+  if (!hints.length) return null;
+  const text = hints.map((h) => h.message + (h.suggestion ? ` (${h.suggestion})` : '')).join('\n');
+  return <span className="unconnected-dot" data-testid="unconnected-hint" title={text} aria-label={text} />;
+}
+
 export function NodeErrors({ errors }: { errors: GraphError[] }) {
   if (!errors.length) return null;
   return (
@@ -81,6 +88,7 @@ function LayerNodeView({ id, data, selected }: NodeProps<LayerFlowNode>) {
   const spec = useEditor((s) => s.ops[data.op]);
   const report = useEditor((s) => s.nodeReports[id]);
   const errors = useEditor((s) => s.nodeErrors[id]) ?? NO_ERRORS;
+  const hints = useEditor((s) => s.nodeHints[id]) ?? NO_ERRORS;
   const inherited = useEditor((s) => Boolean(s.frozenInherited[id]));
   const live = useTraining((s) => s.layers[id]);
   const lr = useEditor((s) => s.direction === 'LR');
@@ -90,7 +98,7 @@ function LayerNodeView({ id, data, selected }: NodeProps<LayerFlowNode>) {
   const frozen = data.frozen || inherited || Boolean(report?.frozen);
   const hasInput = (spec?.inputs.max ?? 1) > 0;
   const hasOutput = data.op !== 'Output';
-  const cls = ['layer-node', `op-${data.op}`, selected ? 'selected' : '', errors.length ? 'has-error' : '', frozen ? 'frozen' : '', report?.status === 'skipped' ? 'skipped' : '']
+  const cls = ['layer-node', `op-${data.op}`, selected ? 'selected' : '', errors.length ? 'has-error' : '', hints.length ? 'unconnected' : '', frozen ? 'frozen' : '', report?.status === 'skipped' ? 'skipped' : '']
     .filter(Boolean)
     .join(' ');
   const formula = report?.formula?.join('\n');
@@ -98,8 +106,13 @@ function LayerNodeView({ id, data, selected }: NodeProps<LayerFlowNode>) {
     <div className={cls} data-testid={`node-${id}`} data-op={data.op} style={liveStyle(live)} title={spec?.help}>
       {hasInput && <Handle type="target" position={lr ? Position.Left : Position.Top} />}
       <div className="node-head">
-        <span className="node-op">{data.op}</span>
-        <span className="node-id">{data.label || id}</span>
+        <span className="node-op" title={data.op}>
+          {data.op}
+        </span>
+        <span className="node-id" title={data.label ? `${data.label} (${id})` : id}>
+          {data.label || id}
+        </span>
+        <UnconnectedHint hints={hints} />
         {data.op !== 'Input' && data.op !== 'Output' && <FreezeToggle id={id} frozen={data.frozen} inherited={inherited} />}
       </div>
       <div className="node-body">

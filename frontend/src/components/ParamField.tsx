@@ -1,6 +1,8 @@
 import { useEffect, useState } from 'react';
 import type { GraphError, JsonSchema } from '../api/types';
+import { numericRule } from '../lib/numeric';
 import { classify, formatValue, parseText } from '../lib/paramFields';
+import { NumericInput } from './NumericInput';
 
 interface Props {
   name: string;
@@ -17,6 +19,7 @@ export function ParamField({ name, schema, value, inferred, errors, onChange }: 
   const label = schema.title ?? name;
   const placeholder = inferred ? 'inferred from input' : schema.default != null ? `default ${formatValue(schema.default)}` : '';
   const set = value !== undefined;
+  const [invalid, setInvalid] = useState<string | null>(null);
   let input: React.ReactNode;
   switch (field.kind) {
     case 'boolean':
@@ -43,12 +46,15 @@ export function ParamField({ name, schema, value, inferred, errors, onChange }: 
     case 'integer':
     case 'number':
       input = (
-        <NumberInput
+        <NumericInput
+          {...numericRule(schema)}
+          // An empty field means "the default" here, also for a setting that may be null.
+          nullable={false}
+          label={label}
           value={set && value !== null ? Number(value) : undefined}
           placeholder={placeholder}
-          min={field.min}
-          max={field.max}
-          step={field.kind === 'integer' ? 1 : 'any'}
+          compact
+          onValidity={setInvalid}
           onChange={onChange}
         />
       );
@@ -57,12 +63,17 @@ export function ParamField({ name, schema, value, inferred, errors, onChange }: 
       input = <TextInput value={formatValue(value)} placeholder={placeholder || field.hint} title={field.hint} onChange={(t) => onChange(parseText(t, field))} />;
   }
   return (
-    <div className={`field${errors.length ? ' invalid' : ''}`} data-testid={`field-${name}`}>
+    <div className={`field${errors.length || invalid ? ' invalid' : ''}`} data-testid={`field-${name}`}>
       <label title={schema.description}>
         <span className="field-name">{label}</span>
         {input}
       </label>
       {schema.description && <div className="help">{schema.description}</div>}
+      {invalid && (
+        <div className="field-error" role="alert">
+          {label}: {invalid} (not applied)
+        </div>
+      )}
       {errors.map((e, i) => (
         <div key={i} className="field-error">
           {e.message}
@@ -70,28 +81,6 @@ export function ParamField({ name, schema, value, inferred, errors, onChange }: 
         </div>
       ))}
     </div>
-  );
-}
-
-function NumberInput(props: { value: number | undefined; placeholder: string; min?: number; max?: number; step: number | 'any'; onChange: (v: unknown) => void }) {
-  const [text, setText] = useState(props.value === undefined ? '' : String(props.value));
-  useEffect(() => {
-    setText((t) => (Number(t) === props.value && t !== '' ? t : props.value === undefined ? '' : String(props.value)));
-  }, [props.value]);
-  return (
-    <input
-      type="number"
-      value={text}
-      placeholder={props.placeholder}
-      min={props.min}
-      max={props.max}
-      step={props.step}
-      onChange={(e) => {
-        setText(e.target.value);
-        if (e.target.value === '') props.onChange(undefined);
-        else if (Number.isFinite(e.target.valueAsNumber)) props.onChange(e.target.valueAsNumber);
-      }}
-    />
   );
 }
 

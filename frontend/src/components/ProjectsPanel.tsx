@@ -1,9 +1,9 @@
 import { useEffect, useRef, useState } from 'react';
 import { parseGraphJson } from '../graph/convert';
-import { templates } from '../graph/templates';
 import { editor } from '../state/editorStore';
 import { projects, useProject } from '../state/projectStore';
 import { downloadBlob } from '../api/client';
+import { TemplateGallery } from './TemplateGallery';
 
 export function ProjectsPanel() {
   const projectId = useProject((s) => s.projectId);
@@ -83,15 +83,17 @@ export function ProjectsPanel() {
         ))}
       </ul>
 
-      <h3>New from template</h3>
+      <h3>New</h3>
       <div className="row wrap">
-        <input type="text" placeholder="project name" value={newName} onChange={(e) => setNewName(e.target.value)} />
+        <input type="text" placeholder="project name" aria-label="Empty project's name" value={newName} onChange={(e) => setNewName(e.target.value)} />
         <button
           type="button"
+          disabled={list.some((p) => p.name === (newName.trim() || 'model'))}
+          title={list.some((p) => p.name === (newName.trim() || 'model')) ? 'A project with this name exists' : 'An Input and an Output, nothing between'}
           onClick={() =>
-            void projects.create(newName || 'model', {
+            void projects.create(newName.trim() || 'model', {
               format: 'layerlab.graph/1',
-              name: newName || 'model',
+              name: newName.trim() || 'model',
               nodes: [
                 { id: 'input', op: 'Input', params: { shape: [1, 8, 8] }, position: { x: 0, y: 0 } },
                 { id: 'output', op: 'Output', params: {}, position: { x: 0, y: 300 } },
@@ -100,15 +102,11 @@ export function ProjectsPanel() {
             })
           }
         >
-          Empty
+          Empty project
         </button>
-        {templates.map((t) => (
-          <button key={t.key} type="button" data-testid={`template-${t.key}`} onClick={() => void projects.create(newName || t.doc.name || t.key, t.doc)}>
-            {t.key}
-          </button>
-        ))}
       </div>
-      {templates.length === 0 && <p className="muted">No templates in examples/.</p>}
+      <h3>From a template</h3>
+      <TemplateGallery />
 
       <h3>File</h3>
       <div className="row">

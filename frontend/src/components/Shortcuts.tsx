@@ -6,7 +6,8 @@ import { projects } from '../state/projectStore';
 export const SHORTCUTS: [string, string][] = [
   ['Drag from the palette', 'add a layer (drop onto a block to put it inside)'],
   ['Drag handle → handle', 'connect'],
-  ['Delete / Backspace', 'delete the selection'],
+  ['Delete / Backspace', 'delete the selection (a layer in a chain: its neighbours are joined)'],
+  ['Ctrl+Delete', 'delete without joining the neighbours'],
   ['Shift/Ctrl + click, Shift + drag', 'multi-select'],
   ['Ctrl+Z / Ctrl+Shift+Z, Ctrl+Y', 'undo / redo'],
   ['Ctrl+C / Ctrl+X / Ctrl+V', 'copy / cut / paste'],
@@ -51,6 +52,7 @@ export function useShortcuts(toggleHelp: () => void, closeHelp: () => void) {
       if (mod && k === 'a') return run(editor.selectAll);
       if (mod && k === 'g') return run(e.shiftKey ? () => editor.ungroup() : editor.group);
       if (mod && k === 's') return run(() => void projects.save());
+      if (mod && (e.key === 'Delete' || e.key === 'Backspace')) return run(() => editor.deleteSelected(false));
       if (mod || e.altKey) return;
       if (e.key === 'Delete' || e.key === 'Backspace') return run(editor.deleteSelected);
       if (e.key === '?') return run(toggleHelp);

@@ -1,70 +1,25 @@
 import { useEffect, useMemo, useState } from 'react';
 import uPlot from 'uplot';
-import { api, downloadBlob } from '../api/client';
+import { type ReportOptions, api, downloadBlob } from '../api/client';
 import type { RunConfig } from '../api/types';
 import { formatNumber, formatShape } from '../lib/format';
+import { valueOf } from '../lib/runForm';
 import { editor, useEditor } from '../state/editorStore';
 import { projects } from '../state/projectStore';
 import { type RunSeries, isTerminal, smooth } from '../state/runSeries';
 import { overlaySeries, refreshRuns, training, useTraining } from '../state/trainingStore';
 import { Chart, type ChartSpec } from './Chart';
-
-type Cfg = Required<Pick<RunConfig, 'epochs' | 'device' | 'precision'>> & {
-  dataset: NonNullable<NonNullable<RunConfig['data']>['dataset']>;
-  /** The upload's id when dataset is 'upload'. */
-  upload: string | null;
-  batch_size: number;
-  loss: NonNullable<NonNullable<RunConfig['loss']>['name']>;
-  optimizer: NonNullable<NonNullable<RunConfig['optimizer']>['name']>;
-  lr: number;
-  weight_decay: number;
-  l1: number;
-  schedule: NonNullable<NonNullable<RunConfig['schedule']>['name']>;
-  init: NonNullable<NonNullable<RunConfig['init']>['scheme']>;
-};
-
-// Each list is checked against the generated RunConfig type.
-const LOSSES = ['cross_entropy', 'nll', 'mse', 'l1', 'smooth_l1', 'bce_with_logits'] as const satisfies readonly Cfg['loss'][];
-const OPTIMIZERS = ['adamw', 'adam', 'sgd', 'rmsprop'] as const satisfies readonly Cfg['optimizer'][];
-const SCHEDULES = ['none', 'step', 'cosine', 'one_cycle'] as const satisfies readonly Cfg['schedule'][];
-const PRECISIONS = ['fp32', 'bf16', 'fp16'] as const satisfies readonly Cfg['precision'][];
-const INITS = ['default', 'kaiming_normal', 'kaiming_uniform', 'xavier_normal', 'xavier_uniform', 'orthogonal', 'normal', 'zeros'] as const satisfies readonly Cfg['init'][];
-
-const DEFAULTS: Cfg = {
-  dataset: 'digits',
-  upload: null,
-  batch_size: 64,
-  loss: 'cross_entropy',
-  optimizer: 'adamw',
-  lr: 0.001,
-  weight_decay: 0,
-  l1: 0,
-  schedule: 'none',
-  init: 'default',
-  epochs: 10,
-  device: 'auto',
-  precision: 'fp32',
-};
-
-function toRunConfig(c: Cfg): RunConfig {
-  return {
-    data: { dataset: c.dataset, batch_size: c.batch_size, ...(c.dataset === 'upload' && c.upload ? { upload: { path: c.upload } } : {}) },
-    loss: { name: c.loss },
-    optimizer: { name: c.optimizer, lr: c.lr, weight_decay: c.weight_decay, l1: c.l1 },
-    schedule: { name: c.schedule },
-    init: c.init === 'default' ? null : { scheme: c.init },
-    epochs: c.epochs,
-    device: c.device,
-    precision: c.precision,
-  } as RunConfig;
-}
+import { RunForm } from './RunForm';
+import { RunHeader, SelectedRunSettings } from './RunHeader';
 
 const COLORS = ['#2f6fdf', '#d9822b', '#2fa35a', '#b5477f', '#7a5cd6', '#888'];
 
 export function TrainingPanel() {
-  const [cfg, setCfg] = useState<Cfg>(DEFAULTS);
   const [smoothing, setSmoothing] = useState(0.6);
   const datasets = useTraining((s) => s.datasets);
+  const form = useTraining((s) => s.form);
+  const draft = useTraining((s) => s.draft);
+  const invalid = useTraining((s) => s.invalid);
   const status = useTraining((s) => s.status);
   const activeRunId = useTraining((s) => s.activeRunId);
   const error = useTraining((s) => s.error);
@@ -73,163 +28,68 @@ export function TrainingPanel() {
   const valid = useEditor((s) => s.report?.valid ?? false);
 
   useEffect(() => {
+    void training.loadForm();
     void training.loadDatasets();
     void refreshRuns();
   }, []);
+  const fields = useMemo(() => new Map((form ?? []).flatMap((g) => g.fields.map((f) => [f.path, f] as const))), [form]);
+  const setting = (path: string) => {
+    const f = fields.get(path);
+    return f ? valueOf(draft, f) : undefined;
+  };
+  const batchSize = setting('data.batch_size') as number | undefined;
+  const optimizer = setting('optimizer.name') as ReportOptions['optimizer'];
   // The status bar's memory estimate follows the batch size and optimizer chosen here.
   useEffect(() => {
-    if (cfg.batch_size >= 1) editor.setReportOptions({ batch_size: cfg.batch_size, optimizer: cfg.optimizer });
-  }, [cfg.batch_size, cfg.optimizer]);
+    if (batchSize && batchSize >= 1 && optimizer) editor.setReportOptions({ batch_size: batchSize, optimizer });
+  }, [batchSize, optimizer]);
 
-  const ds =
-    cfg.dataset === 'upload'
-      ? datasets?.uploads.find((u) => u.id === cfg.upload)
-      : datasets?.builtin.find((d) => d.name === cfg.dataset);
-  const dsLabel = cfg.dataset === 'upload' ? (datasets?.uploads.find((u) => u.id === cfg.upload)?.filename ?? 'upload') : cfg.dataset;
-  const [uploadError, setUploadError] = useState<string | null>(null);
+  const dataset = setting('data.dataset') as string | undefined;
+  const upload = (setting('data.upload') as { path?: string } | null | undefined)?.path;
+  const ds = dataset === 'upload' ? datasets?.uploads.find((u) => u.id === upload) : datasets?.builtin.find((d) => d.name === dataset);
+  const dsLabel = dataset === 'upload' ? (datasets?.uploads.find((u) => u.id === upload)?.filename ?? 'upload') : dataset;
   const mismatch = ds && inputShape && formatShape(ds.sample_shape) !== formatShape(inputShape);
   const live = activeRunId !== null && !isTerminal(status) && status !== 'idle';
-  const up = <K extends keyof Cfg>(k: K, v: Cfg[K]) => setCfg((c) => ({ ...c, [k]: v }));
+  const problems = Object.entries(invalid);
 
   const charts = useMemo(() => buildCharts(smoothing, overlays), [smoothing, overlays]);
 
   return (
     <div className="training pad" data-testid="training">
       <h2>Train</h2>
-      <div className="grid2">
-        <label>
-          Dataset
-          <select
-            value={cfg.dataset === 'upload' ? `upload:${cfg.upload}` : cfg.dataset}
-            onChange={(e) => {
-              const v = e.target.value;
-              if (v.startsWith('upload:')) setCfg((c) => ({ ...c, dataset: 'upload', upload: v.slice('upload:'.length) }));
-              else setCfg((c) => ({ ...c, dataset: v as Cfg['dataset'], upload: null }));
-            }}
-            data-testid="dataset"
-          >
-            {(datasets?.builtin ?? [{ name: 'digits' }]).map((d) => (
-              <option key={d.name} value={d.name}>
-                {d.name}
-              </option>
-            ))}
-            {datasets?.uploads.map((u) => (
-              <option key={u.id} value={`upload:${u.id}`}>
-                {u.filename} (upload)
-              </option>
-            ))}
-          </select>
-          <input
-            type="file"
-            accept=".npz,.csv"
-            title="Upload a .npz (arrays x, y) or a .csv"
-            onChange={async (e) => {
-              const f = e.target.files?.[0];
-              e.target.value = '';
-              if (!f) return;
-              try {
-                setUploadError(null);
-                const info = await api.uploadDataset(f);
-                await training.loadDatasets();
-                setCfg((c) => ({ ...c, dataset: 'upload', upload: info.id }));
-              } catch (err) {
-                setUploadError(err instanceof Error ? err.message : String(err));
-              }
-            }}
-          />
-        </label>
-        <div className="muted">
-          {ds ? (
-            <>
-              samples {formatShape(ds.sample_shape)}, {ds.task}
-              {ds.num_classes ? `, ${ds.num_classes} classes` : ''}
-            </>
-          ) : null}
-        </div>
-      </div>
-      {uploadError && <div className="node-error">{uploadError}</div>}
+      <RunHeader />
+      <SelectedRunSettings />
+      <h3>Next run</h3>
+      {form ? (
+        <RunForm groups={form} config={draft} onChange={training.setSetting} onValidity={training.setInvalid} datasets={datasets} id="run-form" />
+      ) : (
+        <p className="muted">Loading the run settings…</p>
+      )}
       {mismatch && (
         <div className="warning" data-testid="dataset-mismatch">
           {dsLabel} samples are {formatShape(ds.sample_shape)} but the model's Input is {formatShape(inputShape)}: set the Input
           shape to {ds.sample_shape.join(', ')} (or add a reshaping layer), or pick another dataset.
         </div>
       )}
-      <div className="grid2">
-        <label>
-          Loss
-          <select value={cfg.loss} onChange={(e) => up('loss', e.target.value as Cfg['loss'])}>
-            {LOSSES.map((x) => (
-              <option key={x}>{x}</option>
-            ))}
-          </select>
-        </label>
-        <label>
-          Optimizer
-          <select value={cfg.optimizer} onChange={(e) => up('optimizer', e.target.value as Cfg['optimizer'])}>
-            {OPTIMIZERS.map((x) => (
-              <option key={x}>{x}</option>
-            ))}
-          </select>
-        </label>
-        <label>
-          Learning rate
-          <input type="number" step="any" min={0} value={cfg.lr} onChange={(e) => up('lr', e.target.valueAsNumber)} />
-        </label>
-        <label>
-          Epochs
-          <input type="number" min={1} value={cfg.epochs ?? 1} onChange={(e) => up('epochs', e.target.valueAsNumber)} data-testid="epochs" />
-        </label>
-        <label>
-          Batch size
-          <input type="number" min={1} value={cfg.batch_size} onChange={(e) => up('batch_size', e.target.valueAsNumber)} />
-        </label>
-        <label>
-          Weight decay
-          <input type="number" step="any" min={0} value={cfg.weight_decay} onChange={(e) => up('weight_decay', e.target.valueAsNumber)} />
-        </label>
-        <label>
-          L1
-          <input type="number" step="any" min={0} value={cfg.l1} onChange={(e) => up('l1', e.target.valueAsNumber)} />
-        </label>
-        <label>
-          Schedule
-          <select value={cfg.schedule} onChange={(e) => up('schedule', e.target.value as Cfg['schedule'])}>
-            {SCHEDULES.map((x) => (
-              <option key={x}>{x}</option>
-            ))}
-          </select>
-        </label>
-        <label>
-          Init
-          <select value={cfg.init} onChange={(e) => up('init', e.target.value as Cfg['init'])}>
-            {INITS.map((x) => (
-              <option key={x}>{x}</option>
-            ))}
-          </select>
-        </label>
-        <label>
-          Device
-          <input type="text" value={cfg.device} onChange={(e) => up('device', e.target.value)} placeholder="auto, cpu, cuda:0" />
-        </label>
-        <label>
-          Precision
-          <select value={cfg.precision} onChange={(e) => up('precision', e.target.value as Cfg['precision'])}>
-            {PRECISIONS.map((x) => (
-              <option key={x}>{x}</option>
-            ))}
-          </select>
-        </label>
-      </div>
+      {problems.length > 0 && (
+        <div className="node-error" data-testid="settings-invalid">
+          {problems.map(([path, why]) => (
+            <div key={path}>
+              {fields.get(path)?.label ?? path}: {why}
+            </div>
+          ))}
+        </div>
+      )}
       <div className="row">
         <button
           type="button"
           className="primary"
           data-testid="train-start"
-          disabled={live || !valid}
-          title={valid ? 'Saves the graph as a project version, then trains it' : 'Fix the graph first'}
+          disabled={live || !valid || problems.length > 0 || !form}
+          title={!valid ? 'Fix the graph first' : problems.length ? 'Fix the settings first' : 'Saves the graph as a project version, then trains it'}
           onClick={async () => {
             const saved = await projects.save();
-            if (saved) await training.start(saved.projectId, saved.version, toRunConfig(cfg));
+            if (saved) await training.start(saved.projectId, saved.version, draft as RunConfig);
           }}
         >
           ▶ Train
@@ -278,12 +138,12 @@ function RunStatusLine() {
   const warnings = useTraining((s) => s.warnings);
   const connected = useTraining((s) => s.connected);
   const runId = useTraining((s) => s.activeRunId);
-  const detail = useTraining((s) => s.detail);
+  const note = useTraining((s) => s.statusNote);
   if (!runId) return <div className="muted">No run yet.</div>;
   return (
     <div className="run-status" data-testid="run-status" data-status={status}>
       <b>{status}</b>
-      {detail && <span data-testid="run-detail"> · {detail}</span>} · step <span data-testid="run-step">{step}</span>
+      {note && <span data-testid="run-note"> · {note}</span>} · step <span data-testid="run-step">{step}</span>
       {total ? ` / ${total}` : ''} · epoch {epoch}
       {sps ? ` · ${Math.round(sps)} samples/s` : ''}
       {connected ? ' · live' : ''}

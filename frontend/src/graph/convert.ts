@@ -115,6 +115,12 @@ export function graphToFlow(doc: GraphDoc, opts: ToFlowOptions = {}): FlowGraph 
   return { nodes: fitBlocks(flow.nodes), edges };
 }
 
+/** The same graph with every container laid out again (a template opened top to bottom). */
+export function layoutDoc(doc: GraphDoc, direction: Direction): GraphDoc {
+  const flow = autoLayout(graphToFlow(doc, { direction }), direction);
+  return { ...flowToGraph(flow, doc.name), ...(doc.description ? { description: doc.description } : {}) };
+}
+
 const round = (v: number) => Math.round(v * 10) / 10;
 
 export function flowToGraph(flow: FlowGraph, name = 'model'): GraphDoc {

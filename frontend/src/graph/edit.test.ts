@@ -62,6 +62,25 @@ describe('removeNodes', () => {
     expect(g.nodes.map((n) => n.id)).not.toContain('conv2d_2');
     expect(pairs(g)).toEqual(['input_1>conv2d_1', 'flatten_1>linear_1', 'linear_1>output_1']);
   });
+  it('joins the neighbours of a node in a chain when asked to reconnect', () => {
+    const g = removeNodes(flow(), ['flatten_1'], { reconnect: true });
+    expect(pairs(g)).toContain('block_1>linear_1');
+    expect(pairs(removeNodes(flow(), ['flatten_1']))).not.toContain('block_1>linear_1');
+  });
+  it('joins across a run of removed chain nodes, and keeps block handles', () => {
+    const g = removeNodes(flow(), ['flatten_1', 'linear_1'], { reconnect: true });
+    expect(pairs(g)).toContain('block_1>output_1');
+    const withEntry = connect(flow(), { source: 'block_1', sourceHandle: 'inner-in', target: 'conv2d_2' });
+    const inner = removeNodes(withEntry, ['conv2d_2'], { reconnect: true });
+    const e = inner.edges.find((x) => x.target === 'relu_1')!;
+    expect(e.source).toBe('block_1');
+    expect(e.sourceHandle).toBe('inner-in');
+  });
+  it('does not join around a node with several inputs or outputs', () => {
+    const branched = connect(flow(), { source: 'conv2d_1', target: 'flatten_1' });
+    const g = removeNodes(branched, ['conv2d_1'], { reconnect: true });
+    expect(pairs(g).filter((p) => p.startsWith('input_1>'))).toEqual([]);
+  });
 });
 
 describe('connect', () => {

@@ -60,12 +60,50 @@ export function withDescendants(nodes: FlowNode[], ids: Iterable<string>): Set<s
   return out;
 }
 
-export function removeNodes(g: FlowGraph, ids: Iterable<string>): FlowGraph {
+/**
+ * Removes nodes (and whatever is inside removed blocks). With `reconnect`, a removed node that sat
+ * in a chain (exactly one edge in, one edge out) has its neighbours joined, through runs of such
+ * nodes too: deleting B and C from A → B → C → D leaves A → D.
+ */
+export function removeNodes(g: FlowGraph, ids: Iterable<string>, opts: { reconnect?: boolean } = {}): FlowGraph {
   const gone = withDescendants(g.nodes, ids);
-  return {
-    nodes: g.nodes.filter((n) => !gone.has(n.id)),
-    edges: g.edges.filter((e) => !gone.has(e.source) && !gone.has(e.target)),
-  };
+  const kept = g.edges.filter((e) => !gone.has(e.source) && !gone.has(e.target));
+  const nodes = g.nodes.filter((n) => !gone.has(n.id));
+  if (!opts.reconnect) return { nodes, edges: kept };
+  const into = new Map<string, FlowEdge[]>();
+  const outOf = new Map<string, FlowEdge[]>();
+  for (const e of g.edges) {
+    (into.get(e.target) ?? into.set(e.target, []).get(e.target)!).push(e);
+    (outOf.get(e.source) ?? outOf.set(e.source, []).get(e.source)!).push(e);
+  }
+  const inChain = (id: string) => (into.get(id)?.length ?? 0) === 1 && (outOf.get(id)?.length ?? 0) === 1;
+  const edges = [...kept];
+  const have = new Set(kept.map((e) => `${e.source}->${e.target}`));
+  for (const first of g.edges) {
+    // From a kept node into a removed chain node: follow the chain to the first kept node.
+    if (gone.has(first.source) || !gone.has(first.target)) continue;
+    let cur = first.target;
+    let last: FlowEdge | undefined;
+    const seen = new Set<string>();
+    while (gone.has(cur) && inChain(cur) && !seen.has(cur)) {
+      seen.add(cur);
+      last = outOf.get(cur)![0];
+      cur = last.target;
+    }
+    if (!last || gone.has(cur) || cur === first.source) continue;
+    const key = `${first.source}->${cur}`;
+    if (have.has(key)) continue;
+    have.add(key);
+    const c = { source: first.source, target: cur, sourceHandle: first.sourceHandle, targetHandle: last.targetHandle };
+    edges.push({
+      id: edgeId(c),
+      source: c.source,
+      target: c.target,
+      ...(c.sourceHandle ? { sourceHandle: c.sourceHandle } : {}),
+      ...(c.targetHandle ? { targetHandle: c.targetHandle } : {}),
+    });
+  }
+  return { nodes, edges };
 }
 
 export function removeEdges(g: FlowGraph, ids: Iterable<string>): FlowGraph {

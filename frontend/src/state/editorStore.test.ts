@@ -17,6 +17,7 @@ describe('editor store', () => {
       message: 'linear_1: Linear works on a vector of features per sample',
       suggestion: 'insert Flatten before linear_1',
       fix: { action: 'insert_before', op: 'Flatten', node: 'linear_1' },
+      kind: 'error',
     });
     expect(pairs()).toEqual(expect.arrayContaining(['block_1>flatten_1', 'flatten_1>linear_1']));
     expect(useEditor.getState().nodes.find((n) => n.id === 'flatten_1')!.selected).toBe(true);
@@ -83,5 +84,59 @@ describe('editor store', () => {
     editor.ungroup('block_2');
     expect(ids()).not.toContain('block_2');
     expect(pairs()).toContain('linear_1>output_1');
+  });
+
+  it('deleting a node in a chain joins its neighbours; one undo brings both back', () => {
+    editor.select('flatten_1');
+    editor.deleteSelected();
+    expect(pairs()).toContain('block_1>linear_1');
+    expect(useEditor.getState().history.past).toHaveLength(1);
+    editor.undo();
+    expect(ids()).toContain('flatten_1');
+    expect(pairs()).not.toContain('block_1>linear_1');
+    editor.select('flatten_1');
+    editor.deleteSelected(false); // Ctrl+Delete: no reconnecting
+    expect(pairs()).not.toContain('block_1>linear_1');
+  });
+
+  it('one paste, one group and one layout are one undo step each', () => {
+    const steps = () => useEditor.getState().history.past.length;
+    editor.select('linear_1');
+    editor.copy();
+    editor.paste();
+    expect(ids()).toContain('linear_2');
+    expect(steps()).toBe(1);
+    editor.onNodesChange([
+      { type: 'select', id: 'flatten_1', selected: true },
+      { type: 'select', id: 'linear_1', selected: true },
+    ]);
+    editor.group();
+    expect(steps()).toBe(2);
+    editor.layout();
+    expect(steps()).toBe(3);
+    editor.undo();
+    editor.undo();
+    expect(ids()).not.toContain('block_2');
+    expect(ids()).toContain('linear_2');
+    editor.undo();
+    expect(ids()).not.toContain('linear_2');
+  });
+
+  it('puts unconnected problems aside as hints and real ones as errors', () => {
+    editor.setReport({
+      format: 'layerlab.report/1',
+      valid: false,
+      input_shape: [1, 8, 8],
+      input_dtype: 'float32',
+      output_shape: null,
+      nodes: [],
+      totals: { params: 0, trainable_params: 0, frozen_params: 0, macs: 0, activations: 0, memory: null },
+      errors: [
+        { node: 'relu_1', message: 'relu_1: nothing feeds this node', kind: 'unconnected' },
+        { node: 'linear_1', message: 'linear_1: Linear works on a vector', kind: 'error' },
+      ],
+    });
+    expect(Object.keys(useEditor.getState().nodeErrors)).toEqual(['linear_1']);
+    expect(Object.keys(useEditor.getState().nodeHints)).toEqual(['relu_1']);
   });
 });

@@ -42,7 +42,10 @@ export interface EditorState {
   reportPending: boolean;
   reportFailed: string | null;
   nodeReports: Record<string, NodeReport>;
+  /** Real problems (shapes, parameters), by node: drawn red. */
   nodeErrors: Record<string, GraphError[]>;
+  /** Wiring not finished yet (the report's kind "unconnected"), by node: a subtle hint. */
+  nodeHints: Record<string, GraphError[]>;
   graphErrors: GraphError[];
   clipboard: Clipboard | null;
   notice: string | null;
@@ -69,6 +72,7 @@ export const useEditor = create<EditorState>()(() => ({
   reportFailed: null,
   nodeReports: {},
   nodeErrors: {},
+  nodeHints: {},
   graphErrors: [],
   clipboard: null,
   notice: null,
@@ -194,16 +198,17 @@ export const editor = {
     return id;
   },
 
-  deleteSelected() {
+  /** Deletes the selection; a node in a chain (one input, one output) has its neighbours joined. */
+  deleteSelected(reconnect = true) {
     const g = graph();
     const nodeIds = g.nodes.filter((n) => n.selected).map((n) => n.id);
     const edgeIds = g.edges.filter((e) => e.selected).map((e) => e.id);
     if (!nodeIds.length && !edgeIds.length) return;
-    commit(removeNodes(removeEdges(g, edgeIds), nodeIds));
+    commit(removeNodes(removeEdges(g, edgeIds), nodeIds, { reconnect }));
   },
 
-  deleteNode(id: string) {
-    commit(removeNodes(graph(), [id]));
+  deleteNode(id: string, reconnect = true) {
+    commit(removeNodes(graph(), [id], { reconnect }));
   },
 
   setParam(id: string, key: string, value: unknown) {
@@ -325,18 +330,25 @@ export const editor = {
       nodeReports[n.id] = old && JSON.stringify(old) === JSON.stringify(n) ? old : n;
     }
     const grouped: Record<string, GraphError[]> = {};
+    const hinted: Record<string, GraphError[]> = {};
     const graphErrors: GraphError[] = [];
     for (const e of report.errors) {
-      if (e.node) (grouped[e.node] ??= []).push(e);
-      else graphErrors.push(e);
+      if (!e.node) graphErrors.push(e);
+      else if (e.kind === 'unconnected') (hinted[e.node] ??= []).push(e);
+      else (grouped[e.node] ??= []).push(e);
     }
-    const prevErrors = get().nodeErrors;
-    const nodeErrors: Record<string, GraphError[]> = {};
-    for (const [id, list] of Object.entries(grouped)) {
-      const old = prevErrors[id];
-      nodeErrors[id] = old && JSON.stringify(old) === JSON.stringify(list) ? old : list;
-    }
-    set({ report, nodeReports, nodeErrors, graphErrors, reportPending: false, reportFailed: null });
+    // Unchanged lists keep their object, so only the nodes whose problems changed re-render.
+    const keep = (prev: Record<string, GraphError[]>, next: Record<string, GraphError[]>) => {
+      const out: Record<string, GraphError[]> = {};
+      for (const [id, list] of Object.entries(next)) {
+        const old = prev[id];
+        out[id] = old && JSON.stringify(old) === JSON.stringify(list) ? old : list;
+      }
+      return out;
+    };
+    const nodeErrors = keep(get().nodeErrors, grouped);
+    const nodeHints = keep(get().nodeHints, hinted);
+    set({ report, nodeReports, nodeErrors, nodeHints, graphErrors, reportPending: false, reportFailed: null });
   },
 
   dismissNotice() {

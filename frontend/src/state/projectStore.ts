@@ -3,7 +3,17 @@ import { create } from 'zustand';
 import { api } from '../api/client';
 import type { GraphDoc, ProjectSummary, VersionSummary } from '../api/types';
 import { parseGraphJson } from '../graph/convert';
-import { editor } from './editorStore';
+import { readPref, writePref } from '../lib/prefs';
+import { editor, useEditor } from './editorStore';
+
+/** Unsaved edits kept in the browser, per project, until they are saved or discarded. */
+export interface Draft {
+  doc: GraphDoc;
+  /** When it was last written (ms since the epoch). */
+  at: number;
+  /** The saved version it started from. */
+  baseVersion: number | null;
+}
 
 export interface ProjectState {
   projectId: string | null;
@@ -15,6 +25,10 @@ export interface ProjectState {
   versions: VersionSummary[];
   busy: boolean;
   error: string | null;
+  /** The canvas differs from the saved version. */
+  dirty: boolean;
+  /** A draft found when the project opened, offered for restoring; autosave waits until it is settled. */
+  draftOffer: Draft | null;
 }
 
 export const useProject = create<ProjectState>()(() => ({
@@ -26,10 +40,19 @@ export const useProject = create<ProjectState>()(() => ({
   versions: [],
   busy: false,
   error: null,
+  dirty: false,
+  draftOffer: null,
 }));
 
 const set = useProject.setState;
 const get = useProject.getState;
+
+/** A save landed: its draft is done with, and the person is told which version it made. */
+function saved(draftOf: string | null, notice: string) {
+  writePref(draftKey(draftOf), null);
+  set({ dirty: false, draftOffer: null });
+  editor.notify(notice);
+}
 
 async function guard<T>(fn: () => Promise<T>): Promise<T | null> {
   set({ busy: true, error: null });
@@ -44,12 +67,27 @@ async function guard<T>(fn: () => Promise<T>): Promise<T | null> {
 }
 
 function remember(id: string | null) {
+  writePref('layerlab_project', id);
+}
+
+const draftKey = (projectId: string | null) => `layerlab_draft:${projectId ?? 'new'}`;
+
+function readDraft(projectId: string | null): Draft | null {
+  const raw = readPref(draftKey(projectId));
+  if (!raw) return null;
   try {
-    if (id) localStorage.setItem('layerlab_project', id);
-    else localStorage.removeItem('layerlab_project');
+    const d = JSON.parse(raw) as Draft;
+    return d && d.doc && Array.isArray(d.doc.nodes) ? d : null;
   } catch {
-    /* ignore */
+    return null;
   }
+}
+
+/** After a graph from the server is on the canvas: offer its draft, if one differs from it. */
+function offerDraft(projectId: string | null) {
+  const d = readDraft(projectId);
+  const saved = get().savedJson;
+  set({ dirty: false, draftOffer: d && JSON.stringify(d.doc) !== saved ? d : null });
 }
 
 export const projects = {
@@ -67,6 +105,7 @@ export const projects = {
       editor.load(doc);
       set({ projectId: p.id, projectName: p.name, version: version ?? p.latest_version, savedJson: JSON.stringify(editor.currentGraph()) });
       remember(p.id);
+      offerDraft(p.id);
       set({ versions: await api.projects.versions(p.id) });
     });
   },
@@ -76,17 +115,23 @@ export const projects = {
     const doc: GraphDoc = editor.currentGraph();
     const json = JSON.stringify(doc);
     const s = get();
-    if (s.projectId && s.version && s.savedJson === json) return { projectId: s.projectId, version: s.version };
+    if (s.projectId && s.version && s.savedJson === json) {
+      editor.notify(`Nothing new to save: version ${s.version} is the canvas`);
+      return { projectId: s.projectId, version: s.version };
+    }
     return guard(async () => {
       if (!s.projectId) {
         const p = await api.projects.create(doc.name || 'model', doc);
         set({ projectId: p.id, projectName: p.name, version: p.latest_version, savedJson: json });
         remember(p.id);
+        saved(null, `Saved as a new project “${p.name}”, version ${p.latest_version}`);
         set({ versions: await api.projects.versions(p.id), projects: await api.projects.list() });
         return { projectId: p.id, version: p.latest_version };
       }
       const v = await api.projects.save(s.projectId, doc, message);
-      set({ version: v.version, savedJson: json, versions: await api.projects.versions(s.projectId), projects: await api.projects.list() });
+      set({ version: v.version, savedJson: json });
+      saved(s.projectId, `Saved version ${v.version}`);
+      set({ versions: await api.projects.versions(s.projectId), projects: await api.projects.list() });
       return { projectId: s.projectId, version: v.version };
     });
   },
@@ -97,6 +142,7 @@ export const projects = {
       editor.load(parseGraphJson(JSON.stringify(p.graph)));
       set({ projectId: p.id, projectName: p.name, version: p.latest_version, savedJson: JSON.stringify(editor.currentGraph()) });
       remember(p.id);
+      offerDraft(p.id);
       set({ versions: await api.projects.versions(p.id), projects: await api.projects.list() });
     });
   },
@@ -114,8 +160,9 @@ export const projects = {
     await guard(async () => {
       await api.projects.remove(id);
       if (get().projectId === id) {
-        set({ projectId: null, projectName: null, version: null, savedJson: null, versions: [] });
+        set({ projectId: null, projectName: null, version: null, savedJson: null, versions: [], draftOffer: null });
         remember(null);
+        writePref(draftKey(id), null);
       }
       set({ projects: await api.projects.list() });
     });
@@ -124,13 +171,64 @@ export const projects = {
   /** On page load: the project open last time, else the newest one. */
   async restore() {
     const list = await projects.refresh();
-    let last: string | null = null;
-    try {
-      last = localStorage.getItem('layerlab_project');
-    } catch {
-      /* ignore */
-    }
+    const last = readPref('layerlab_project');
     const pick = list.find((p) => p.id === last) ?? list[0];
     if (pick) await projects.open(pick.id);
+    else offerDraft(null);
+  },
+
+  /** Puts the offered draft on the canvas (one undo step back to the saved version). */
+  restoreDraft() {
+    const d = get().draftOffer;
+    if (!d) return;
+    set({ draftOffer: null });
+    editor.load(d.doc, { keepHistory: true });
+  },
+
+  discardDraft() {
+    writePref(draftKey(get().projectId), null);
+    set({ draftOffer: null });
   },
 };
+
+/**
+ * Tracks whether the canvas differs from the saved version, keeps a draft of it in the browser
+ * (written a moment after each edit, and when the page is left) and asks before leaving with
+ * unsaved changes. Returns the stop function.
+ */
+export function watchUnsaved(delayMs = 300): () => void {
+  let timer: ReturnType<typeof setTimeout> | null = null;
+  const check = () => {
+    timer = null;
+    const p = get();
+    const doc = editor.currentGraph();
+    const json = JSON.stringify(doc);
+    const dirty = p.savedJson === null ? doc.nodes.length > 0 : json !== p.savedJson;
+    if (dirty !== p.dirty) set({ dirty });
+    // A draft offered but not settled yet is not overwritten.
+    if (dirty && !p.draftOffer) {
+      const draft: Draft = { doc, at: Date.now(), baseVersion: p.version };
+      writePref(draftKey(p.projectId), JSON.stringify(draft));
+    }
+  };
+  const unsubscribe = useEditor.subscribe((s, prev) => {
+    if (s.nodes === prev.nodes && s.edges === prev.edges && s.name === prev.name) return;
+    if (timer === null) timer = setTimeout(check, delayMs);
+  });
+  const onLeave = (e: BeforeUnloadEvent) => {
+    if (timer !== null) {
+      clearTimeout(timer);
+      check();
+    }
+    if (get().dirty) {
+      e.preventDefault();
+      e.returnValue = ''; // older browsers need it set to show the prompt
+    }
+  };
+  window.addEventListener('beforeunload', onLeave);
+  return () => {
+    unsubscribe();
+    if (timer !== null) clearTimeout(timer);
+    window.removeEventListener('beforeunload', onLeave);
+  };
+}

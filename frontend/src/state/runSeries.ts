@@ -34,9 +34,15 @@ export interface RunSeries {
   checkpoints: { step: number; epoch: number; reason: string }[];
   failure: { reason: string; hint?: string | null; node?: string | null } | null;
   dataset: { name: string; sample_shape: number[]; n_train: number; n_val: number } | null;
+  /** Where and how it trains (from run_started): the run header. */
+  hardware: { device: string; deviceName: string | null; threads: number | null; precision: string } | null;
+  stepsPerEpoch: number | null;
   samplesPerS: number | null;
+  /** (step, wall-clock seconds) at each step event: the time axis. */
+  timeX: number[];
+  time: number[];
   /** Why the run is waiting or how it ended short, in words (the backend's queue and start phases). */
-  detail: string | null;
+  statusNote: string | null;
 }
 
 export function emptySeries(runId: string): RunSeries {
@@ -62,8 +68,12 @@ export function emptySeries(runId: string): RunSeries {
     checkpoints: [],
     failure: null,
     dataset: null,
+    hardware: null,
+    stepsPerEpoch: null,
     samplesPerS: null,
-    detail: null,
+    timeX: [],
+    time: [],
+    statusNote: null,
   };
 }
 
@@ -92,23 +102,17 @@ export function applyEvents(s: RunSeries, events: RunEvent[]): Changes {
     switch (ev.type) {
       case 'run_queued':
         s.status = 'queued';
-        s.detail = `#${ev.position} in the queue` + (ev.behind ? `, behind run ${ev.behind.slice(0, 8)}` : '');
+        s.statusNote = `#${ev.position} in the queue` + (ev.behind ? `, behind run ${ev.behind.slice(0, 8)}` : '');
         changed.status = true;
         break;
       case 'run_starting':
-        s.detail = PHASES[ev.phase] ?? `starting: ${ev.phase}`;
+        s.statusNote = PHASES[ev.phase] ?? `starting: ${ev.phase}`;
         changed.status = true;
         break;
       case 'run_started':
         s.status = 'running';
-        s.detail = null;
-        s.totalSteps = ev.total_steps;
-        s.dataset = {
-          name: ev.dataset.name,
-          sample_shape: ev.dataset.sample_shape,
-          n_train: ev.dataset.n_train,
-          n_val: ev.dataset.n_val,
-        };
+        s.statusNote = null;
+        applyStarted(s, ev);
         changed.status = true;
         break;
       case 'step': {
@@ -119,6 +123,8 @@ export function applyEvents(s: RunSeries, events: RunEvent[]): Changes {
         }
         s.lrX.push(ev.step);
         s.lr.push(ev.lr);
+        s.timeX.push(ev.step);
+        s.time.push(ev.time ?? 0);
         s.step = ev.step;
         s.samplesPerS = ev.samples_per_s;
         changed.steps = true;
@@ -168,23 +174,33 @@ export function applyEvents(s: RunSeries, events: RunEvent[]): Changes {
         break;
       case 'run_finished':
         s.status = 'finished';
-        s.detail = null;
+        s.statusNote = null;
         changed.status = true;
         break;
       case 'run_stopped':
         s.status = 'stopped';
-        s.detail = ev.reason === 'interrupted' ? 'interrupted: the server stopped; Continue goes on from here' : null;
+        s.statusNote = ev.reason === 'interrupted' ? 'interrupted: the server stopped; Continue goes on from here' : null;
         changed.status = true;
         break;
       case 'run_failed':
         s.status = 'failed';
-        s.detail = null;
+        s.statusNote = null;
         s.failure = { reason: ev.reason, hint: ev.hint, node: ev.node };
         changed.status = true;
         break;
     }
   }
   return changed;
+}
+
+type Started = Extract<RunEvent, { type: 'run_started' }>;
+
+/** The run header's facts from a run_started event (live, or the one the metrics carry). */
+export function applyStarted(s: RunSeries, ev: Started) {
+  s.totalSteps = ev.total_steps;
+  s.stepsPerEpoch = ev.steps_per_epoch;
+  s.dataset = { name: ev.dataset.name, sample_shape: ev.dataset.sample_shape, n_train: ev.dataset.n_train, n_val: ev.dataset.n_val };
+  s.hardware = { device: ev.device, deviceName: ev.device_name ?? null, threads: ev.threads ?? null, precision: ev.precision };
 }
 
 function max(a: number | null, b: number | null): number | null {

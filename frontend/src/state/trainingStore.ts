@@ -4,9 +4,10 @@
 // counter and the per-layer stats the canvas tints nodes with.
 import { create } from 'zustand';
 import { api, runEventsUrl, statusEventsUrl } from '../api/client';
-import type { DatasetList, Metrics, RunConfig, RunEvent, RunSummary } from '../api/types';
+import type { DatasetList, Metrics, RunConfig, RunDetail, RunEvent, RunSummary } from '../api/types';
+import { type ConfigDraft, type GroupModel, type RunConfigForm, formModel, setAt } from '../lib/runForm';
 import { createFrameBatcher } from './frameBatcher';
-import { type Changes, type LayerLive, type RunSeries, type RunStatus, applyEvents, emptySeries, isTerminal } from './runSeries';
+import { type Changes, type LayerLive, type RunSeries, type RunStatus, applyEvents, applyStarted, emptySeries, isTerminal } from './runSeries';
 
 export interface TrainingState {
   activeRunId: string | null;
@@ -18,7 +19,8 @@ export interface TrainingState {
   layers: Record<string, LayerLive>;
   warnings: string[];
   failure: RunSeries['failure'];
-  detail: string | null;
+  /** Why the run waits (queue place, start phase) or how it stopped short, in words. */
+  statusNote: string | null;
   checkpoints: number;
   runs: RunSummary[];
   datasets: DatasetList | null;
@@ -26,6 +28,16 @@ export interface TrainingState {
   overlays: string[];
   error: string | null;
   connected: boolean;
+  /** The run form, from the API's RunConfig schema and layout. */
+  form: GroupModel[] | null;
+  /** The next run's settings: only what differs from the schema's defaults, or a run's config. */
+  draft: ConfigDraft;
+  /** Settings whose typed text is not a valid value (path → why): the run cannot start. */
+  invalid: Record<string, string>;
+  /** The watched run's stored record: its exact config and graph version. */
+  detail: RunDetail | null;
+  /** The run header's facts (device, precision, dataset sizes) from run_started. */
+  header: Pick<RunSeries, 'hardware' | 'dataset' | 'stepsPerEpoch'> | null;
 }
 
 export const useTraining = create<TrainingState>()(() => ({
@@ -38,13 +50,18 @@ export const useTraining = create<TrainingState>()(() => ({
   layers: {},
   warnings: [],
   failure: null,
-  detail: null,
+  statusNote: null,
   checkpoints: 0,
   runs: [],
   datasets: null,
   overlays: [],
   error: null,
   connected: false,
+  form: null,
+  draft: {},
+  invalid: {},
+  detail: null,
+  header: null,
 }));
 
 type Listener = (series: RunSeries, changes: Changes) => void;
@@ -85,9 +102,12 @@ function publish(changes: Changes) {
   if (s.samplesPerS !== series.samplesPerS) patch.samplesPerS = series.samplesPerS;
   if (changes.layers) patch.layers = series.layers;
   if (changes.status) {
+    if (series.hardware && s.header?.hardware !== series.hardware) {
+      patch.header = { hardware: series.hardware, dataset: series.dataset, stepsPerEpoch: series.stepsPerEpoch };
+    }
     patch.warnings = [...series.warnings];
     patch.failure = series.failure;
-    patch.detail = series.detail;
+    patch.statusNote = series.statusNote;
     patch.checkpoints = series.checkpoints.length;
   }
   if (Object.keys(patch).length) useTraining.setState(patch);
@@ -107,6 +127,11 @@ export function seriesFromMetrics(runId: string, m: Metrics): RunSeries {
     s.lrX.push(x);
     s.lr.push(y);
   }
+  for (const [x, t] of m.times ?? []) {
+    s.timeX.push(x);
+    s.time.push(t);
+  }
+  if (m.started) applyStarted(s, m.started as Extract<RunEvent, { type: 'run_started' }>);
   for (const e of m.epochs) {
     s.epochX.push(e.epoch);
     s.trainLoss.push(e.train_loss);
@@ -220,13 +245,50 @@ export const training = {
   async watch(runId: string) {
     closeSocket();
     series = emptySeries(runId);
-    useTraining.setState({ activeRunId: runId, status: 'idle', step: 0, epoch: 0, layers: {}, warnings: [], failure: null, detail: null, error: null });
+    useTraining.setState({ activeRunId: runId, status: 'idle', step: 0, epoch: 0, layers: {}, warnings: [], failure: null, error: null, detail: null, statusNote: null, header: null });
+    void api.runs
+      .get(runId)
+      .then((detail) => {
+        if (useTraining.getState().activeRunId === runId) useTraining.setState({ detail });
+      })
+      .catch(() => {
+        /* the run list says what is wrong */
+      });
     try {
       localStorage.setItem('layerlab_active_run', runId);
     } catch {
       /* private mode */
     }
     await reload(runId);
+  },
+
+  async loadForm() {
+    try {
+      const doc = (await api.runConfigForm()) as unknown as RunConfigForm;
+      useTraining.setState({ form: formModel(doc) });
+    } catch (e) {
+      useTraining.setState({ error: `Cannot load the run settings: ${e instanceof Error ? e.message : String(e)}` });
+    }
+  },
+
+  /** One setting of the next run (undefined: back to the schema's default). */
+  setSetting(path: string, value: unknown) {
+    useTraining.setState((s) => ({ draft: setAt(s.draft, path, value) }));
+  },
+
+  setInvalid(path: string, error: string | null) {
+    useTraining.setState((s) => {
+      if ((s.invalid[path] ?? null) === error) return {};
+      const invalid = { ...s.invalid };
+      if (error) invalid[path] = error;
+      else delete invalid[path];
+      return { invalid };
+    });
+  },
+
+  /** "Train again with these settings": a run's exact config becomes the next run's. */
+  copySettings(config: ConfigDraft) {
+    useTraining.setState({ draft: structuredClone(config), invalid: {} });
   },
 
   async start(projectId: string, version: number, config: RunConfig, name?: string) {
@@ -307,6 +369,14 @@ export const training = {
     }
     const live = runs.find((r) => r.status === 'running' || r.status === 'queued' || r.status === 'paused');
     const pick = runs.find((r) => r.id === remembered) ?? live;
-    if (pick) await training.watch(pick.id);
+    if (!pick) return;
+    await training.watch(pick.id);
+    // The form shows the settings the watched run was started with, not the defaults.
+    try {
+      const detail = await api.runs.get(pick.id);
+      training.copySettings(detail.config);
+    } catch {
+      /* keep the defaults */
+    }
   },
 };

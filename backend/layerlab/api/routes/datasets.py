@@ -3,14 +3,16 @@
 from __future__ import annotations
 
 import logging
-from typing import Annotated, Any, get_args
+from typing import Annotated, Any
 
 from fastapi import APIRouter, File, HTTPException, Response, UploadFile, status
 from sqlalchemy import select
 from starlette.concurrency import run_in_threadpool
 
 from layerlab.graph import GraphError, GraphInvalidError
-from layerlab.train.config import BuiltinDataset, DataConfig, UploadRef
+from layerlab.train.archive import UploadLimits, UploadTooLargeError
+from layerlab.train.config import DataConfig, UploadRef
+from layerlab.train.datasets import REGISTRY, DatasetEntry
 
 from ..db import Upload, new_id
 from ..deps import SessionDep, StateDep
@@ -19,18 +21,6 @@ from ..schemas import DatasetInfo, DatasetList, Invalid, Problem, UploadInfo
 log = logging.getLogger(__name__)
 router = APIRouter(prefix="/datasets", tags=["datasets"])
 
-SYNTHETIC = frozenset({"two_moons", "spirals", "blobs", "signals"})
-DESCRIPTIONS = {
-    "digits": "8×8 grayscale images of handwritten digits (scikit-learn).",
-    "iris": "Iris flowers: 4 measurements, 3 species.",
-    "wine": "Wine: 13 chemical measurements, 3 cultivars.",
-    "breast_cancer": "Breast cancer diagnosis: 30 features, benign or malignant.",
-    "diabetes": "Diabetes progression: 10 features, one regression target.",
-    "two_moons": "Two interleaving half circles in 2-D (generated).",
-    "spirals": "Interleaved 2-D spirals, one per class (generated).",
-    "blobs": "Gaussian clusters in 2-D (generated).",
-    "signals": "1-D waveforms of different kinds, shape (1, length) (generated).",
-}
 KINDS = {".npz": "npz", ".csv": "csv"}
 
 
@@ -38,19 +28,16 @@ def builtin_datasets(state: StateDep) -> list[DatasetInfo]:
     """Described once per app by loading each set (generated ones at their default size)."""
     with state.datasets_lock:
         if state.builtin_datasets is None:
-            state.builtin_datasets = [_describe(name) for name in get_args(BuiltinDataset)]
+            state.builtin_datasets = [_describe(entry) for entry in REGISTRY.values()]
         return state.builtin_datasets
 
 
-def _describe(name: str) -> DatasetInfo:
-    from layerlab.train.data import load_dataset
+def _describe(entry: DatasetEntry) -> DatasetInfo:
+    from layerlab.train.data import describe, load_dataset
 
-    ds = load_dataset(DataConfig(dataset=name), seed=0)
-    return DatasetInfo(
-        name=name, description=DESCRIPTIONS.get(name, name), task=ds.task, sample_shape=list(ds.x.shape[1:]),
-        input_dtype=str(ds.x.dtype), num_classes=ds.num_classes, class_names=ds.class_names,
-        samples=len(ds.x), synthetic=name in SYNTHETIC,
-    )
+    ds = load_dataset(DataConfig(dataset=entry.name), seed=0)
+    return DatasetInfo(name=entry.name, description=entry.description, help=entry.help,
+                       settings=list(entry.settings), synthetic=entry.synthetic, **describe(ds))
 
 
 def upload_info(row: Upload) -> UploadInfo:
@@ -88,7 +75,7 @@ async def upload(file: Annotated[UploadFile, File(description=".npz (arrays x, y
                 if size > state.settings.max_upload_bytes:
                     raise HTTPException(413, "request body too large")
                 out.write(chunk)
-        info = await run_in_threadpool(_inspect, path)
+        info = await run_in_threadpool(_inspect, path, state.settings.upload_limits)
     except BaseException:
         path.unlink(missing_ok=True)
         raise
@@ -98,16 +85,17 @@ async def upload(file: Annotated[UploadFile, File(description=".npz (arrays x, y
     return upload_info(row)
 
 
-def _inspect(path: Any) -> dict[str, Any]:
-    from layerlab.train.data import load_upload
+def _inspect(path: Any, limits: UploadLimits) -> dict[str, Any]:
+    from layerlab.train.data import describe, load_upload
 
     try:
-        ds = load_upload(UploadRef(path=str(path)))
+        ds = load_upload(UploadRef(path=str(path)), limits=limits)
+    except UploadTooLargeError as e:
+        raise HTTPException(413, str(e).replace(path.stem, "upload")) from e
     except Exception as e:  # DatasetError says what to change; anything else is an unreadable file
         message = str(e) if type(e).__name__ == "DatasetError" else f"could not read the file ({type(e).__name__})"
         raise GraphInvalidError([GraphError(field="file", message=message.replace(path.stem, "upload"))]) from e
-    return {"task": ds.task, "sample_shape": list(ds.x.shape[1:]), "num_classes": ds.num_classes,
-            "class_names": ds.class_names, "samples": len(ds.x)}
+    return describe(ds)
 
 
 def get_upload(session: SessionDep, upload_id: str) -> Upload:

@@ -1,4 +1,5 @@
-"""The op catalog and the graph JSON Schema: what the editor's palette and forms are built from."""
+"""The op catalog, the graph JSON Schema and the run config's form: what the editor's palette and forms
+are built from."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ from pydantic import BaseModel, ConfigDict
 
 from layerlab import catalog
 from layerlab.graph import graph_json_schema
+from layerlab.train.form import RunConfigForm, run_config_form
 
 router = APIRouter(tags=["catalog"])
 
@@ -47,3 +49,14 @@ def get_catalog() -> Catalog:
 def get_schema() -> dict[str, Any]:
     """The JSON Schema of a layerlab.graph/1 document."""
     return graph_json_schema()
+
+
+@cache
+def _run_config_form() -> RunConfigForm:
+    return run_config_form()
+
+
+@router.get("/run-config", response_model_by_alias=True)
+def get_run_config_form() -> RunConfigForm:
+    """RunConfig's JSON Schema (types, ranges, defaults) and its form's groups and labels."""
+    return _run_config_form()

@@ -10,6 +10,7 @@ from fastapi.responses import FileResponse, HTMLResponse, Response
 from ..deps import StateDep
 
 router = APIRouter(include_in_schema=False)
+MAX_PATH = 1024
 
 NOT_BUILT = """<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><title>LayerLab</title></head>
@@ -31,10 +32,22 @@ def spa(path: str, state: StateDep) -> Response:
     if not index.is_file():
         return HTMLResponse(NOT_BUILT)
     if path:
-        candidate = (root / path).resolve()
-        if candidate.is_relative_to(root) and candidate.is_file():
+        candidate = _file_in(root, path)
+        if candidate is not None:
             return FileResponse(candidate, headers=_cache(candidate, root))
     return FileResponse(index, headers={"Cache-Control": "no-cache"})
+
+
+def _file_in(root: Path, path: str) -> Path | None:
+    """The file ``path`` names inside ``root``, or None: never outside it, and a name the file
+    system refuses (too long, a NUL) is simply not there."""
+    if len(path) > MAX_PATH or any(len(part) > 255 for part in path.split("/")):
+        return None
+    try:
+        candidate = (root / path).resolve()
+        return candidate if candidate.is_relative_to(root) and candidate.is_file() else None
+    except (OSError, ValueError):
+        return None
 
 
 def _cache(path: Path, root: Path) -> dict[str, str]:

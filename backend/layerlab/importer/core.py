@@ -1,0 +1,517 @@
+"""The import itself: trace, screen, probe shapes, translate each call, assemble, then check the
+result against the original module (see the package docstring)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+from torch import fx, nn
+
+from ..graph import Graph
+from ..ops import TorchFunction, get_op
+from ..plan import iter_layers
+from ..shapes import analyze
+from .assemble import INPUT_KEY, Node, assemble
+from .errors import ModuleImportError, UnsupportedModuleError
+from .trace import SHAPE, FunctionTable, Shapes, Tracer, catalog_classes, container_of, live_nodes, qualname
+
+
+@dataclass(frozen=True)
+class _Size:
+    """``x.size(d)`` / ``x.shape[d]`` (dim None: the whole size), only for view/reshape arguments."""
+
+    dim: int | None
+
+
+def from_module(
+    module: nn.Module,
+    input_shape: Sequence[int],
+    *,
+    input_dtype: str = "float32",
+    name: str | None = None,
+) -> Graph:
+    """The LayerLab graph of ``module`` for per-sample inputs of ``input_shape`` (no batch dim).
+
+    Raises :class:`UnsupportedModuleError` for a submodule or function with no LayerLab op, and
+    :class:`ModuleImportError` for a structure a graph cannot hold (shared weights, a block with two
+    inputs, an unused layer), each naming the module path.
+    """
+    shape = tuple(input_shape)
+    if not shape or not all(isinstance(d, int) and not isinstance(d, bool) and d >= 1 for d in shape):
+        raise ValueError(f"input_shape must be positive ints per sample (no batch dim); received {input_shape!r}")
+    if input_dtype not in ("float32", "int64"):
+        raise ValueError(f"input_dtype must be 'float32' or 'int64'; received {input_dtype!r}")
+    return _Importer(module, shape, input_dtype, name or type(module).__name__).run()
+
+
+class _Importer:
+    """One import: trace, screen, probe shapes, translate, assemble, then check against the module."""
+
+    def __init__(self, module: nn.Module, shape: tuple[int, ...], dtype: str, name: str) -> None:
+        self.module = module
+        self.shape = shape
+        self.dtype = dtype
+        self.name = name
+        self.leaves = catalog_classes()
+        self.functions = FunctionTable()
+        self.nodes: dict[str, Node] = {}  # key → node, in forward order
+        self.value: dict[fx.Node, str] = {}  # fx value → producer key
+        self.sizes: dict[fx.Node, _Size] = {}  # size helpers, for view/reshape arguments only
+        self.out_key: str = INPUT_KEY
+        self.paths: dict[str, str] = {}  # graph node id → module path, for messages
+
+    # -- 1. trace ----------------------------------------------------------------------------
+
+    def run(self) -> Graph:
+        if type(self.module) in self.leaves:
+            raise ModuleImportError("", f"the root is a bare nn.{type(self.module).__name__}; wrap it in "
+                                        "nn.Sequential so it has a name in the graph")
+        gm = self.trace()
+        live = live_nodes(gm.graph)
+        self.screen(gm, live)  # before running it: a layer LayerLab lacks may be why it would fail
+        self.propagate_shapes(gm)
+        self.translate(gm, live)
+        self.check_weights_used()
+        data, self.paths = assemble(list(self.nodes.values()), out_key=self.out_key, shape=self.shape,
+                                    dtype=self.dtype, name=self.name, type_at=self.type_at)
+        graph = self.validate(data)
+        self.compare(graph)
+        return graph
+
+    def trace(self) -> fx.GraphModule:
+        tracer = Tracer(self.leaves)
+        try:
+            graph = tracer.trace(self.module)
+        except ModuleImportError:
+            raise
+        except Exception as e:
+            path = next(reversed(tracer.module_stack.values()))[0] if tracer.module_stack else ""
+            raise UnsupportedModuleError(
+                path, self.type_at(path), f"{self.type_at(path)}.forward() cannot be traced by torch.fx: {e}"
+            ) from e
+        placeholders = [n for n in graph.nodes if n.op == "placeholder"]
+        for extra in placeholders[1:]:
+            if not extra.args:  # no default value: the caller must pass it
+                raise ModuleImportError("", f"forward() takes more than one input ({extra.target!r}); "
+                                            "a LayerLab graph has one Input")
+        return fx.GraphModule(self.module, graph, class_name=type(self.module).__name__)
+
+    def type_at(self, path: str) -> str:
+        try:
+            return type(self.module.get_submodule(path)).__name__
+        except AttributeError:
+            return "?"
+
+    def propagate_shapes(self, gm: fx.GraphModule) -> None:
+        """Run once on a batch of 2 to learn every value's shape (eval mode: no running-stat update)."""
+        modes = {m: m.training for m in self.module.modules()}
+        tensors = [*self.module.parameters(), *self.module.buffers()]
+        device = tensors[0].device if tensors else torch.device("cpu")  # meta works too: no data needed
+        floats = [t.dtype for t in tensors if t.is_floating_point()]
+        dtype = torch.int64 if self.dtype == "int64" else (floats[0] if floats else torch.float32)
+        x = torch.zeros((2, *self.shape), dtype=dtype, device=device)
+        probe = Shapes(gm)
+        try:
+            self.module.eval()
+            with torch.no_grad():
+                probe.run(x)
+        except Exception as e:
+            n = probe.current
+            path = str(n.target) if n is not None and n.op == "call_module" else (container_of(n) if n else "")
+            reason = str(e).strip().split("\n\n")[0]  # fx appends the whole graph; the cause comes first
+            raise ModuleImportError(
+                path, f"forward() fails on an input of shape {tuple(x.shape)} ({self.dtype}): {reason}"
+            ) from e
+        finally:
+            for m, mode in modes.items():
+                m.training = mode
+
+    # -- 2. translate the fx nodes -----------------------------------------------------------
+
+    def screen(self, gm: fx.GraphModule, live: set[fx.Node]) -> None:
+        """Every layer and function forward() uses must have an op; containers must run once."""
+        for n in gm.graph.nodes:
+            if n not in live or n.op in ("placeholder", "output"):
+                continue
+            where = container_of(n)
+            for key, (qual, _) in n.meta.get("nn_module_stack", {}).items():
+                if "@" in key and qual != n.target:
+                    raise ModuleImportError(
+                        qual, f"{self.type_at(qual)} is called more than once in forward(); a Block runs once",
+                    )
+            if n.op == "get_attr":
+                attr = str(n.target).removeprefix(f"{where}.") if where else str(n.target)
+                raise UnsupportedModuleError(
+                    where, self.type_at(where),
+                    f"forward() uses the attribute {attr!r} directly; only layers from the catalog "
+                    "hold weights in a LayerLab graph",
+                )
+            if n.op == "call_module":
+                m = self.module.get_submodule(str(n.target))
+                if type(m) not in self.leaves:
+                    raise UnsupportedModuleError(
+                        str(n.target), type(m).__name__,
+                        f"nn.{type(m).__name__} has no LayerLab op; received {_short(m)}",
+                    )
+            elif self.functions.resolve(n) is None:
+                qual = qualname(n)
+                raise UnsupportedModuleError(where, qual, self.unsupported(f"{qual}()", where))
+
+    def translate(self, gm: fx.GraphModule, live: set[fx.Node]) -> None:
+        placeholders = [n for n in gm.graph.nodes if n.op == "placeholder"]
+        called: dict[str, int] = {}
+        for n in gm.graph.nodes:
+            if n not in live:
+                continue
+            if n.op == "placeholder":
+                if n is placeholders[0]:
+                    self.value[n] = INPUT_KEY
+            elif n.op == "output":
+                out = n.args[0]
+                if not isinstance(out, fx.Node) or out not in self.value:
+                    raise ModuleImportError("", "forward() must return one tensor; received "
+                                                f"{type(out).__name__ if not isinstance(out, fx.Node) else out.name}")
+                self.out_key = self.value[out]
+            elif n.op == "call_module":
+                self.module_call(n, called)
+            else:
+                self.function_call(n)
+
+    def module_call(self, n: fx.Node, called: dict[str, int]) -> None:
+        path = str(n.target)
+        m = self.module.get_submodule(path)
+        op = self.leaves[type(m)]
+        count = called.get(path, 0)
+        called[path] = count + 1
+        has_state = any(True for _ in m.parameters()) or any(True for _ in m.buffers())
+        if count and has_state:
+            raise ModuleImportError(
+                path, f"{type(m).__name__} is called {count + 1} times in forward(); a graph node has its own "
+                      "weights, so shared weights cannot be imported",
+            )
+        parent, _, local = path.rpartition(".")
+        params = self.params_of(op, m, path)
+        self.add(n, op, params, local=local, path=path if not count else f"{path} (call {count + 1})",
+                 container=_split(parent), module=None if count else m)
+
+    def params_of(self, op: str, m: nn.Module, path: str) -> dict[str, Any]:
+        spec = get_op(op)
+        raw = spec.from_torch(m)
+        return _tidy(op, raw, path)
+
+    def function_call(self, n: fx.Node) -> None:
+        where = container_of(n)
+        what = self.functions.resolve(n)
+        if what in ("size", "getattr", "getitem"):
+            self.size_helper(n, what, where)
+        elif what == "contiguous":
+            self.value[n] = self.tensor(n.args[0], n, where)
+        elif what in ("view", "reshape"):
+            self.reshape(n, what, where)
+        elif isinstance(what, tuple):
+            op, fn = what
+            if get_op(op).merge is not None:
+                self.merge(n, op, fn, where)
+            else:
+                self.function_op(n, op, fn, where)
+
+    def unsupported(self, what: str, where: str) -> str:
+        known = ", ".join(sorted({*self.functions.keys(), "view", "reshape"}))
+        inside = f" in {self.type_at(where)}.forward()" if where else " in forward()"
+        return f"{what}{inside} has no LayerLab op (supported functions: {known})"
+
+    def bind(self, n: fx.Node, fn: TorchFunction, where: str) -> dict[str, Any]:
+        """The call's arguments by name (defaults filled in), checked against the function form."""
+        args = dict(fn.defaults)
+        if len(n.args) > len(fn.args):
+            raise UnsupportedModuleError(where, fn.key, f"{n.name}: too many arguments to {fn.key}")
+        args.update(zip(fn.args, n.args))
+        for k, v in n.kwargs.items():
+            if k not in fn.args:
+                raise UnsupportedModuleError(where, fn.key, f"{n.name}: {fn.key}() argument {k!r} has no LayerLab param")
+            args[k] = v
+        for k, must in fn.must_be.items():
+            if k in args and args[k] != must:
+                raise UnsupportedModuleError(where, fn.key, f"{n.name}: {fn.key}({k}={args[k]!r}) has no LayerLab op")
+        for k in fn.required:
+            if args.get(k) is None:
+                raise UnsupportedModuleError(where, fn.key, f"{n.name}: {fn.key} without {k}; pass {k}=1")
+        return args
+
+    def merge(self, n: fx.Node, op: str, fn: TorchFunction, where: str) -> None:
+        """A merge op's function: ``a + b`` (two tensors) or ``torch.cat([a, b], dim)`` (a list)."""
+        args = self.bind(n, fn, where)
+        at = f"{n.name} in {where or 'forward()'}"
+        if get_op(op).merge.infix is not None:
+            first, second = fn.args[:2]
+            if first not in args or second not in args:
+                raise UnsupportedModuleError(where, fn.key, f"{n.name}: {fn.key} takes two tensors; "
+                                                            f"received args {n.args} {n.kwargs}")
+            inputs = [self.tensor(args[first], n, where), self.tensor(args[second], n, where)]
+            params: dict[str, Any] = {}
+        else:
+            tensors = args.get(fn.args[0])
+            params = {k: args[k] for k in fn.params}
+            if not isinstance(tensors, (list, tuple)) or not all(isinstance(v, int) for v in params.values()):
+                raise UnsupportedModuleError(where, fn.key, f"{n.name}: {fn.key} needs a list of tensors and "
+                                                            f"int {', '.join(fn.params)}")
+            inputs = [self.tensor(t, n, where) for t in tensors]
+            if len(inputs) == 1:
+                self.value[n] = inputs[0]
+                return
+        self.add(n, op, params, local=fn.key, path=at, container=_split(where), inputs=inputs)
+
+    def function_op(self, n: fx.Node, op: str, fn: TorchFunction, where: str) -> None:
+        """A function with a layer op: ``F.relu(x)`` → ReLU, its arguments read as the op's params."""
+        args = self.bind(n, fn, where)
+        src = self.tensor(args["input"], n, where)
+        if fn.identity_when and all(args.get(k) == v for k, v in fn.identity_when.items()):
+            self.value[n] = src
+            return
+        params = {k: args[k] for k in fn.params if k in args}
+        if "stride" in params and params["stride"] is None:
+            del params["stride"]
+        at = f"{n.name} in {where or 'forward()'}"
+        self.add(n, op, _tidy(op, params, at), local=fn.key, path=at, container=_split(where), inputs=[src])
+
+    def tensor(self, arg: Any, n: fx.Node, where: str) -> str:
+        """The producer key of a tensor argument; anything else is an error."""
+        if isinstance(arg, fx.Node) and arg in self.value:
+            return self.value[arg]
+        what = f"the size helper {arg.name}" if isinstance(arg, fx.Node) else repr(arg)
+        raise UnsupportedModuleError(
+            where, str(n.target), f"{n.name} takes {what} where LayerLab needs a tensor from a layer",
+        )
+
+    def size_helper(self, n: fx.Node, fn: str, where: str) -> None:
+        src = n.args[0]
+        if fn == "size" and isinstance(src, fx.Node) and src in self.value:
+            dim = n.args[1] if len(n.args) > 1 else n.kwargs.get("dim")
+            self.sizes[n] = _Size(dim if isinstance(dim, int) else None)
+            return
+        if fn == "getattr" and isinstance(src, fx.Node) and src in self.value and n.args[1] == "shape":
+            self.sizes[n] = _Size(None)
+            return
+        whole = isinstance(src, fx.Node) and self.sizes.get(src) == _Size(None)
+        if fn == "getitem" and whole and isinstance(n.args[1], int):
+            self.sizes[n] = _Size(n.args[1])
+            return
+        raise UnsupportedModuleError(where, fn, self.unsupported(f"{fn} on {src}", where))
+
+    def reshape(self, n: fx.Node, fn: str, where: str) -> None:
+        """``x.view(x.size(0), -1)`` and the like: a Flatten or Unflatten when the batch dim stays."""
+        src_node = n.args[0]
+        src = self.tensor(src_node, n, where)
+        dims = list(n.args[1:]) if len(n.args) > 1 else list(n.kwargs.get("shape", n.kwargs.get("size", ())))
+        if len(dims) == 1 and isinstance(dims[0], (list, tuple)):
+            dims = list(dims[0])
+        batch_kept = bool(dims) and (
+            (isinstance(dims[0], fx.Node) and self.sizes.get(dims[0]) == _Size(0))
+            or (dims[0] == -1 and all(isinstance(d, (int, fx.Node)) and d != -1 for d in dims[1:]))
+        )
+        for d in dims[1:]:  # later sizes may read the sample's own dims, never the batch's
+            if isinstance(d, fx.Node) and self.sizes.get(d) in (None, _Size(0), _Size(None)):
+                batch_kept = False
+        in_shape, out_shape = src_node.meta.get(SHAPE), n.meta.get(SHAPE)
+        if not batch_kept or in_shape is None or out_shape is None:
+            raise UnsupportedModuleError(
+                where, fn, f"{n.name}: {fn}{tuple(_show(d) for d in dims)} must keep the batch dim first, "
+                           "as in x.view(x.size(0), -1)",
+            )
+        s, t = in_shape[1:], out_shape[1:]
+        at = f"{n.name} in {where or 'forward()'}"
+        if s == t:
+            self.value[n] = src
+            return
+        found = _as_flatten(s, t)
+        if found is not None:
+            a, b = found
+            params = {"start_dim": a + 1, "end_dim": -1 if b == len(s) - 1 else b + 1}
+            self.add(n, "Flatten", _tidy("Flatten", params, at), local="flatten", path=at,
+                     container=_split(where), inputs=[src])
+            return
+        split = _as_unflatten(s, t)
+        if split is not None:
+            i, sizes = split
+            self.add(n, "Unflatten", {"dim": i + 1, "unflattened_size": list(sizes)}, local="unflatten",
+                     path=at, container=_split(where), inputs=[src])
+            return
+        raise UnsupportedModuleError(
+            where, fn, f"{n.name}: {fn} from {s} to {t} is neither a Flatten nor an Unflatten of one dim",
+        )
+
+    def add(self, n: fx.Node, op: str, params: dict[str, Any], *, local: str, path: str,
+            container: tuple[str, ...], module: nn.Module | None = None, inputs: list[str] | None = None) -> None:
+        if inputs is None:
+            where = ".".join(container)
+            inputs = [self.tensor(a, n, where) for a in n.args]
+            if n.kwargs or len(inputs) != 1:
+                raise ModuleImportError(path, f"a layer takes one tensor; received {len(inputs)} and {dict(n.kwargs)}")
+        self.nodes[n.name] = Node(key=n.name, op=op, params=params, container=container, local=local,
+                                   path=path, module=module, inputs=inputs)
+        self.value[n] = n.name
+
+    def check_weights_used(self) -> None:
+        """Every parameter and buffer must belong to a layer the graph holds, or strict loading fails."""
+        held = {node.path for node in self.nodes.values() if node.module is not None}
+        missing: dict[str, list[str]] = {}
+        for key in self.module.state_dict():
+            owner, _, leaf = key.rpartition(".")
+            if owner not in held:
+                missing.setdefault(owner, []).append(leaf)
+        for owner, names in missing.items():
+            kind = self.type_at(owner)
+            raise ModuleImportError(
+                owner, f"{kind} holds {', '.join(names)} but forward() never calls it as a layer, so the graph "
+                       "would lose those weights",
+            )
+
+    # -- 3. assemble the graph ---------------------------------------------------------------
+
+
+
+    def validate(self, data: dict[str, Any]) -> Graph:
+        """Analyze the graph; then let the inferred sizes (in_channels...) go where they agree."""
+        graph = Graph.model_validate(data)
+        analysis = analyze(graph)
+        if analysis.plan is None:
+            lines = [f"- {self.paths.get(e.node or '', e.node or 'graph')}: {e.message}"
+                     for e in analysis.report.errors]
+            raise ModuleImportError("", "the imported graph is invalid:\n" + "\n".join(lines))
+        explicit = {p.node_id: p.args for _, p in iter_layers(analysis.plan.root) if p.node_id}
+        lean = _without_input_sizes(data)
+        lean_plan = analyze(lean).plan
+        if lean_plan is not None:
+            inferred = {p.node_id: p.args for _, p in iter_layers(lean_plan.root) if p.node_id}
+            by_id = {n["id"]: n for n in lean["nodes"]}
+            keep = [i for i, args in explicit.items() if inferred.get(i) != args]
+            original = {n["id"]: n for n in data["nodes"]}
+            for i in keep:
+                by_id[i]["params"] = original[i]["params"]
+            candidate = Graph.model_validate(lean)
+            if analyze(candidate).plan is not None:
+                return candidate
+        return graph
+
+    def compare(self, graph: Graph) -> None:
+        """Build on the meta device: same state_dict keys and shapes, same attributes per layer."""
+        from ..compile import build
+
+        with torch.device("meta"):
+            built = build(graph, seed=None)
+        want = {k: tuple(v.shape) for k, v in self.module.state_dict().items()}
+        got = {k: tuple(v.shape) for k, v in built.state_dict().items()}
+        if want != got:
+            diff = sorted(set(want.items()) ^ set(got.items()))[:6]
+            raise ModuleImportError("", f"the imported graph's state_dict differs from the module's: {diff}")
+        for node in self.nodes.values():
+            if node.module is None:
+                continue
+            mine, theirs = _attrs(node.module), _attrs(built.get_submodule(node.path))
+            diff = {k: (v, theirs.get(k)) for k, v in mine.items() if theirs.get(k) != v}
+            if diff:
+                shown = ", ".join(f"{k}={a!r} (LayerLab builds {b!r})" for k, (a, b) in diff.items())
+                raise UnsupportedModuleError(
+                    node.path, type(node.module).__name__,
+                    f"LayerLab's {node.op} cannot express {shown}; received {_short(node.module)}",
+                )
+
+
+# ---------------------------------------------------------------------------------------------
+
+
+
+
+def _split(path: str) -> tuple[str, ...]:
+    return tuple(path.split(".")) if path else ()
+
+
+
+def _short(m: nn.Module) -> str:
+    text = repr(m).replace("\n", " ")
+    return text if len(text) <= 120 else text[:117] + "..."
+
+
+def _show(d: Any) -> Any:
+    return d.name if isinstance(d, fx.Node) else d
+
+
+def _tidy(op: str, params: dict[str, Any], path: str) -> dict[str, Any]:
+    """Validated params, written the short way: (2, 2) as 2, defaults left out."""
+    model = get_op(op).params_model
+    fields = model.model_fields
+    out: dict[str, Any] = {}
+    for k, v in params.items():
+        if isinstance(v, (list, tuple)):
+            v = list(v)
+            if len(v) > 1 and len(set(v)) == 1 and not isinstance(fields[k].default, list):
+                try:
+                    model.model_validate({**params, k: v[0]})
+                    v = v[0]
+                except ValueError:
+                    pass
+        out[k] = v
+    try:
+        model.model_validate(out)
+    except ValueError as e:
+        raise UnsupportedModuleError(path, op, f"its settings do not fit LayerLab's {op}: {e}") from e
+    return {k: v for k, v in out.items() if fields[k].is_required() or v != fields[k].default
+            or k in get_op(op).input_size_args}
+
+
+def _without_input_sizes(data: dict[str, Any]) -> dict[str, Any]:
+    nodes = []
+    for n in data["nodes"]:
+        args = get_op(n["op"]).input_size_args
+        nodes.append({**n, "params": {k: v for k, v in n["params"].items() if k not in args}})
+    return {**data, "nodes": nodes}
+
+
+def _as_flatten(s: tuple[int, ...], t: tuple[int, ...]) -> tuple[int, int] | None:
+    """Sample dims ``a..b`` of ``s`` merged give ``t`` (the widest such span first)."""
+    for a in range(len(s)):
+        for b in range(len(s) - 1, a, -1):
+            merged = 1
+            for d in s[a : b + 1]:
+                merged *= d
+            if s[:a] + (merged,) + s[b + 1 :] == t:
+                return a, b
+    return None
+
+
+def _as_unflatten(s: tuple[int, ...], t: tuple[int, ...]) -> tuple[int, tuple[int, ...]] | None:
+    extra = len(t) - len(s)
+    if extra < 1:
+        return None
+    for i in range(len(s)):
+        sizes = t[i : i + extra + 1]
+        prod = 1
+        for d in sizes:
+            prod *= d
+        if s[:i] == t[:i] and s[i + 1 :] == t[i + extra + 1 :] and prod == s[i]:
+            return i, sizes
+    return None
+
+
+_SKIP_ATTRS = {"training", "inplace"}
+
+
+def _attrs(m: nn.Module) -> dict[str, Any]:
+    """A layer's plain settings, written one way: (2, 2) and [2, 2] as 2."""
+
+    def norm(v: Any) -> Any:
+        if isinstance(v, (list, tuple)):
+            v = tuple(norm(x) for x in v)
+            return v[0] if len(v) > 0 and len(set(v)) == 1 else v
+        return v
+
+    return {k: norm(v) for k, v in vars(m).items()
+            if not k.startswith("_") and k not in _SKIP_ATTRS
+            and isinstance(v, (int, float, str, bool, tuple, list, type(None)))}
+
+
+# ---------------------------------------------------------------------------------------------
+# Layout: left to right, container by container (children are placed relative to their block)

@@ -1,0 +1,165 @@
+// The training panel against the real backend: numeric fields typed key by key, the
+// schema-driven run form and the created run's config, the run header and the form after a reload.
+import assert from 'node:assert/strict';
+import { after, before, test } from 'node:test';
+import { shot, startBackend, startBrowser, until } from './harness.mjs';
+
+let backend;
+let browser;
+let page;
+let consoleErrors;
+
+before(async () => {
+  backend = await startBackend();
+  ({ browser, page, consoleErrors } = await startBrowser());
+  await page.goto(backend.url);
+  await page.locator('.react-flow__node[data-id="fc"]').waitFor();
+  await until(async () => (await page.getByTestId('status-valid').textContent()).includes('valid'), 10_000, 'a valid graph');
+});
+
+after(async () => {
+  await browser?.close();
+  await backend?.stop();
+});
+
+const api = async (path) => {
+  const res = await fetch(`${backend.url}/api${path}`);
+  assert.equal(res.ok, true, `GET ${path}: ${res.status}`);
+  return res.json();
+};
+const status = () => page.getByTestId('run-status').getAttribute('data-status');
+const form = () => page.getByTestId('run-form');
+const field = (label) => form().getByLabel(label, { exact: true });
+
+/** Clears a field and types into it one key at a time, as a person does. */
+async function typeInto(locator, text) {
+  await locator.click();
+  await page.keyboard.press('Control+a');
+  await page.keyboard.press('Backspace');
+  await locator.pressSequentially(text, { delay: 20 });
+}
+
+test('the run form is drawn from the API schema: every group, labels, defaults', async () => {
+  await page.getByTestId('tab-train').click();
+  await form().waitFor();
+  const doc = await api('/run-config');
+  const legends = await form().locator('legend').allTextContents();
+  assert.deepEqual(legends, doc.groups.map((g) => g.title));
+  for (const title of ['Data', 'Loss', 'Optimizer', 'Schedule', 'Length & stopping', 'Hardware', 'Regularization', 'Init']) {
+    assert.ok(legends.includes(title), `group ${title}`);
+  }
+  // Every setting the API lays out has a control named by its label.
+  const labels = doc.groups.flatMap((g) => g.fields.map((f) => f.label));
+  for (const label of labels) assert.equal(await form().getByLabel(label, { exact: true }).count(), 1, `a control labelled ${label}`);
+  // Defaults are the schema's.
+  const lrDefault = doc.schema.$defs.OptimizerConfig.properties.lr.default;
+  assert.equal(await field('Learning rate').inputValue(), String(lrDefault));
+  assert.equal(await field('Optimizer').inputValue(), doc.schema.$defs.OptimizerConfig.properties.name.default);
+  assert.equal(await field('Epochs').inputValue(), String(doc.schema.properties.epochs.default));
+  // The rarer ones wait under "advanced".
+  assert.equal(await field('Momentum').isVisible(), false);
+  await form().locator('fieldset[data-group="optimizer"] details summary').click();
+  assert.equal(await field('Momentum').isVisible(), true);
+  await page.setViewportSize({ width: 1280, height: 720 });
+  await shot(page, 'panel_form_1280');
+  await page.setViewportSize({ width: 1440, height: 900 });
+  await shot(page, 'panel_form_1440');
+});
+
+test('numeric fields take 1e-3, 3e-4 and "-" typed key by key; the run gets exactly them', async () => {
+  // The inspector's numeric fields are the same control.
+  await page.getByTestId('tab-inspector').click();
+  await page.locator('.react-flow__node[data-id="bn1"]').click();
+  const eps = page.getByTestId('field-eps').getByRole('textbox');
+  await typeInto(eps, '1e-');
+  assert.equal(await eps.getAttribute('aria-invalid'), 'true', '"1e-" is not a number yet');
+  assert.match(await page.getByTestId('field-eps').textContent(), /not applied/);
+  await eps.pressSequentially('3', { delay: 20 });
+  assert.equal(await eps.getAttribute('aria-invalid'), null);
+  assert.equal(await eps.inputValue(), '1e-3');
+
+  await page.getByTestId('tab-train').click();
+  const lr = field('Learning rate');
+  await typeInto(lr, '1e-');
+  assert.equal(await lr.getAttribute('aria-invalid'), 'true');
+  assert.match(await page.getByTestId('settings-invalid').textContent(), /Learning rate: "1e-" is not a number/);
+  assert.equal(await page.getByTestId('train-start').isDisabled(), true, 'an invalid entry is not sent');
+  await lr.pressSequentially('3', { delay: 20 });
+  assert.equal(await lr.inputValue(), '1e-3');
+  assert.equal(await page.getByTestId('settings-invalid').count(), 0);
+
+  const wd = field('Weight decay');
+  await typeInto(wd, '3e-4');
+  const epochs = field('Epochs');
+  await typeInto(epochs, '-');
+  assert.equal(await epochs.getAttribute('aria-invalid'), 'true', 'a lone "-" is not sent');
+  await typeInto(epochs, '.5');
+  assert.match(await page.getByTestId('settings-invalid').textContent(), /Epochs: \.5 is not a whole number/);
+  await typeInto(epochs, '300');
+  const split = field('Validation split');
+  await typeInto(split, '.25');
+  await shot(page, 'panel_typed');
+
+  await page.getByTestId('train-start').click();
+  await until(async () => ['running', 'queued'].includes(await status()), 30_000, 'the run to start');
+  const runId = await page.evaluate(() => localStorage.getItem('layerlab_active_run'));
+  const run = await api(`/runs/${runId}`);
+  assert.equal(run.config.optimizer.lr, 0.001);
+  assert.equal(run.config.optimizer.weight_decay, 0.0003);
+  assert.equal(run.config.epochs, 300);
+  assert.equal(run.config.data.val_split, 0.25);
+  assert.equal(run.graph.nodes.find((n) => n.id === 'bn1').params.eps, 0.001, 'the inspector value reached the trained graph');
+});
+
+test('the run header says where it trains; after a reload the form shows the live run, not the defaults', async () => {
+  await until(async () => /samples\/s/.test(await page.getByTestId('run-speed').textContent()), 60_000, 'samples/s');
+  assert.match(await page.getByTestId('run-device').textContent(), /^cpu, \d+ threads?$/);
+  assert.equal(await page.getByTestId('run-precision').textContent(), 'fp32');
+  // digits: 1,797 samples, a quarter held out.
+  assert.match(await page.getByTestId('run-dataset').textContent(), /digits 1×8×8 · 1,348 train \/ 449 val/);
+
+  await page.reload();
+  await page.locator('.react-flow__node[data-id="fc"]').waitFor();
+  await page.getByTestId('tab-train').click();
+  await until(async () => (await field('Learning rate').inputValue()) === '0.001', 15_000, "the live run's learning rate in the form");
+  assert.equal(await field('Epochs').inputValue(), '300');
+  assert.equal(await field('Weight decay').inputValue(), '0.0003');
+  assert.equal(await field('Validation split').inputValue(), '0.25');
+  assert.equal(await status(), 'running');
+  assert.match(await page.getByTestId('run-device').textContent(), /^cpu, \d+ threads?$/);
+  assert.match(await page.getByTestId('run-dataset').textContent(), /1,348 train \/ 449 val/);
+
+  // The run's own settings, read-only; "Train again" copies them back after an edit.
+  await page.getByTestId('run-settings').locator('summary').click();
+  const frozen = page.getByTestId('run-settings-form').getByLabel('Learning rate', { exact: true });
+  assert.equal(await frozen.inputValue(), '0.001');
+  assert.equal(await frozen.isDisabled(), true);
+  await typeInto(field('Learning rate'), '0.05');
+  await page.getByTestId('train-again').click();
+  await until(async () => (await field('Learning rate').inputValue()) === '0.001', 5000, 'the copied settings');
+  await page.setViewportSize({ width: 1280, height: 720 });
+  await shot(page, 'panel_header_1280');
+  await page.setViewportSize({ width: 1440, height: 900 });
+
+  await page.getByTestId('train-stop').click();
+  await until(async () => (await status()) === 'stopped', 30_000, 'the run to stop');
+});
+
+test('block repeat takes typed text the same way', async () => {
+  await page.getByTestId('tab-inspector').click();
+  await page.locator('.react-flow__node[data-id="relu1"]').click();
+  await page.keyboard.press('Control+g');
+  const repeat = page.locator('.react-flow__node[data-id="block_1"]').getByLabel('Repeat', { exact: true });
+  await repeat.waitFor();
+  await typeInto(repeat, '-');
+  assert.equal(await repeat.getAttribute('aria-invalid'), 'true');
+  await typeInto(repeat, '3');
+  assert.equal(await repeat.getAttribute('aria-invalid'), null);
+  await page.getByTestId('save').click();
+  const project = (await api('/projects'))[0];
+  await until(async () => {
+    const v = await api(`/projects/${project.id}/versions/${(await api(`/projects/${project.id}`)).latest_version}`);
+    return v.graph.nodes.find((n) => n.id === 'block_1')?.params.repeat === 3;
+  }, 10_000, 'repeat 3 saved');
+  assert.deepEqual(consoleErrors.filter((e) => !/WebSocket/.test(e)), []);
+});

@@ -1,0 +1,129 @@
+// The run form's model, drawn from what the API serves at /api/run-config: RunConfig's JSON Schema
+// (types, ranges, defaults) and the layout (groups, labels, common vs advanced). Nothing here
+// knows a setting by name; a field added to RunConfig shows up by itself.
+import type { JsonSchema } from '../api/types';
+import type { components } from '../api/schema';
+import { type FieldKind, classify } from './paramFields';
+
+export type FormGroupDoc = components['schemas']['FormGroup'];
+export interface RunConfigForm {
+  schema: JsonSchema & { $defs?: Record<string, JsonSchema> };
+  groups: FormGroupDoc[];
+}
+
+export interface FieldModel {
+  path: string;
+  label: string;
+  common: boolean;
+  widget: 'dataset' | null;
+  schema: JsonSchema;
+  kind: FieldKind;
+  default: unknown;
+}
+
+export interface GroupModel {
+  id: string;
+  title: string;
+  fields: FieldModel[];
+}
+
+type Schemaish = JsonSchema & { $ref?: string };
+
+function deref(s: Schemaish, root: RunConfigForm['schema']): JsonSchema {
+  if (!s.$ref) return s;
+  const name = s.$ref.replace(/^#\/\$defs\//, '');
+  const target = root.$defs?.[name];
+  if (!target) throw new Error(`run config schema: unknown $ref ${s.$ref}`);
+  return { ...target, ...Object.fromEntries(Object.entries(s).filter(([k]) => k !== '$ref')) };
+}
+
+/** The object schema a property holds, also through `X | null`. */
+function objectOf(s: Schemaish, root: RunConfigForm['schema']): JsonSchema | null {
+  const options = (s.anyOf ?? [s]).map((o) => deref(o as Schemaish, root));
+  return options.find((o) => o.properties) ?? null;
+}
+
+/** The schema of one setting, e.g. 'optimizer.lr'; enum references are resolved. */
+export function settingSchema(root: RunConfigForm['schema'], path: string): JsonSchema {
+  let obj: JsonSchema | null = root;
+  const parts = path.split('.');
+  let leaf: Schemaish | undefined;
+  for (let i = 0; i < parts.length; i++) {
+    leaf = obj?.properties?.[parts[i]] as Schemaish | undefined;
+    if (!leaf) throw new Error(`run config schema has no setting ${path}`);
+    if (i < parts.length - 1) obj = objectOf(leaf, root);
+  }
+  const s = deref(leaf!, root);
+  return s.anyOf ? { ...s, anyOf: s.anyOf.map((o) => deref(o as Schemaish, root)) } : s;
+}
+
+export function formModel(doc: RunConfigForm): GroupModel[] {
+  return doc.groups.map((g) => ({
+    id: g.id,
+    title: g.title,
+    fields: g.fields.map((f) => {
+      const schema = settingSchema(doc.schema, f.path);
+      return {
+        path: f.path,
+        label: f.label,
+        common: f.common ?? false,
+        widget: f.widget ?? null,
+        schema,
+        kind: classify(schema),
+        default: schema.default,
+      };
+    }),
+  }));
+}
+
+export type ConfigDraft = Record<string, unknown>;
+
+export function getAt(obj: unknown, path: string): unknown {
+  let cur = obj;
+  for (const p of path.split('.')) {
+    if (cur === null || typeof cur !== 'object') return undefined;
+    cur = (cur as Record<string, unknown>)[p];
+  }
+  return cur;
+}
+
+/** A copy of `obj` with the setting at `path` set (or removed when `value` is undefined). */
+export function setAt(obj: ConfigDraft, path: string, value: unknown): ConfigDraft {
+  const [head, ...rest] = path.split('.');
+  const out: ConfigDraft = { ...obj };
+  if (rest.length === 0) {
+    if (value === undefined) delete out[head];
+    else out[head] = value;
+    return out;
+  }
+  const inner = out[head];
+  const next = setAt(inner && typeof inner === 'object' ? (inner as ConfigDraft) : {}, rest.join('.'), value);
+  if (Object.keys(next).length === 0) delete out[head];
+  else out[head] = next;
+  return out;
+}
+
+/** What the field shows: the draft's value if set, else the schema's default. */
+export function valueOf(draft: ConfigDraft, field: FieldModel): unknown {
+  const v = getAt(draft, field.path);
+  return v === undefined ? field.default : v;
+}
+
+/** Every setting of a config as path → value (defaults filled in), in the form's order. */
+export function flatten(config: ConfigDraft, groups: GroupModel[]): Map<string, unknown> {
+  const out = new Map<string, unknown>();
+  for (const g of groups) for (const f of g.fields) out.set(f.path, valueOf(config, f));
+  return out;
+}
+
+/** The settings whose values differ between configs (JSON-equal values are the same). */
+export function configDiff(configs: ConfigDraft[], groups: GroupModel[]): { field: FieldModel; values: unknown[] }[] {
+  const flat = configs.map((c) => flatten(c, groups));
+  const rows: { field: FieldModel; values: unknown[] }[] = [];
+  for (const g of groups)
+    for (const f of g.fields) {
+      const values = flat.map((m) => m.get(f.path));
+      if (new Set(values.map((v) => JSON.stringify(v ?? null))).size > 1) rows.push({ field: f, values });
+    }
+  return rows;
+}
