@@ -222,3 +222,84 @@ def test_golden_training_script() -> None:
     if os.environ.get("LAYERLAB_UPDATE_GOLDEN"):
         GOLDEN.write_text(text)
     assert text == GOLDEN.read_text(), "regenerate with LAYERLAB_UPDATE_GOLDEN=1 and review the diff"
+
+
+# --- the CLI, the API and the notebook -------------------------------------------------------------
+
+QUICK = {"epochs": 1, "data": {"dataset": "digits", "batch_size": 256}, "optimizer": {"name": "sgd", "lr": 0.1}}
+
+
+def test_cli_writes_the_script_and_refuses_a_bad_config(tmp_path: Path) -> None:
+    from layerlab.cli import main
+
+    graph = tmp_path / "g.json"
+    graph.write_text(json.dumps(digits_cnn()))
+    config = tmp_path / "run.json"
+    config.write_text(json.dumps(QUICK))
+    assert main(["export", str(graph), "--format", "script", "--config", str(config), "-o", str(tmp_path / "t.py")]) == 0
+    assert (tmp_path / "t.py").read_text() == to_script(digits_cnn(), QUICK)
+    config.write_text(json.dumps({"epochs": 1, "data": {"batch_size": 0}}))
+    assert main(["export", str(graph), "--format", "script", "--config", str(config)]) == 1
+    assert main(["export", str(graph), "--format", "python", "--config", str(config)]) == 2
+
+
+def test_api_exports_script_and_notebook_and_a_finished_runs_script(tmp_path: Path) -> None:
+    from fastapi.testclient import TestClient
+
+    from layerlab.api import create_app
+    from layerlab.api.settings import Settings
+
+    with TestClient(create_app(Settings(data_dir=tmp_path / "server", max_concurrent_runs=1))) as client:
+        r = client.post("/api/export?format=script", json={"graph": digits_cnn(), "config": QUICK})
+        assert r.status_code == 200, r.text
+        assert r.text == to_script(digits_cnn(), QUICK)
+        assert r.headers["content-disposition"] == 'attachment; filename="digits_cnn_train.py"'
+        r = client.post("/api/export?format=ipynb", json={"graph": digits_cnn(), "config": QUICK})
+        assert r.status_code == 200 and json.loads(r.text)["nbformat"] == 4
+        bad = client.post("/api/export?format=script", json={"graph": digits_cnn(), "config": {"epochs": 0}})
+        assert bad.status_code == 422 and bad.json()["detail"][0]["field"] == "config.epochs"
+        view = client.post("/api/graphs/script", json={"graph": small_cnn(frozen=("conv1",)), "config": QUICK}).json()
+        lines = view["code"].split("\n")
+        assert [lines[i - 1].strip() for i in view["frozen_lines"]] == ["model.conv1.requires_grad_(False)"]
+        assert view["nodes"]["fc"]
+
+        project = client.post("/api/projects", json={"name": "p", "graph": digits_cnn()}).json()["id"]
+        run = client.post("/api/runs", json={"project_id": project, "config": {**QUICK, "max_steps": 2}}).json()["id"]
+        with client.websocket_connect(f"/api/runs/{run}/events") as ws:
+            while ws.receive_json()["type"] not in ("run_finished", "run_failed"):
+                pass
+        r = client.get(f"/api/runs/{run}/export?format=script")
+        assert r.status_code == 200, r.text
+        assert r.text == to_script(digits_cnn(), {**QUICK, "max_steps": 2})
+        assert client.get("/api/runs/0123456789abcdef0123456789abcdef/export").status_code == 404
+
+
+def test_notebook_validates_and_its_cells_run_in_order(tmp_path: Path) -> None:
+    import nbformat
+
+    from layerlab.export import export_graph
+
+    config = {**QUICK, "data": {"dataset": "iris", "batch_size": 32}}
+    text = export_graph(mlp(4, 3), "ipynb", config=config).content.decode()
+    nb = nbformat.reads(text, as_version=4)
+    nbformat.validate(nb)
+    headings = [c.source for c in nb.cells if c.cell_type == "markdown"][1:]
+    assert headings == ["## Settings", "## The data", "## Batches", "## A peek at a batch", "## The model",
+                        "## Loss, optimizer and schedule", "## Training", "## The loss curves"]
+    code = "\n\n".join(c.source for c in nb.cells if c.cell_type == "code")
+    assert "argparse" not in code and "print(model)" in code
+    # The cells in order, as one kernel would run them (matplotlib without a display).
+    (tmp_path / "cells.py").write_text(code)
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "MPLBACKEND": "Agg"}
+    done = subprocess.run([sys.executable, "cells.py"], capture_output=True, text=True, cwd=tmp_path, env=env,
+                          timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert "inputs (32, 4) torch.float32  targets (32,) torch.int64" in done.stdout
+    assert LINE.match(done.stdout.strip().splitlines()[-1])
+    assert (tmp_path / "weights.safetensors").is_file()
+    history = json.loads((tmp_path / "history.json").read_text())
+    assert json.loads(text) == json.loads(export_graph(mlp(4, 3), "ipynb", config=config).content)  # stable
+    events: list[Any] = []
+    train(mlp(4, 3), config, emit=events.append, run_dir=tmp_path / "run")
+    run_epochs = [e for e in events if isinstance(e, EpochEvent)]
+    assert [h["val_loss"] for h in history] == pytest.approx([e.val_loss for e in run_epochs], rel=1e-6)

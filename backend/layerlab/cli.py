@@ -25,10 +25,14 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--batch-size", type=int, default=32, help="for the memory estimate (default 32)")
     p.add_argument("--optimizer", default="adam", choices=["sgd", "adam", "adamw", "rmsprop"])
 
-    p = sub.add_parser("export", help="write the graph as PyTorch code, TorchScript, ONNX or JSON")
+    p = sub.add_parser("export", help="write the graph as PyTorch code, TorchScript, ONNX or JSON, or its "
+                       "training run as a script or notebook")
     p.add_argument("graph", type=Path)
-    p.add_argument("--format", default="python", choices=["python", "torchscript", "onnx", "json"])
-    p.add_argument("-o", "--output", type=Path, help="file to write (default: stdout for python/json)")
+    p.add_argument("--format", default="python",
+                   choices=["python", "torchscript", "onnx", "json", "script", "ipynb"],
+                   help="script/ipynb: the whole training run (data, model, optimizer, loop) as plain PyTorch")
+    p.add_argument("--config", type=Path, help="script/ipynb: the run config JSON (default: the defaults)")
+    p.add_argument("-o", "--output", type=Path, help="file to write (default: stdout for text formats)")
     p.add_argument("--seed", type=int, default=0)
 
     sub.add_parser("schema", help="print the graph format's JSON Schema")
@@ -81,11 +85,29 @@ def _load(path: Path) -> Any:
 
 
 def _export(data: Any, args: argparse.Namespace) -> int:
-    from .export import ExportUnavailableError, export_graph
+    from pydantic import ValidationError
 
+    from .export import TEXT_FORMATS, ExportUnavailableError, export_graph
+    from .script import ScriptUnsupportedError
+
+    config = None
+    if args.config is not None:
+        if args.format not in ("script", "ipynb"):
+            print(f"layerlab: --config applies to --format script or ipynb, not {args.format}", file=sys.stderr)
+            return EXIT_USAGE
+        config = _load(args.config)
+        if config is None:
+            return EXIT_USAGE
     try:
-        out = export_graph(data, args.format, seed=args.seed)
+        out = export_graph(data, args.format, seed=args.seed, config=config)
     except GraphInvalidError as e:
+        print(f"layerlab: {e}", file=sys.stderr)
+        return EXIT_INVALID
+    except ValidationError as e:
+        problems = "; ".join(f"{'.'.join(str(p) for p in err['loc'])}: {err['msg']}" for err in e.errors())
+        print(f"layerlab: {args.config}: the run config is invalid: {problems}", file=sys.stderr)
+        return EXIT_INVALID
+    except ScriptUnsupportedError as e:
         print(f"layerlab: {e}", file=sys.stderr)
         return EXIT_INVALID
     except ExportUnavailableError as e:
@@ -94,7 +116,7 @@ def _export(data: Any, args: argparse.Namespace) -> int:
     if args.output is not None:
         args.output.write_bytes(out.content)
         print(f"wrote {args.output} ({len(out.content):,} bytes)", file=sys.stderr)
-    elif args.format in ("python", "json"):
+    elif args.format in TEXT_FORMATS:
         sys.stdout.write(out.content.decode())
     else:
         print(f"layerlab: --format {args.format} is binary: give -o FILE", file=sys.stderr)

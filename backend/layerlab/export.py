@@ -1,4 +1,5 @@
-"""Exporting a graph as a file: Python source, TorchScript, ONNX or the graph JSON itself.
+"""Exporting a graph as a file: Python source, TorchScript, ONNX, the graph JSON itself, or the
+whole training run as a script or a notebook (those take the run config too).
 
 One place for both the CLI (``layerlab export``) and the web API (``POST /api/export``).
 """
@@ -11,19 +12,26 @@ import json
 import re
 import warnings
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from .codegen import to_python
 from .graph import Graph, GraphError, GraphInvalidError
 from .shapes import analyze
 
-ExportFormat = Literal["python", "torchscript", "onnx", "json"]
-EXPORT_FORMATS: tuple[str, ...] = ("python", "torchscript", "onnx", "json")
+if TYPE_CHECKING:
+    from .train.config import RunConfig
+
+ExportFormat = Literal["python", "torchscript", "onnx", "json", "script", "ipynb"]
+EXPORT_FORMATS: tuple[str, ...] = ("python", "torchscript", "onnx", "json", "script", "ipynb")
+TRAINING_FORMATS = ("script", "ipynb")  # the run config matters to these
+TEXT_FORMATS = ("python", "json", "script", "ipynb")
 MEDIA_TYPES = {
     "python": ("text/x-python; charset=utf-8", ".py"),
     "torchscript": ("application/octet-stream", ".pt"),
     "onnx": ("application/octet-stream", ".onnx"),
     "json": ("application/json", ".json"),
+    "script": ("text/x-python; charset=utf-8", "_train.py"),
+    "ipynb": ("application/x-ipynb+json", "_train.ipynb"),
 }
 
 
@@ -42,18 +50,28 @@ def onnx_available() -> bool:
     return all(importlib.util.find_spec(name) is not None for name in ("onnx", "onnxscript"))
 
 
+def nbformat_available() -> bool:
+    return importlib.util.find_spec("nbformat") is not None
+
+
 def safe_name(name: str) -> str:
     """A file name from the graph's name: no path separators, no leading dots."""
     return re.sub(r"[^A-Za-z0-9_.-]", "_", name).strip("._")[:64] or "model"
 
 
-def export_graph(graph: Graph | dict[str, Any], fmt: ExportFormat, *, seed: int = 0) -> Exported:
-    """Render ``graph`` in ``fmt``. Raises GraphInvalidError for an invalid graph (or one the
-    exporter cannot handle) and ExportUnavailableError when ONNX support is not installed."""
+def export_graph(graph: Graph | dict[str, Any], fmt: ExportFormat, *, seed: int = 0,
+                 config: RunConfig | dict[str, Any] | None = None) -> Exported:
+    """Render ``graph`` in ``fmt``; ``config`` is the run config of a script or notebook (default:
+    the defaults; its seed then wins over ``seed``). Raises GraphInvalidError for an invalid graph
+    (or one the exporter cannot handle), ScriptUnsupportedError for a run the script cannot show,
+    pydantic's ValidationError for a bad config, and ExportUnavailableError when an optional
+    package (onnx, nbformat) is not installed."""
     if fmt not in MEDIA_TYPES:
         raise ValueError(f"unknown export format {fmt!r}; expected one of {', '.join(EXPORT_FORMATS)}")
     if fmt == "onnx" and not onnx_available():
         raise ExportUnavailableError("onnx export needs the onnx and onnxscript packages")
+    if fmt == "ipynb" and not nbformat_available():
+        raise ExportUnavailableError("ipynb export needs the nbformat package")
     try:
         analysis = analyze(graph)
     except RecursionError:
@@ -68,6 +86,14 @@ def export_graph(graph: Graph | dict[str, Any], fmt: ExportFormat, *, seed: int 
         return Exported(filename, media, body.encode())
     if fmt == "python":
         return Exported(filename, media, to_python(parsed, seed=seed).encode())
+    if fmt in TRAINING_FORMATS:
+        from .script import script_sections, to_notebook
+        from .train.config import RunConfig
+
+        cfg = config if isinstance(config, RunConfig) else RunConfig.model_validate(config or {"seed": seed})
+        script = script_sections(parsed, cfg)
+        body = script.text() if fmt == "script" else to_notebook(script)
+        return Exported(filename, media, body.encode())
     try:
         content = _torch_export(analysis.plan, fmt, seed=seed)
     except Exception as e:  # a tracer or exporter limitation, reported like a graph error

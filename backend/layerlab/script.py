@@ -49,25 +49,32 @@ class Section:
     title: str
     code: str
     nodes: dict[str, list[int]] = field(default_factory=dict)  # node id -> lines (0-based, in code)
+    notebook: str | None = None  # the cell's code where a notebook differs from the script
+    in_script: bool = True  # False: a notebook-only cell (a peek at a batch, a plot)
 
 
 @dataclass
 class TrainingScript:
     name: str
     docstring: str
+    intro: str  # the notebook's opening text
     imports: list[str]
     sections: list[Section]  # the first one parses the command line (a notebook replaces it)
+
+    @property
+    def script_sections(self) -> list[Section]:
+        return [s for s in self.sections if s.in_script]
 
     def text(self) -> str:
         head = f'"""{self.docstring}"""\n\n' + "\n".join(self.imports) + "\n"
         return head + "".join(("\n" if i == 0 else "\n\n") + s.code.rstrip("\n") + "\n"
-                              for i, s in enumerate(self.sections))
+                              for i, s in enumerate(self.script_sections))
 
     def node_lines(self) -> dict[str, list[int]]:
         """Node id -> 1-based line numbers in ``text()`` that define or use the node."""
         out: dict[str, list[int]] = {}
         line = 1 + self.docstring.count("\n") + 2 + len(self.imports)
-        for i, s in enumerate(self.sections):
+        for i, s in enumerate(self.script_sections):
             line += 1 if i == 0 else 2  # the blank lines before a section
             for node, rows in s.nodes.items():
                 out.setdefault(node, []).extend(line + r for r in rows)
@@ -142,9 +149,10 @@ class _Script:
             raise ScriptUnsupportedError(
                 f"precision '{cfg.precision}' is not in the training script yet; it trains in fp32 (set precision "
                 "to fp32)")
-        sections = [self.cli(), self.data_section(), self.batches(), self.model(), self.optimizer(), self.loop()]
+        sections = [self.cli(), self.data_section(), self.batches(), self.peek(), self.model(), self.optimizer(),
+                    self.loop(), self.plot()]
         imports = ["import argparse", "import json"]
-        if any("math." in s.code for s in sections):
+        if any("math." in s.code for s in sections if s.in_script):
             imports.append("import math")
         if any("csv." in s.code for s in sections):
             imports.append("import csv")
@@ -161,7 +169,10 @@ class _Script:
                "Run: python train.py [--out DIR] [--device cpu]\n"
                "Prints one line per epoch and writes DIR/weights.safetensors (and DIR/history.json).\n"
                f"On the CPU it reproduces the run (seed {cfg.seed}): the same losses and the same final weights.\n")
-        return TrainingScript(name, doc, imports, sections)
+        intro = ("Run the cells in order. Training prints one line per epoch and writes weights.safetensors "
+                 f"and history.json to this folder; on the CPU it reproduces the run (seed {cfg.seed}): the same "
+                 "losses and the same final weights.")
+        return TrainingScript(name, doc, intro, imports, sections)
 
     def cli(self) -> Section:
         cfg = self.cfg
@@ -182,7 +193,8 @@ class _Script:
             "args = parser.parse_args()",
             "out_dir, device = args.out, torch.device(args.device)",
         ]
-        return Section("Settings", "\n".join(lines))
+        notebook = lines[: lines.index("")] + ["", f'out_dir, device = Path("."), torch.device({default})']
+        return Section("Settings", "\n".join(lines), notebook="\n".join(notebook))
 
     def data_section(self) -> Section:
         cfg, d = self.cfg, self.data
@@ -283,6 +295,32 @@ class _Script:
             lines.append("total_steps = MAX_STEPS")
         return Section("Batches", "\n".join(lines))
 
+    def peek(self) -> Section:
+        """A notebook cell: one batch's shapes, taken without drawing from the shuffling generator."""
+        first = ("x_train[:BATCH_SIZE], y_train[:BATCH_SIZE]" if self.loader == "tensor"
+                 else "train_loader.dataset[:BATCH_SIZE]")
+        code = "\n".join([
+            f"xb, yb = {first}  # the first samples; the loop draws shuffled ones",
+            'print("inputs", tuple(xb.shape), xb.dtype, " targets", tuple(yb.shape), yb.dtype)',
+        ])
+        return Section("A peek at a batch", code, in_script=False)
+
+    def plot(self) -> Section:
+        """A notebook cell: the loss curves, if matplotlib is there."""
+        lines = [
+            "try:",
+            "    import matplotlib.pyplot as plt",
+            "except ImportError:  # not installed: the numbers above are the whole story",
+            "    plt = None",
+            "if plt is not None:",
+            '    epochs = [h["epoch"] for h in history]',
+            '    plt.plot(epochs, [h["train_loss"] for h in history], label="train")',
+        ]
+        if self.validate:
+            lines.append('    plt.plot(epochs, [h["val_loss"] for h in history], label="validation")')
+        lines += ['    plt.xlabel("epoch")', '    plt.ylabel("loss")', "    plt.legend()", "    plt.show()"]
+        return Section("The loss curves", "\n".join(lines), in_script=False)
+
     def model(self) -> Section:
         cfg = self.cfg
         source = model_definitions(self.plan, init=cfg.init_arg(), seed=cfg.seed)
@@ -319,13 +357,15 @@ class _Script:
                 node = self.node_of(p)
                 if node:
                     nodes.setdefault(node, []).append(len(lines) - 1)
+        model_lines = len(lines)
         lines += [
             "",
             "n_params = sum(p.numel() for p in model.parameters())",
             "n_trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)",
             'print(f"{n_params:,} parameters, {n_trainable:,} trainable")',
         ]
-        return Section("The model", "\n".join(lines), nodes)
+        notebook = [*lines[:model_lines], "print(model)", *lines[model_lines:]]
+        return Section("The model", "\n".join(lines), nodes, notebook="\n".join(notebook))
 
     def optimizer(self) -> Section:
         opt = self.cfg.optimizer
@@ -597,3 +637,23 @@ def _ordered_imports(lines: list[str]) -> list[str]:
     third = sorted({ln for ln in lines if ln and ln not in std}, key=lambda ln: (ln.startswith("from "), ln))
     return [*std, "", *third]
 
+
+def to_notebook(script: TrainingScript) -> str:
+    """The script as a Jupyter notebook: a heading and a code cell per section, in tutorial order."""
+    import nbformat
+    from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook
+
+    cells = [
+        new_markdown_cell(f"# {docstring_text(script.name)}: its LayerLab training run\n\n{script.intro}"),
+        new_code_cell("\n".join(line for line in script.imports if line != "import argparse")),
+    ]
+    for s in script.sections:
+        cells += [new_markdown_cell(f"## {s.title}"), new_code_cell((s.notebook or s.code).rstrip("\n"))]
+    for i, cell in enumerate(cells):
+        cell["id"] = f"cell-{i}"  # stable ids: the same run exports the same file
+    nb = new_notebook(cells=cells, metadata={
+        "kernelspec": {"name": "python3", "display_name": "Python 3", "language": "python"},
+        "language_info": {"name": "python"},
+    })
+    nbformat.validate(nb)
+    return nbformat.writes(nb) + "\n"

@@ -226,9 +226,14 @@ class _Importer:
     def bind(self, n: fx.Node, fn: TorchFunction, where: str) -> dict[str, Any]:
         """The call's arguments by name (defaults filled in), checked against the function form."""
         args = dict(fn.defaults)
-        if len(n.args) > len(fn.args):
+        positional = list(n.args)
+        if fn.varargs is not None:  # x.permute(0, 2, 1): the rest of the positional arguments as one
+            at = fn.args.index(fn.varargs)
+            if len(positional) > at:
+                positional = [*positional[:at], tuple(positional[at:])]
+        if len(positional) > len(fn.args):
             raise UnsupportedModuleError(where, fn.key, f"{n.name}: too many arguments to {fn.key}")
-        args.update(zip(fn.args, n.args))
+        args.update(zip(fn.args, positional))
         for k, v in n.kwargs.items():
             if k not in fn.args:
                 raise UnsupportedModuleError(where, fn.key, f"{n.name}: {fn.key}() argument {k!r} has no LayerLab param")
@@ -271,7 +276,8 @@ class _Importer:
         if fn.identity_when and all(args.get(k) == v for k, v in fn.identity_when.items()):
             self.value[n] = src
             return
-        params = {k: args[k] for k in fn.params if k in args}
+        shape = args["input"].meta.get(SHAPE, ()) if isinstance(args["input"], fx.Node) else ()
+        params = get_op(op).params_from_call(fn, args, tuple(shape[1:]))
         if "stride" in params and params["stride"] is None:
             del params["stride"]
         at = f"{n.name} in {where or 'forward()'}"
@@ -283,7 +289,7 @@ class _Importer:
             return self.value[arg]
         what = f"the size helper {arg.name}" if isinstance(arg, fx.Node) else repr(arg)
         raise UnsupportedModuleError(
-            where, str(n.target), f"{n.name} takes {what} where LayerLab needs a tensor from a layer",
+            where, qualname(n), f"{n.name} takes {what} where LayerLab needs a tensor from a layer",
         )
 
     def size_helper(self, n: fx.Node, fn: str, where: str) -> None:

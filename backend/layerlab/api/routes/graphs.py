@@ -1,19 +1,33 @@
-"""Graph analysis for the editor (called on every edit) and model export."""
+"""Graph analysis for the editor (called on every edit), model export and the training script."""
 
 from __future__ import annotations
 
 import json
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, HTTPException, Query, Request, Response
+from fastapi.exceptions import RequestValidationError
+from pydantic import BaseModel, Field, ValidationError
 from starlette.concurrency import run_in_threadpool
 
 from layerlab import Report, infer
-from layerlab.export import ExportFormat, ExportUnavailableError, export_graph, onnx_available
+from layerlab.export import (
+    TRAINING_FORMATS,
+    ExportFormat,
+    ExportUnavailableError,
+    export_graph,
+    onnx_available,
+)
 from layerlab.graph import GraphError, GraphInvalidError
+from layerlab.script import ScriptUnsupportedError, script_sections
 from layerlab.shapes import OptimizerName
+from layerlab.train.config import RunConfig
+from layerlab.train.data import DatasetError
 
+from ..db import Run
+from ..deps import SessionDep, StateDep
 from ..schemas import Invalid, Problem
+from .runs import _resolve_config as resolve_config
 
 router = APIRouter(tags=["graphs"])
 
@@ -51,25 +65,92 @@ def _infer(data: Any, batch_size: int, optimizer: str) -> Report:
         return Report(valid=False, errors=[GraphError(message="the graph is nested too deeply")])
 
 
-@router.post(
-    "/export",
-    openapi_extra={"requestBody": GRAPH_BODY},
-    response_class=Response,
-    responses={
-        200: {"content": {"text/x-python": {}, "application/octet-stream": {}, "application/json": {}},
-              "description": "The file, as an attachment."},
-        422: {"model": Invalid},
-        501: {"model": Problem, "description": "ONNX export without the onnx and onnxscript packages."},
-    },
-)
-async def export(request: Request, format: ExportFormat = "python") -> Response:  # noqa: A002 - the query name
-    """The graph as a Python file, TorchScript, ONNX or normalized JSON (a download)."""
+class ScriptView(BaseModel):
+    code: str
+    nodes: dict[str, list[int]] = Field(description="Node id -> the 1-based lines that define or use it.")
+    frozen_lines: list[int] = Field(description="The requires_grad_(False) lines of frozen nodes.")
+
+
+EXPORT_RESPONSES: dict[int | str, dict[str, Any]] = {
+    200: {"content": {"text/x-python": {}, "application/octet-stream": {}, "application/json": {},
+                      "application/x-ipynb+json": {}},
+          "description": "The file, as an attachment."},
+    422: {"model": Invalid},
+    501: {"model": Problem, "description": "ONNX export without onnx and onnxscript, ipynb without nbformat."},
+}
+
+
+@router.post("/export", openapi_extra={"requestBody": GRAPH_BODY}, response_class=Response,
+             responses=EXPORT_RESPONSES)
+async def export(
+    request: Request, session: SessionDep, state: StateDep, format: ExportFormat = "python",  # noqa: A002
+) -> Response:
+    """The graph as a Python file, TorchScript, ONNX or normalized JSON (a download); ``script`` and
+    ``ipynb`` take ``{"graph": ..., "config": ...}`` (or a bare graph: the default config) and give
+    the whole training run as a script or a notebook."""
     if format == "onnx" and not onnx_available():
         raise HTTPException(501, "onnx export needs the onnx and onnxscript packages")
     data = await read_json(request)
+    config = None
+    if format in TRAINING_FORMATS:
+        data, config = _graph_and_config(data, session, state)
+    return await _export(data, format, config)
+
+
+@router.get("/runs/{run_id}/export", response_class=Response, responses=EXPORT_RESPONSES)
+async def export_run(run_id: str, session: SessionDep, state: StateDep,
+                     format: Literal["script", "ipynb"] = "script") -> Response:  # noqa: A002
+    """A run's training script or notebook, from the graph version and the config it trained with."""
+    run = session.get(Run, run_id)
+    if run is None:
+        raise HTTPException(404, "run not found")
+    if run.parent_run_id is not None:
+        raise HTTPException(409, "this run fine-tunes another run's weights; the script starts from fresh "
+                                 "weights, so export the run it started from")
+    return await _export(run.graph, format, _validated(run.config))
+
+
+@router.post("/graphs/script", openapi_extra={"requestBody": GRAPH_BODY}, responses={422: {"model": Invalid}})
+async def script_view(request: Request, session: SessionDep, state: StateDep) -> ScriptView:
+    """The training script for the code view: its text, the lines of each node, the freezing lines."""
+    graph, config = _graph_and_config(await read_json(request), session, state)
+    script = await run_in_threadpool(_script, graph, config)
+    text = script.text()
+    frozen = [i + 1 for i, line in enumerate(text.split("\n")) if line.strip().endswith(".requires_grad_(False)")]
+    return ScriptView(code=text, nodes=script.node_lines(), frozen_lines=frozen)
+
+
+def _validated(config: Any) -> RunConfig:
     try:
-        out = await run_in_threadpool(export_graph, data, format)
+        return RunConfig.model_validate(config if config is not None else {})
+    except ValidationError as e:
+        raise RequestValidationError([{**err, "loc": ("config", *err["loc"])} for err in e.errors()]) from e
+
+
+def _graph_and_config(data: Any, session: SessionDep, state: StateDep) -> tuple[Any, RunConfig]:
+    """``{"graph", "config"}`` or a bare graph; an upload id in the config becomes its stored file."""
+    if isinstance(data, dict) and "graph" in data and "nodes" not in data:
+        graph, config = data["graph"], _validated(data.get("config"))
+    else:
+        graph, config = data, RunConfig()
+    if config.data.upload is not None:
+        config = RunConfig.model_validate(resolve_config(config, session, state))
+    return graph, config
+
+
+def _script(graph: Any, config: RunConfig) -> Any:
+    try:
+        return script_sections(graph, config)
+    except (ScriptUnsupportedError, DatasetError) as e:
+        raise GraphInvalidError([GraphError(field="config", message=str(e))]) from e
+
+
+async def _export(data: Any, fmt: str, config: RunConfig | None) -> Response:
+    try:
+        out = await run_in_threadpool(export_graph, data, fmt, config=config)
     except ExportUnavailableError as e:
         raise HTTPException(501, str(e)) from e
+    except (ScriptUnsupportedError, DatasetError) as e:
+        raise GraphInvalidError([GraphError(field="config", message=str(e))]) from e
     return Response(out.content, media_type=out.media_type,
                     headers={"Content-Disposition": f'attachment; filename="{out.filename}"'})
