@@ -267,7 +267,7 @@ class RunManager:
                                                         GraphVersion.version == (version or project.latest_version)))
         if row is None:
             raise HTTPException(404, "version not found")
-        worker_config = self._resolve_config(session, config)
+        worker_config = self.resolve_config(session, config)
         spec = self._preflight(row.graph, RunConfig.model_validate(worker_config))
         run = Run(project_id=project.id, version=row.version, graph=row.graph, config=worker_config,
                   name=name or f"{project.name} v{row.version}", parent_run_id=parent.id if parent else None,
@@ -292,7 +292,7 @@ class RunManager:
         self.submit(run.id, project_id=run.project_id, graph=run.graph, config=run.config,
                     resume_from=str(path.parent), start_seq=start_seq, spec=spec)
 
-    def _resolve_config(self, session: Session, config: RunConfig) -> dict[str, Any]:
+    def resolve_config(self, session: Session, config: RunConfig) -> dict[str, Any]:
         """The config as the worker gets it: an upload id becomes the stored file's path."""
         data = config.model_dump(mode="json")
         upload = data["data"].get("upload")
