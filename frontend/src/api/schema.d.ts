@@ -6438,6 +6438,15 @@ export interface operations {
                     "application/json": components["schemas"]["Invalid"];
                 };
             };
+            /** @description Every worker is busy and the line is full; retry. */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Problem"];
+                };
+            };
         };
     };
     export_api_export_post: {
@@ -6485,6 +6494,15 @@ export interface operations {
                     "application/json": components["schemas"]["Problem"];
                 };
             };
+            /** @description Every worker is busy and the line is full; retry. */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Problem"];
+                };
+            };
         };
     };
     export_run_api_runs__run_id__export_get: {
@@ -6523,6 +6541,15 @@ export interface operations {
             };
             /** @description ONNX export without onnx and onnxscript, ipynb without nbformat. */
             501: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Every worker is busy and the line is full; retry. */
+            503: {
                 headers: {
                     [name: string]: unknown;
                 };
