@@ -91,9 +91,51 @@ export interface paths {
         put?: never;
         /**
          * Export
-         * @description The graph as a Python file, TorchScript, ONNX or normalized JSON (a download).
+         * @description The graph as a Python file, TorchScript, ONNX or normalized JSON (a download); ``script`` and
+         *     ``ipynb`` take ``{"graph": ..., "config": ...}`` (or a bare graph: the default config) and give
+         *     the whole training run as a script or a notebook.
          */
         post: operations["export_api_export_post"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/runs/{run_id}/export": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Export Run
+         * @description A run's training script or notebook, from the graph version and the config it trained with.
+         */
+        get: operations["export_run_api_runs__run_id__export_get"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/graphs/script": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Script View
+         * @description The training script for the code view: its text, the lines of each node, the freezing lines.
+         */
+        post: operations["script_view_api_graphs_script_post"];
         delete?: never;
         options?: never;
         head?: never;
@@ -1517,6 +1559,23 @@ export interface components {
              * @default 0.3
              */
             pct_start: number;
+        };
+        /** ScriptView */
+        ScriptView: {
+            /** Code */
+            code: string;
+            /**
+             * Nodes
+             * @description Node id -> the 1-based lines that define or use it.
+             */
+            nodes: {
+                [key: string]: number[];
+            };
+            /**
+             * Frozen Lines
+             * @description The requires_grad_(False) lines of frozen nodes.
+             */
+            frozen_lines: number[];
         };
         /** Totals */
         Totals: {
@@ -4820,7 +4879,7 @@ export interface operations {
     export_api_export_post: {
         parameters: {
             query?: {
-                format?: "python" | "torchscript" | "onnx" | "json";
+                format?: "python" | "torchscript" | "onnx" | "json" | "script" | "ipynb";
             };
             header?: never;
             path?: never;
@@ -4841,6 +4900,7 @@ export interface operations {
                     "text/x-python": unknown;
                     "application/octet-stream": unknown;
                     "application/json": unknown;
+                    "application/x-ipynb+json": unknown;
                 };
             };
             /** @description Unprocessable Entity */
@@ -4852,13 +4912,91 @@ export interface operations {
                     "application/json": components["schemas"]["Invalid"];
                 };
             };
-            /** @description ONNX export without the onnx and onnxscript packages. */
+            /** @description ONNX export without onnx and onnxscript, ipynb without nbformat. */
             501: {
                 headers: {
                     [name: string]: unknown;
                 };
                 content: {
                     "application/json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    export_run_api_runs__run_id__export_get: {
+        parameters: {
+            query?: {
+                format?: "script" | "ipynb";
+            };
+            header?: never;
+            path: {
+                run_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The file, as an attachment. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "text/x-python": unknown;
+                    "application/octet-stream": unknown;
+                    "application/json": unknown;
+                    "application/x-ipynb+json": unknown;
+                };
+            };
+            /** @description Unprocessable Entity */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Invalid"];
+                };
+            };
+            /** @description ONNX export without onnx and onnxscript, ipynb without nbformat. */
+            501: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    script_view_api_graphs_script_post: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["LayerLabGraph"];
+            };
+        };
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ScriptView"];
+                };
+            };
+            /** @description Unprocessable Entity */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Invalid"];
                 };
             };
         };
