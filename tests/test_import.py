@@ -452,15 +452,15 @@ class Scaled(nn.Module):
 @pytest.mark.parametrize(
     ("model", "path", "type_name", "words"),
     [
-        (nn.Sequential(nn.Linear(4, 4), nn.Sequential(nn.LSTM(4, 4)), nn.Linear(4, 2)), "1.0", "LSTM",
+        (nn.Sequential(nn.Linear(4, 4), nn.Sequential(nn.RReLU()), nn.Linear(4, 2)), "1.0", "RReLU",
          "has no LayerLab op"),
         (nn.Sequential(nn.Linear(4, 4), Custom()), "1", "Custom", "uses the attribute 'scale'"),
         (nn.Sequential(Branchy()), "0", "Branchy", "cannot be traced"),
-        (Scaled(), "", "_operator.mul", "has no LayerLab op"),
+        (Scaled(), "", "_operator.mul", "takes 2 where LayerLab needs a tensor"),
         (nn.Sequential(nn.Embedding(5, 3, max_norm=1.0)), "0", "Embedding", "max_norm=1.0"),
         (nn.Sequential(nn.Linear(4, 4), nn.Softmax()), "1", "Softmax", "do not fit LayerLab's Softmax"),
     ],
-    ids=["lstm", "parameter", "control-flow", "mul", "embedding-max-norm", "softmax-no-dim"],
+    ids=["no-op", "parameter", "control-flow", "mul", "embedding-max-norm", "softmax-no-dim"],
 )
 @pytest.mark.filterwarnings("ignore:Implicit dimension choice")
 def test_unsupported_is_named(model: nn.Module, path: str, type_name: str, words: str) -> None:

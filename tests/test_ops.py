@@ -60,6 +60,47 @@ def merge_graph(op: str, shape: list[int], **params: Any) -> dict[str, Any]:
     return graph(nodes, [("inp", "a"), ("inp", "b"), ("a", "layer"), ("b", "layer"), ("layer", "out")])
 
 
+def gate_graph(shape: list[int]) -> dict[str, Any]:
+    """Input → (AdaptiveAvgPool2d → Sigmoid) as a per-channel gate, multiplied onto the input."""
+    nodes = [node("inp", "Input", shape=shape), node("pool", "AdaptiveAvgPool2d"), node("gate", "Sigmoid"),
+             node("layer", "Multiply"), node("out", "Output")]
+    return graph(nodes, [("inp", "pool"), ("pool", "gate"), ("inp", "layer"), ("gate", "layer"), ("layer", "out")])
+
+
+class SEGate(nn.Module):
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x * torch.sigmoid(F.adaptive_avg_pool2d(x, 1))  # (B, C, H, W) × (B, C, 1, 1)
+
+
+def outputs_of(cls: type[nn.Module], *args: Any, last: bool = False, **kw: Any) -> nn.Module:
+    """A recurrent layer as a person subclasses it to chain in nn.Sequential: out, _ = rnn(x)."""
+
+    class Ref(cls):  # type: ignore[misc, valid-type]
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            out, _ = super().forward(x)
+            return out[:, -1] if last else out
+
+    return Ref(*args, batch_first=True, **kw)
+
+
+class SelfAttentionRef(nn.MultiheadAttention):
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return super().forward(x, x, x)[0]
+
+
+class PositionsRef(nn.Module):
+    def __init__(self, positions: int, dim: int) -> None:
+        super().__init__()
+        self.weight = nn.Parameter(torch.randn(positions, dim))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x + self.weight[: x.size(1)]
+
+
+def encoder_layer(d: int, heads: int, **kw: Any) -> nn.TransformerEncoderLayer:
+    return nn.TransformerEncoderLayer(d, heads, batch_first=True, **kw)
+
+
 def block_graph(shape: list[int], **params: Any) -> dict[str, Any]:
     nodes = [node("inp", "Input", shape=shape), node("layer", "Block", **params),
              node("c", "Conv2d", parent="layer", out_channels=shape[0], kernel_size=3, padding=1),
@@ -124,6 +165,36 @@ CASES = [
             lambda: nn.Embedding(50, 8), dtype="int64", high=50),
     op_case("embedding-padding-idx", "Embedding", {"num_embeddings": 20, "embedding_dim": 4, "padding_idx": 0},
             [3, 5], lambda: nn.Embedding(20, 4, padding_idx=0), dtype="int64", high=20),
+    # --- recurrent ----------------------------------------------------------------------------
+    op_case("rnn", "RNN", {"hidden_size": 6}, [5, 3], lambda: outputs_of(nn.RNN, 3, 6)),
+    op_case("rnn-relu-last", "RNN", {"hidden_size": 4, "nonlinearity": "relu", "output": "last", "bias": False},
+            [7, 2], lambda: outputs_of(nn.RNN, 2, 4, nonlinearity="relu", bias=False, last=True)),
+    op_case("lstm", "LSTM", {"hidden_size": 8}, [6, 4], lambda: outputs_of(nn.LSTM, 4, 8)),
+    op_case("lstm-deep-bi-last", "LSTM",
+            {"hidden_size": 5, "num_layers": 3, "bidirectional": True, "dropout": 0.2, "output": "last"}, [4, 3],
+            lambda: outputs_of(nn.LSTM, 3, 5, num_layers=3, bidirectional=True, dropout=0.2, last=True)),
+    op_case("gru", "GRU", {"hidden_size": 7, "num_layers": 2}, [5, 3], lambda: outputs_of(nn.GRU, 3, 7, num_layers=2)),
+    op_case("gru-bi", "GRU", {"hidden_size": 3, "bidirectional": True}, [9, 2],
+            lambda: outputs_of(nn.GRU, 2, 3, bidirectional=True)),
+    # --- attention ----------------------------------------------------------------------------
+    op_case("mha", "MultiheadAttention", {"num_heads": 2}, [5, 8], lambda: SelfAttentionRef(8, 2, batch_first=True)),
+    op_case("mha-no-bias", "MultiheadAttention", {"num_heads": 4, "bias": False, "dropout": 0.1}, [3, 12],
+            lambda: SelfAttentionRef(12, 4, bias=False, dropout=0.1, batch_first=True)),
+    op_case("encoder-layer", "TransformerEncoderLayer", {"nhead": 2, "dim_feedforward": 16}, [5, 8],
+            lambda: encoder_layer(8, 2, dim_feedforward=16)),
+    op_case("encoder-layer-prenorm-gelu", "TransformerEncoderLayer",
+            {"nhead": 3, "dim_feedforward": 10, "activation": "gelu", "norm_first": True, "bias": False,
+             "dropout": 0.0}, [4, 6],
+            lambda: encoder_layer(6, 3, dim_feedforward=10, activation="gelu", norm_first=True, bias=False,
+                                  dropout=0.0)),
+    op_case("encoder", "TransformerEncoder", {"nhead": 2, "dim_feedforward": 12, "num_layers": 3}, [5, 8],
+            lambda: nn.TransformerEncoder(encoder_layer(8, 2, dim_feedforward=12), 3)),
+    op_case("encoder-norm", "TransformerEncoder",
+            {"nhead": 2, "dim_feedforward": 12, "num_layers": 2, "norm": True, "norm_first": True}, [5, 8],
+            lambda: nn.TransformerEncoder(encoder_layer(8, 2, dim_feedforward=12, norm_first=True), 2,
+                                          norm=nn.LayerNorm(8))),
+    op_case("positions", "PositionalEmbedding", {"num_positions": 10}, [6, 4], lambda: PositionsRef(10, 4)),
+    op_case("positions-inferred", "PositionalEmbedding", {}, [6, 4], lambda: PositionsRef(6, 4)),
     # --- normalization ------------------------------------------------------------------------
     op_case("bn1d-features", "BatchNorm1d", {}, [16], lambda: nn.BatchNorm1d(16)),
     op_case("bn1d-seq", "BatchNorm1d", {"affine": False}, [6, 10], lambda: nn.BatchNorm1d(6, affine=False)),
@@ -159,9 +230,15 @@ CASES = [
     op_case("softmax", "Softmax", {}, [10], lambda: nn.Softmax(dim=1)),
     op_case("softmax-last", "Softmax", {"dim": -1}, [3, 4], lambda: nn.Softmax(dim=-1)),
     op_case("logsoftmax", "LogSoftmax", {"dim": 2}, [3, 4], lambda: nn.LogSoftmax(dim=2)),
+    op_case("relu6", "ReLU6", {}, [3, 5], nn.ReLU6),
+    op_case("hardswish", "Hardswish", {}, [4, 3, 3], nn.Hardswish),
+    op_case("mish", "Mish", {}, [7], nn.Mish),
+    op_case("softplus", "Softplus", {"beta": 2.0, "threshold": 5.0}, [6], lambda: nn.Softplus(2.0, 5.0)),
+    op_case("softplus-default", "Softplus", {}, [2, 6], nn.Softplus),
     # --- regularization -----------------------------------------------------------------------
     op_case("dropout", "Dropout", {"p": 0.3}, [12], lambda: nn.Dropout(0.3)),
     op_case("dropout2d", "Dropout2d", {}, [3, 4, 4], nn.Dropout2d),
+    op_case("dropout1d", "Dropout1d", {"p": 0.2}, [3, 9], lambda: nn.Dropout1d(0.2)),
     # --- pooling ------------------------------------------------------------------------------
     op_case("maxpool1d", "MaxPool1d", {"kernel_size": 3, "stride": 2}, [4, 11], lambda: nn.MaxPool1d(3, 2)),
     op_case("maxpool1d-ceil", "MaxPool1d", {"kernel_size": 2, "ceil_mode": True}, [2, 7],
@@ -184,6 +261,16 @@ CASES = [
     op_case("avgpool2d-ceil-last-window", "AvgPool2d",
             {"kernel_size": 2, "stride": 2, "padding": 1, "ceil_mode": True}, [2, 5, 7],
             lambda: nn.AvgPool2d(2, 2, padding=1, ceil_mode=True)),
+    op_case("avgpool1d", "AvgPool1d", {"kernel_size": 3, "stride": 2, "padding": 1}, [4, 11],
+            lambda: nn.AvgPool1d(3, 2, padding=1)),
+    op_case("avgpool1d-ceil", "AvgPool1d", {"kernel_size": 2, "ceil_mode": True, "count_include_pad": False},
+            [2, 7], lambda: nn.AvgPool1d(2, ceil_mode=True, count_include_pad=False)),
+    op_case("adaptive-avg-1d", "AdaptiveAvgPool1d", {"output_size": 3}, [4, 10], lambda: nn.AdaptiveAvgPool1d(3)),
+    op_case("adaptive-avg-1d-global", "AdaptiveAvgPool1d", {}, [5, 7], lambda: nn.AdaptiveAvgPool1d(1)),
+    op_case("mean-hw", "Mean", {"dim": [2, 3]}, [4, 5, 6], lambda: Fn(lambda x: x.mean([2, 3]))),
+    op_case("mean-seq-keepdim", "Mean", {"dim": 1, "keepdim": True}, [5, 3],
+            lambda: Fn(lambda x: x.mean(1, keepdim=True))),
+    op_case("mean-last", "Mean", {}, [2, 3, 4], lambda: Fn(lambda x: x.mean(-1))),
     op_case("adaptive-avg", "AdaptiveAvgPool2d", {}, [8, 5, 5], lambda: nn.AdaptiveAvgPool2d(1)),
     op_case("adaptive-max", "AdaptiveMaxPool2d", {"output_size": [2, 3]}, [4, 7, 9],
             lambda: nn.AdaptiveMaxPool2d((2, 3))),
@@ -206,11 +293,24 @@ CASES = [
             lambda: nn.Upsample(scale_factor=0.5, mode="bicubic")),
     op_case("upsample-nearest-exact", "Upsample", {"scale_factor": 1.7, "mode": "nearest-exact"}, [1, 6, 3],
             lambda: nn.Upsample(scale_factor=1.7, mode="nearest-exact")),
+    op_case("permute", "Permute", {}, [5, 3], lambda: Fn(lambda x: x.permute(0, 2, 1))),
+    op_case("permute-3d", "Permute", {"dims": [0, 2, 3, 1]}, [2, 4, 5], lambda: Fn(lambda x: x.permute(0, 2, 3, 1))),
+    op_case("permute-negative", "Permute", {"dims": [0, -1, 1, 2]}, [2, 4, 5],
+            lambda: Fn(lambda x: x.permute(0, 3, 1, 2))),
+    op_case("reshape", "Reshape", {"shape": [4, 16]}, [64], lambda: Fn(lambda x: x.reshape(x.size(0), 4, 16))),
+    op_case("reshape-infer", "Reshape", {"shape": [2, -1, 3]}, [4, 6], lambda: Fn(lambda x: x.reshape(-1, 2, 4, 3))),
+    op_case("reshape-ids", "Reshape", {"shape": [3, 2]}, [6], lambda: Fn(lambda x: x.reshape(-1, 3, 2)),
+            dtype="int64", high=9),
+    op_case("pixel-shuffle", "PixelShuffle", {}, [8, 3, 4], lambda: nn.PixelShuffle(2)),
+    op_case("pixel-shuffle-3", "PixelShuffle", {"upscale_factor": 3}, [18, 2, 2], lambda: nn.PixelShuffle(3)),
     op_case("zeropad", "ZeroPad2d", {}, [3, 4, 4], lambda: nn.ZeroPad2d(1)),
     op_case("zeropad-asym", "ZeroPad2d", {"padding": [1, 2, 0, 3]}, [3, 4, 5], lambda: nn.ZeroPad2d((1, 2, 0, 3)),
             resolved={"padding": [1, 2, 0, 3]}),
     # --- merge and structure ------------------------------------------------------------------
     Case("add", merge_graph("Add", [3, 4]), lambda: Fn(lambda x: torch.relu(x) + torch.tanh(x))),
+    Case("multiply", merge_graph("Multiply", [3, 4]), lambda: Fn(lambda x: torch.relu(x) * torch.tanh(x))),
+    Case("multiply-gate", gate_graph([4, 5, 5]),
+         SEGate),
     Case("concat", merge_graph("Concat", [3, 4]), lambda: Fn(lambda x: torch.cat([torch.relu(x), torch.tanh(x)], 1))),
     Case("concat-last", merge_graph("Concat", [3, 4], dim=-1),
          lambda: Fn(lambda x: torch.cat([torch.relu(x), torch.tanh(x)], -1))),
@@ -359,6 +459,11 @@ def test_catalog_defaults_are_valid_and_torch_classes_exist(entry: dict[str, Any
     defaults = {k: v["default"] for k, v in entry["params"].get("properties", {}).items() if "default" in v}
     if not entry["params"].get("required"):
         spec.params_model.model_validate(defaults)  # the form's defaults are accepted as they are
-    if entry["torch_class"] is not None:
+    if entry["torch_class"] is not None and spec.custom_module:  # one of LayerLab's small modules
+        from layerlab import modules
+
+        assert not entry["torch_class"].startswith("nn.")
+        assert issubclass(getattr(modules, entry["torch_class"]), nn.Module)
+    elif entry["torch_class"] is not None:
         assert entry["torch_class"].startswith("nn.")
         assert isinstance(getattr(nn, entry["torch_class"][3:]), type)

@@ -79,6 +79,10 @@ def layer_for(draw: st.DrawFn, shape: Shape) -> tuple[str, dict[str, Any]]:
     rank = len(shape)
     options: dict[str, st.SearchStrategy[dict[str, Any]]] = {
         "ReLU": st.just({}),
+        "ReLU6": st.just({}),
+        "Hardswish": st.just({}),
+        "Mish": st.just({}),
+        "Softplus": maybe(beta=st.sampled_from([0.5, 1.0, 3.0]), threshold=st.sampled_from([1.0, 20.0])),
         "LayerNorm": maybe(elementwise_affine=st.booleans(), bias=st.booleans()),
         "GroupNorm": maybe(num_groups=st.integers(1, 4), affine=st.booleans()),
         "PReLU": maybe(num_parameters=st.sampled_from([1, shape[0], 3])),
@@ -91,6 +95,9 @@ def layer_for(draw: st.DrawFn, shape: Shape) -> tuple[str, dict[str, Any]]:
     if rank == 2:
         options["Conv1d"] = conv_params(1)
         options["MaxPool1d"] = pool_params(1)
+        options["AvgPool1d"] = pool_params(1, dilation=False)
+        options["AdaptiveAvgPool1d"] = maybe(output_size=one(st.integers(1, 6)))
+        options["Dropout1d"] = maybe(p=st.sampled_from([0.0, 0.5]))
         options["Upsample"] = st.one_of(
             st.fixed_dictionaries({"scale_factor": st.sampled_from([0.5, 1.5, 2.0, 3.0, 0.3])},
                                   optional={"mode": st.sampled_from(["nearest", "linear"])}),
@@ -109,6 +116,7 @@ def layer_for(draw: st.DrawFn, shape: Shape) -> tuple[str, dict[str, Any]]:
             "BatchNorm2d": maybe(affine=st.booleans()),
             "InstanceNorm2d": maybe(affine=st.booleans()),
             "AdaptiveAvgPool2d": maybe(output_size=pair(st.integers(1, 4))),
+            "PixelShuffle": maybe(upscale_factor=st.integers(1, 3)),
             "ZeroPad2d": maybe(padding=st.one_of(st.integers(0, 2), st.lists(st.integers(0, 2), min_size=4, max_size=4))),
             "Upsample": st.one_of(
                 st.fixed_dictionaries({"scale_factor": st.sampled_from([0.5, 1.5, 2.0, 0.4, 2.5])},
@@ -188,7 +196,7 @@ def conv_or_pool(draw: st.DrawFn) -> tuple[Shape, tuple[str, dict[str, Any]]]:
     """The ops with the most arithmetic, drawn more often than the mix above gives them."""
     n = draw(st.sampled_from([1, 2]))
     shape = (draw(channels), *draw(st.lists(sizes, min_size=n, max_size=n)))
-    ops = {1: ["Conv1d", "MaxPool1d"], 2: ["Conv2d", "MaxPool2d", "AvgPool2d"]}[n]
+    ops = {1: ["Conv1d", "MaxPool1d", "AvgPool1d"], 2: ["Conv2d", "MaxPool2d", "AvgPool2d"]}[n]
     op = draw(st.sampled_from(ops))
     strategy = conv_params(n) if op.startswith("Conv") else pool_params(n, dilation=op.startswith("Max"))
     return shape, (op, draw(strategy))

@@ -24,15 +24,7 @@ from layerlab.train import (
 from layerlab.train.events import Event
 from layerlab.train.stats import StepBuffer
 
-
-@pytest.fixture(autouse=True)
-def _one_thread() -> Any:
-    # Tiny models train fastest on one thread, and a busy 2-core machine makes torch's thread
-    # pool spin (100x slower); restore the caller's setting afterwards.
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def _node(node_id: str, op: str, parent: str | None = None, frozen: bool = False, **params: Any) -> dict[str, Any]:

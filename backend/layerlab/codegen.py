@@ -7,7 +7,9 @@ Pure Python: no torch import here.
 
 from __future__ import annotations
 
+import ast
 import keyword
+from pathlib import Path
 from typing import Any
 
 from .graph import Graph, InitSpec
@@ -28,17 +30,19 @@ from .plan import (
 )
 from .shapes import analyze
 
-RESIDUAL_CLASS = '''class Residual(nn.Module):
-    """A residual block: out = body(x) + shortcut(x)."""
+MODULES_FILE = Path(__file__).with_name("modules.py")
 
-    def __init__(self, body: nn.Module, shortcut: nn.Module | None = None) -> None:
-        super().__init__()
-        self.body = body
-        self.shortcut = shortcut if shortcut is not None else nn.Identity()
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.body(x) + self.shortcut(x)
-'''
+def module_sources() -> dict[str, tuple[str, list[str]]]:
+    """Each class in layerlab/modules.py: its source and the classes of that file it builds on,
+    read as text (no torch import here), so the exported file defines exactly what compile builds."""
+    text = MODULES_FILE.read_text()
+    out: dict[str, tuple[str, list[str]]] = {}
+    for node in ast.parse(text).body:
+        if isinstance(node, ast.ClassDef):
+            bases = [b.id for b in node.bases if isinstance(b, ast.Name)]
+            out[node.name] = (ast.get_source_segment(text, node) or "", bases)
+    return out
 
 
 def to_python(graph: Graph | dict[str, Any], *, init: InitSpec | str | dict[str, Any] | None = None,
@@ -71,7 +75,7 @@ def fmt_value(value: Any) -> str:
 def fmt_call(p: LayerPlan) -> str:
     args = [fmt_value(p.args[k]) for k in p.positional if k in p.args]
     args += [f"{k}={fmt_value(v)}" for k, v in p.args.items() if k not in p.positional]
-    return f"nn.{p.torch_class}({', '.join(args)})"
+    return f"{'' if p.custom else 'nn.'}{p.torch_class}({', '.join(args)})"
 
 
 def shape_comment(shape: tuple[int, ...]) -> str:
@@ -132,7 +136,7 @@ class _Writer:
         self.seed = seed
         self.classes: list[str] = []
         self.class_names: set[str] = set()
-        self.uses_residual = False
+        self.used: set[str] = set()  # LayerLab's small modules the model uses (layerlab/modules.py)
 
     # -- expressions -------------------------------------------------------------------------
 
@@ -140,6 +144,8 @@ class _Writer:
         """Python expression constructing plan ``p`` (may span lines, indented by ``indent``)."""
         pad = " " * indent
         if isinstance(p, LayerPlan):
+            if p.custom:
+                self.used.add(p.torch_class)
             return fmt_call(p)
         if isinstance(p, SeqPlan):
             if not p.items:
@@ -152,7 +158,7 @@ class _Writer:
             lines.append(f"{pad}]))")
             return "\n".join(lines)
         if isinstance(p, ResidualPlan):
-            self.uses_residual = True
+            self.used.add("Residual")
             body = self.expr(p.body, indent + 4)
             short = self.expr(p.shortcut, indent + 4) if p.shortcut is not None else "None"
             return f"Residual(\n{pad}    body={body},\n{pad}    shortcut={short},\n{pad})"
@@ -237,13 +243,22 @@ class _Writer:
             lines.append(f"    {ref}.requires_grad_(False)")
         return lines
 
+    def module_classes(self) -> list[str]:
+        """The sources of the small modules used, with the classes they build on, in file order."""
+        sources = module_sources()
+        needed: set[str] = set()
+        stack = list(self.used)
+        while stack:
+            name = stack.pop()
+            if name not in needed:
+                needed.add(name)
+                stack += [b for b in sources[name][1] if b in sources]
+        return [src + "\n" for name, (src, _) in sources.items() if name in needed]
+
     def definitions(self) -> str:
         """The helper classes and ``build_model()``: the part of the file that defines the model."""
         root_expr = self.expr(self.plan.root, 4)
-        blocks = []
-        if self.uses_residual:
-            blocks.append(RESIDUAL_CLASS)
-        blocks += self.classes
+        blocks = self.module_classes() + self.classes
         body = ["def build_model() -> nn.Module:"]
         if self.seed is not None:
             body.append(f"    torch.manual_seed({self.seed})")

@@ -15,7 +15,9 @@ from typing import Any
 import torch
 from torch import fx, nn
 
+from . import modules
 from .graph import Graph, GraphInvalidError, InitSpec
+from .modules import Residual
 from .ops import get_op
 from .plan import (
     DagPlan,
@@ -31,17 +33,7 @@ from .plan import (
 )
 from .shapes import analyze
 
-
-class Residual(nn.Module):
-    """A residual block: ``out = body(x) + shortcut(x)`` (identity shortcut when None)."""
-
-    def __init__(self, body: nn.Module, shortcut: nn.Module | None = None) -> None:
-        super().__init__()
-        self.body = body
-        self.shortcut = shortcut if shortcut is not None else nn.Identity()
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.body(x) + self.shortcut(x)
+__all__ = ["Residual", "build", "build_plan", "init_layer", "plan_model"]
 
 
 def plan_model(graph: Graph | dict[str, Any]) -> ModelPlan:
@@ -85,7 +77,7 @@ def build_plan(plan: ModelPlan, *, init: InitSpec | str | dict[str, Any] | None 
 
 def _module(p: Plan) -> nn.Module:
     if isinstance(p, LayerPlan):
-        return getattr(nn, p.torch_class)(**p.args)
+        return getattr(modules if p.custom else nn, p.torch_class)(**p.args)
     if isinstance(p, SeqPlan):
         return nn.Sequential(OrderedDict((item.name, _module(item)) for item in p.items))
     if isinstance(p, ResidualPlan):

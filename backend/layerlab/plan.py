@@ -31,6 +31,11 @@ class LayerPlan:
     frozen: bool = False
     init: InitSpec | None = None
 
+    @property
+    def custom(self) -> bool:
+        """Whether the class is one of LayerLab's small modules (layerlab/modules.py)."""
+        return get_op(self.op).custom_module
+
 
 @dataclass
 class SeqPlan:

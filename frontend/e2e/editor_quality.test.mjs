@@ -243,3 +243,83 @@ test('an edit is marked unsaved, survives a reload as a draft, and restores', as
   await until(async () => (await badge(page, 'conv1')) === '12×8×8', 10_000, 'the saved version');
   assert.equal(await page.getByTestId('draft-banner').count(), 0);
 });
+
+/** Drags a node by its header with the mouse to a point on the page. */
+async function dragNode(id, to) {
+  const head = node(id).locator('.node-head').first();
+  const b = await head.boundingBox();
+  await page.mouse.move(b.x + 30, b.y + b.height / 2);
+  await page.mouse.down();
+  await page.mouse.move(b.x + 40, b.y + 20, { steps: 3 });
+  await page.mouse.move(to.x, to.y, { steps: 12 });
+  await page.mouse.up();
+}
+
+const edgeIds = () => page.locator('.react-flow__edge').evaluateAll((els) => els.map((e) => e.getAttribute('data-id')));
+
+test('drawing: arrowheads, a residual skip path, dragging a layer into and out of a block, refused edges', async () => {
+  await page.getByTestId('tab-inspector').click();
+  await until(async () => (await badge(page, 'fc')) === '10', 10_000, 'the demo analysed');
+  // Every edge ends in an arrowhead.
+  const ends = await page.locator('.react-flow__edge path.react-flow__edge-path').evaluateAll((els) => els.map((e) => e.getAttribute('marker-end')));
+  assert.ok(ends.length >= 7 && ends.every((m) => m && m.includes('url(')), `arrowheads: ${ends}`);
+
+  await node('conv1').click();
+  await node('bn1').click({ modifiers: ['Shift'] });
+  await page.keyboard.press('Control+g');
+  await node('block_1').waitFor();
+  await page.keyboard.press('l'); // lay out so the block has room
+  await page.waitForTimeout(300);
+  await page.getByTestId('canvas').click({ position: { x: 30, y: 30 } });
+  await until(async () => (await page.getByTestId('status-valid').textContent()).includes('✓ valid'), 5000, 'valid after grouping');
+
+  // Drag relu1 (after the block) into the block: it follows bn1 inside; the block feeds pool1.
+  const blockBox = await node('block_1').boundingBox();
+  await dragNode('relu1', { x: blockBox.x + blockBox.width / 2, y: blockBox.y + blockBox.height - 16 });
+  await until(async () => (await edgeIds()).includes('e_bn1__relu1'), 5000, 'relu1 after bn1 inside the block');
+  const ids = await edgeIds();
+  assert.ok(ids.includes('e_block_1__pool1'), `the block feeds pool1: ${ids}`);
+  await until(async () => (await page.getByTestId('status-valid').textContent()).includes('✓ valid'), 5000, 'valid with relu1 inside');
+  await shot(page, 'q09_dragged_into_block');
+
+  // Out again, to empty canvas on the right: the block closes up, relu1 waits unconnected.
+  const canvas = await page.getByTestId('canvas').boundingBox();
+  await dragNode('relu1', { x: canvas.x + canvas.width - 120, y: canvas.y + 80 });
+  await until(async () => !(await edgeIds()).includes('e_bn1__relu1'), 5000, 'relu1 out of the block');
+  await until(async () => (await node('relu1').locator('[data-testid="unconnected-hint"]').count()) === 1, 5000, 'relu1 unconnected');
+  assert.equal(await redErrors(), 0, 'dragging out is not an error');
+  // One undo puts it back inside (the drag and the move are one step).
+  await page.keyboard.press('Control+z');
+  await until(async () => (await edgeIds()).includes('e_bn1__relu1'), 5000, 'undo: back inside');
+
+  // An edge from inside the block to a top-level layer is refused while drawing, with the reason.
+  const src = await node('bn1').locator('.react-flow__handle.source').boundingBox();
+  const dst = await node('fc').locator('.react-flow__handle.target').boundingBox();
+  await page.mouse.move(src.x + src.width / 2, src.y + src.height / 2);
+  await page.mouse.down();
+  await page.mouse.move(dst.x + 20, dst.y - 20, { steps: 6 });
+  await page.mouse.move(dst.x + dst.width / 2, dst.y + dst.height / 2, { steps: 4 });
+  const why = await until(async () => page.getByTestId('connect-refusal').textContent(), 3000, 'the refusal');
+  assert.match(why, /bn1 is inside block_1 and fc is at the top level: an edge cannot cross a block's boundary/);
+  await shot(page, 'q10_refused_edge');
+  await page.mouse.up();
+  assert.ok(!(await edgeIds()).includes('e_bn1__fc'), 'no edge made');
+
+  // A cycle is refused too: fc back to pool1.
+  const a = await node('fc').locator('.react-flow__handle.source').boundingBox();
+  const b = await node('pool1').locator('.react-flow__handle.target').boundingBox();
+  await page.mouse.move(a.x + a.width / 2, a.y + a.height / 2);
+  await page.mouse.down();
+  await page.mouse.move(b.x + 30, b.y + 30, { steps: 6 });
+  await page.mouse.move(b.x + b.width / 2, b.y + b.height / 2, { steps: 4 });
+  assert.match(await until(async () => page.getByTestId('connect-refusal').textContent(), 3000, 'the cycle refusal'), /would make a cycle/);
+  await page.mouse.up();
+  assert.ok(!(await edgeIds()).includes('e_fc__pool1'));
+
+  // Residual: the skip path is drawn round the block.
+  await page.getByTestId('residual-block_1').check();
+  await page.getByTestId('skip-path-block_1').waitFor();
+  await shot(page, 'q11_residual_skip_path');
+  await page.getByTestId('residual-block_1').uncheck();
+  assert.equal(await page.getByTestId('skip-path-block_1').count(), 0);
+});

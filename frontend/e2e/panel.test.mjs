@@ -161,5 +161,62 @@ test('block repeat takes typed text the same way', async () => {
     const v = await api(`/projects/${project.id}/versions/${(await api(`/projects/${project.id}`)).latest_version}`);
     return v.graph.nodes.find((n) => n.id === 'block_1')?.params.repeat === 3;
   }, 10_000, 'repeat 3 saved');
+});
+
+test('two projects with the same node ids: training one leaves the other clean', async () => {
+  const demo = (await api('/projects'))[0];
+  const graph = (await api(`/projects/${demo.id}/versions/1`)).graph;
+  const res = await fetch(`${backend.url}/api/projects`, {
+    method: 'POST',
+    headers: { 'Content-Type': 'application/json' },
+    body: JSON.stringify({ name: 'Other digits', graph }),
+  });
+  assert.equal(res.status, 201);
+
+  const badges = (id) => page.locator(`.react-flow__node[data-id="${id}"] .live-badges span`).count();
+  await page.getByTestId('tab-train').click();
+  await typeInto(field('Epochs'), '300');
+  await page.getByTestId('train-start').click();
+  await until(async () => ['running', 'queued'].includes(await status()), 30_000, 'the run to start');
+  await until(async () => (await badges('conv1')) > 0, 60_000, 'gradient badges on conv1');
+  const runId = await page.evaluate(() => localStorage.getItem('layerlab_active_run'));
+  const run = await api(`/runs/${runId}`);
+
+  await page.getByTestId('tab-projects').click();
+  await page.getByTestId('projects').getByRole('button', { name: 'Other digits', exact: true }).click();
+  await until(async () => /Other digits/.test(await page.locator('.top-bar .project').textContent()), 10_000, 'the other project open');
+  await page.locator('.react-flow__node[data-id="conv1"]').waitFor();
+  await page.getByTestId('tab-train').click();
+  // The first project's run goes on streaming; nothing of it reaches this canvas or panel.
+  for (let i = 0; i < 5; i++) {
+    for (const id of ['conv1', 'bn1', 'relu1', 'fc']) assert.equal(await badges(id), 0, `${id} shows no statistic it did not earn`);
+    assert.equal(await page.locator('.run-history tbody tr').count(), 0, 'no runs of the other project');
+    assert.equal(await page.getByTestId('run-header').count(), 0);
+    assert.equal(Number((await page.getByTestId('chart-step-loss').getAttribute('data-points')) ?? 0), 0);
+    await new Promise((r) => setTimeout(r, 500));
+  }
+  assert.equal((await api(`/runs/${runId}`)).status, 'running', 'the other run kept training meanwhile');
+  await shot(page, 'panel_other_project_clean');
+
+  // Back in the first project: its run, its tints.
+  await page.getByTestId('tab-projects').click();
+  await page.getByTestId('projects').getByRole('button', { name: demo.name, exact: true }).click();
+  await until(async () => (await badges('conv1')) > 0, 30_000, "the run's badges again");
+  await page.getByTestId('tab-train').click();
+  assert.equal(await status(), 'running');
+  assert.match(await page.getByTestId('run-version').textContent(), new RegExp(`^graph v${run.version}$`));
+  assert.equal(await page.locator('[data-testid="stats-version"]').count(), 0);
+
+  // An edit: the tints say which graph version they come from.
+  await page.getByTestId('tab-inspector').click();
+  await page.locator('.react-flow__node[data-id="fc"]').click();
+  await typeInto(page.getByTestId('field-out_features').getByRole('textbox'), '12');
+  await until(async () => (await page.locator('.react-flow__node[data-id="conv1"] [data-testid="stats-version"]').count()) === 1, 10_000, 'the version note');
+  assert.equal(await page.locator('.react-flow__node[data-id="conv1"] [data-testid="stats-version"]').textContent(), `from v${run.version}`);
+  await page.getByTestId('tab-train').click();
+  assert.match(await page.getByTestId('run-version').textContent(), /canvas changed since/);
+  await shot(page, 'panel_stale_version');
+  await page.getByTestId('train-stop').click();
+  await until(async () => (await status()) === 'stopped', 30_000, 'the run to stop');
   assert.deepEqual(consoleErrors.filter((e) => !/WebSocket/.test(e)), []);
 });

@@ -10,19 +10,26 @@ from typing import Any
 import torch
 from torch import fx, nn
 
+from .. import modules
 from ..ops import TorchFunction, get_op, op_names
 
 # Calls that are not layers but how forward() reads sizes and reshapes: the importer handles them.
-STRUCTURAL_CALLABLES: dict[Any, str] = {getattr: "getattr", operator.getitem: "getitem"}
+STRUCTURAL_CALLABLES: dict[Any, str] = {
+    getattr: "getattr", operator.getitem: "getitem",
+    # arithmetic on sizes (c // groups); + and * on sizes are told apart from Add and Multiply by their arguments
+    operator.floordiv: "arith", operator.sub: "arith",
+}
 STRUCTURAL_METHODS = frozenset({"view", "reshape", "size", "contiguous"})
 
 
 def catalog_classes() -> dict[type[nn.Module], str]:
-    """The torch class of every op in the catalog → the op's name."""
+    """The module classes every op in the catalog builds or imports from → the op's name."""
     out: dict[type[nn.Module], str] = {}
     for op in op_names():
-        cls_name = get_op(op).torch_class
-        if cls_name is not None:
+        spec = get_op(op)
+        if spec.torch_class is not None:
+            out[getattr(modules if spec.custom_module else nn, spec.torch_class)] = op
+        for cls_name in spec.import_classes:
             out[getattr(nn, cls_name)] = op
     return out
 

@@ -3,7 +3,7 @@
 Importing the package registers every entry, in palette order.
 """
 
-from . import structure, conv, linear, norm, elementwise, pool, reshape, merge  # noqa: F401, I001  (registration order)
+from . import structure, conv, linear, sequence, norm, elementwise, pool, reshape, merge  # noqa: F401, I001  (registration order)
 from .base import Inferred, MergeRule, NodeProblem, OpSpec, Params, Shape, TensorInfo, TorchFunction
 from .registry import CATEGORIES, by_torch_class, catalog, get_op, op_names, suggest_op
 

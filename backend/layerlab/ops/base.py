@@ -81,6 +81,7 @@ class TorchFunction:
     must_be: dict[str, Any] = field(default_factory=dict)
     required: tuple[str, ...] = ()  # arguments without a safe default (softmax's dim)
     identity_when: dict[str, Any] = field(default_factory=dict)  # arguments that make the call a no-op
+    varargs: str | None = None  # the argument that collects the rest of the positional ones (x.permute(0, 2, 1))
 
 
 @dataclass(frozen=True)
@@ -119,6 +120,15 @@ class OpSpec:
     max_inputs: ClassVar[int] = 1
     dtype_in: ClassVar[DType | None] = "float32"  # None: any dtype passes through
     input_size_args: ClassVar[tuple[str, ...]] = ()  # args inferred from the incoming shape
+    # True: torch_class names one of LayerLab's small modules (layerlab/modules.py), not a torch.nn class
+    custom_module: ClassVar[bool] = False
+    import_classes: ClassVar[tuple[str, ...]] = ()  # other torch.nn classes that import as this op
+    # import: the torch.nn classes return (output, extra) (an LSTM's states); forward() takes [0]
+    tuple_output: ClassVar[bool] = False
+    # import: how forward() calls the module: its one input this many times (self-attention: 3, as
+    # q, k, v), and keyword arguments that change nothing it returns as LayerLab uses it
+    call_repeats: ClassVar[int] = 1
+    call_ignored: ClassVar[tuple[str, ...]] = ()
     merge: ClassVar[MergeRule | None] = None  # set for ops that are a function in forward(), not a module
     functions: ClassVar[tuple[TorchFunction, ...]] = ()  # function forms forward() may call (import)
     init_weight: ClassVar[bool] = False  # whether an init scheme sets its weight (matrices and filters)
@@ -131,6 +141,11 @@ class OpSpec:
 
     def infer(self, p: Any, inputs: list[TensorInfo]) -> Inferred:  # pragma: no cover - abstract
         raise NotImplementedError
+
+    def params_from_call(self, fn: TorchFunction, args: dict[str, Any], in_shape: Shape) -> dict[str, Any]:
+        """The op's params from a function call's bound arguments (for import); ``in_shape`` is the
+        input's per-sample shape. By default the arguments named in ``fn.params``."""
+        return {k: args[k] for k in fn.params if k in args}
 
     def from_torch(self, module: Any) -> dict[str, Any]:
         """Parameters of this op read back from a built torch module (for import)."""
@@ -154,7 +169,8 @@ class OpSpec:
             "op": cls.name,
             "category": cls.category,
             "help": cls.help,
-            "torch_class": f"nn.{cls.torch_class}" if cls.torch_class else None,
+            "torch_class": (cls.torch_class if cls.custom_module else f"nn.{cls.torch_class}")
+            if cls.torch_class else None,
             "inputs": {"min": cls.min_inputs, "max": cls.max_inputs},
             "inferred": list(cls.input_size_args),
             "params": schema,

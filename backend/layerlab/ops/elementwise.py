@@ -57,6 +57,15 @@ _simple("Sigmoid", "1 / (1 + e^−x): squashes to (0, 1).", functions=(
 _simple("Tanh", "Hyperbolic tangent: squashes to (−1, 1).", functions=(
     TorchFunction("tanh", ("torch.tanh", F + "tanh", "Tensor.tanh")),
 ))
+_simple("ReLU6", "min(max(0, x), 6): ReLU capped at 6 (MobileNet).", functions=(
+    TorchFunction("relu6", (F + "relu6",), ("input", "inplace")),
+))
+_simple("Hardswish", "x·ReLU6(x + 3)/6: a cheap swish (MobileNetV3).", functions=(
+    TorchFunction("hardswish", (F + "hardswish",), ("input", "inplace")),
+))
+_simple("Mish", "x·tanh(softplus(x)): a smooth self-gated activation.", functions=(
+    TorchFunction("mish", (F + "mish",), ("input", "inplace")),
+))
 _simple("Identity", "Passes its input through unchanged (a placeholder).", category="Shape", dtype_in=None)
 
 
@@ -99,6 +108,23 @@ class GELU(_Elementwise):
     torch_class = "GELU"
     functions = (TorchFunction("gelu", (F + "gelu",), ("input", "approximate"), {"approximate": "none"},
                                ("approximate",)),)
+
+
+class SoftplusParams(Params):
+    beta: Annotated[float, Field(gt=0, le=100)] = Field(1.0, description="Sharpness: log(1 + e^(βx)) / β.")
+    threshold: Annotated[float, Field(gt=0, le=100)] = Field(
+        20.0, description="Above β·x > threshold the output is x itself (numerical stability)."
+    )
+
+
+@register
+class Softplus(_Elementwise):
+    name = "Softplus"
+    help = "log(1 + e^(βx)) / β: a smooth ReLU that stays positive."
+    params_model = SoftplusParams
+    torch_class = "Softplus"
+    functions = (TorchFunction("softplus", (F + "softplus",), ("input", "beta", "threshold"),
+                               {"beta": 1.0, "threshold": 20.0}, ("beta", "threshold")),)
 
 
 class PReLUParams(Params):
@@ -189,4 +215,19 @@ class Dropout2d(_Elementwise):
 
     def infer(self, p: DropoutParams, inputs: list[TensorInfo]) -> Inferred:
         check_rank(inputs[0], (3,), "channels, H, W")
+        return super().infer(p, inputs)
+
+
+@register
+class Dropout1d(_Elementwise):
+    name = "Dropout1d"
+    category = "Regularization"
+    help = "Zeroes whole channels of a (C, L) signal while training; a no-op in eval mode."
+    params_model = DropoutParams
+    torch_class = "Dropout1d"
+    functions = (TorchFunction("dropout1d", (F + "dropout1d",), ("input", "p", "training", "inplace"),
+                               {"p": 0.5, "training": True}, ("p",), identity_when={"training": False}),)
+
+    def infer(self, p: DropoutParams, inputs: list[TensorInfo]) -> Inferred:
+        check_rank(inputs[0], (2,), "channels, L")
         return super().infer(p, inputs)

@@ -13,6 +13,8 @@ from .base import (
     TensorInfo,
     TorchFunction,
     batch_dim_to_sample,
+    fmt_shape,
+    numel,
 )
 from .fields import (
     TorchDim,
@@ -45,6 +47,38 @@ class Add(OpSpec):
                     suggestion="make the branches agree, e.g. a 1×1 Conv2d (projection) on one branch",
                 )
         return Inferred(out=first, formula=[" + ".join(i.describe() for i in inputs)])
+
+
+class MultiplyParams(Params):
+    pass
+
+
+@register
+class Multiply(OpSpec):
+    name = "Multiply"
+    category = "Merge"
+    help = ("Element-wise product of its inputs, broadcasting sizes of 1: a gate, e.g. (C, H, W) × (C, 1, 1) "
+            "in squeeze-and-excitation.")
+    params_model = MultiplyParams
+    min_inputs = 2
+    max_inputs = 8
+    merge = MergeRule("operator.mul", infix="*")
+    functions = (TorchFunction("mul", ("operator.mul", "operator.imul", "torch.mul", "Tensor.mul", "Tensor.mul_"),
+                               ("input", "other")),)
+
+    def infer(self, p: MultiplyParams, inputs: list[TensorInfo]) -> Inferred:
+        shape = inputs[0].shape
+        for other in inputs[1:]:
+            # every input has the batch dim first, so the per-sample ranks must agree for it to stay aligned
+            if len(other.shape) != len(shape) or any(a != b and 1 not in (a, b) for a, b in zip(shape, other.shape)):
+                raise NodeProblem(
+                    f"Multiply needs shapes that broadcast (equal sizes, or 1), received "
+                    f"{inputs[0].describe()} and {other.describe()}",
+                    suggestion="give the gate the same rank, with size 1 where it is shared, e.g. (C, 1, 1)",
+                )
+            shape = tuple(max(a, b) for a, b in zip(shape, other.shape))
+        return Inferred(out=TensorInfo(shape), macs=numel(shape) * (len(inputs) - 1),
+                        formula=[" × ".join(i.describe() for i in inputs) + f" = {fmt_shape(shape)}"])
 
 
 class ConcatParams(Params):

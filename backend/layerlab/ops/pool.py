@@ -170,6 +170,31 @@ class AvgPool2d(_PoolBase):
     extra_args = ("ceil_mode", "count_include_pad")
 
 
+class AvgPool1dParams(Params):
+    kernel_size: Kernel | tuple[Kernel] = Field(2, description="Window length.")
+    stride: Kernel | tuple[Kernel] | None = Field(None, description="Step; defaults to kernel_size.")
+    padding: NonNeg | tuple[NonNeg] | PadMode = Field(0, description="Zero padding on each side.")
+    ceil_mode: bool = Field(False, description="Round the output size up instead of down.")
+    count_include_pad: bool = Field(True, description="Count padded zeros in the average.")
+
+
+@register
+class AvgPool1d(_PoolBase):
+    name = "AvgPool1d"
+    help = "Average over sliding windows of a (C, L) signal."
+    params_model = AvgPool1dParams
+    torch_class = "AvgPool1d"
+    functions = (TorchFunction(
+        "avg_pool1d", (F + "avg_pool1d", "torch.avg_pool1d"),
+        ("input", "kernel_size", "stride", "padding", "ceil_mode", "count_include_pad"),
+        {"stride": None, "padding": 0, "ceil_mode": False, "count_include_pad": True},
+        ("kernel_size", "stride", "padding", "ceil_mode", "count_include_pad"),
+    ),)
+    dims = 1
+    has_dilation = False
+    extra_args = ("ceil_mode", "count_include_pad")
+
+
 class AdaptivePoolParams(Params):
     output_size: Width | tuple[Width, Width] = Field(1, description="Target H×W, whatever the input size.")
 
@@ -178,14 +203,17 @@ class _AdaptivePool(OpSpec):
     category = "Pooling"
     params_model = AdaptivePoolParams
     positional = ("output_size",)
+    dims = 2
 
-    def infer(self, p: AdaptivePoolParams, inputs: list[TensorInfo]) -> Inferred:
+    def infer(self, p: Any, inputs: list[TensorInfo]) -> Inferred:
+        n = self.dims
         x = inputs[0]
-        check_rank(x, (3,), "channels, H, W")
-        oh, ow = ntuple(p.output_size, 2)
+        check_rank(x, (n + 1,), "channels, " + ", ".join(AXES[n]))
+        out_sp = ntuple(p.output_size, n)
         return Inferred(
-            out=TensorInfo((x.shape[0], oh, ow)),
-            formula=[f"H, W: {x.shape[1]}×{x.shape[2]} → {oh}×{ow} (adaptive)"],
+            out=TensorInfo((x.shape[0], *out_sp)),
+            formula=[f"{', '.join(AXES[n])}: {'×'.join(map(str, x.shape[1:]))} → {'×'.join(map(str, out_sp))} "
+                     "(adaptive)"],
             torch_args={"output_size": as_given(p.output_size)},
         )
 
@@ -207,3 +235,18 @@ class AdaptiveMaxPool2d(_AdaptivePool):
     functions = (TorchFunction("adaptive_max_pool2d", (F + "adaptive_max_pool2d",),
                                ("input", "output_size", "return_indices"), {"return_indices": False},
                                ("output_size",), must_be={"return_indices": False}),)
+
+
+class AdaptivePool1dParams(Params):
+    output_size: Width | tuple[Width] = Field(1, description="Target length, whatever the input length.")
+
+
+@register
+class AdaptiveAvgPool1d(_AdaptivePool):
+    name = "AdaptiveAvgPool1d"
+    help = "Averages a (C, L) signal to a fixed length (1 = global average over the sequence)."
+    params_model = AdaptivePool1dParams
+    torch_class = "AdaptiveAvgPool1d"
+    functions = (TorchFunction("adaptive_avg_pool1d", (F + "adaptive_avg_pool1d", "torch.adaptive_avg_pool1d"),
+                               ("input", "output_size"), params=("output_size",)),)
+    dims = 1

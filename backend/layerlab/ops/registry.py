@@ -13,6 +13,8 @@ CATEGORIES = (
     "Input / Output",
     "Convolution",
     "Linear",
+    "Recurrent",
+    "Attention",
     "Normalization",
     "Activation",
     "Pooling",

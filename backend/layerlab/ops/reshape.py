@@ -8,6 +8,7 @@ from typing import Annotated, Any, Literal
 from pydantic import Field
 
 from .base import (
+    MAX_DIM,
     Inferred,
     NodeProblem,
     OpSpec,
@@ -23,6 +24,7 @@ from .base import (
 )
 from .fields import (
     AXES,
+    F,
     NonNeg,
     TorchDim,
     Width,
@@ -174,3 +176,176 @@ class ZeroPad2d(OpSpec):
             resolved={"padding": [left, right, top, bottom]},
             torch_args={"padding": as_given(p.padding)},
         )
+
+
+def _sample_axes(dims: list[int], rank: int, field_name: str) -> list[int]:
+    """Torch dims (counted with the batch) as per-sample axes, each once."""
+    axes = [batch_dim_to_sample(d, rank, field_name=field_name) for d in dims]
+    if len(set(axes)) != len(axes):
+        raise NodeProblem(f"{field_name}={dims} names a dimension twice", field=field_name)
+    return axes
+
+
+class PermuteParams(Params):
+    dims: list[TorchDim] = Field(
+        [0, 2, 1], min_length=2, max_length=5,
+        description="The new order of all dims, counted with the batch, which stays first (0).",
+    )
+
+
+@register
+class Permute(OpSpec):
+    name = "Permute"
+    category = "Shape"
+    help = "Reorders dimensions, e.g. (L, D) → (D, L) with dims [0, 2, 1]; the batch stays first."
+    params_model = PermuteParams
+    torch_class = "Permute"
+    custom_module = True
+    positional = ("dims",)
+    dtype_in = None
+    functions = (
+        TorchFunction("permute", ("torch.permute", "Tensor.permute"), ("input", "dims"), params=("dims",),
+                      varargs="dims"),
+        TorchFunction("transpose", ("torch.transpose", "Tensor.transpose", "torch.swapaxes", "Tensor.swapaxes"),
+                      ("input", "dim0", "dim1")),
+    )
+
+    def infer(self, p: PermuteParams, inputs: list[TensorInfo]) -> Inferred:
+        x = inputs[0]
+        rank = len(x.shape) + 1
+        if len(p.dims) != rank:
+            raise NodeProblem(
+                f"dims={p.dims} must name all {rank} dims of the input (batch included), received {x.describe()}",
+                field="dims",
+            )
+        if p.dims[0] % rank != 0:
+            raise NodeProblem(f"dims={p.dims} must keep the batch dim first (0)", field="dims",
+                              suggestion="start dims with 0")
+        axes = _sample_axes(list(p.dims[1:]), len(x.shape), "dims")
+        out = tuple(x.shape[a] for a in axes)
+        dims = [d % rank for d in p.dims]
+        return Inferred(out=TensorInfo(out, x.dtype), formula=[f"{x.describe()} → {fmt_shape(out)} (dims {dims})"],
+                        torch_args={"dims": dims})
+
+    def params_from_call(self, fn: TorchFunction, args: dict[str, Any], in_shape: tuple[int, ...]) -> dict[str, Any]:
+        if fn.key != "transpose":
+            dims = args["dims"]
+            return {"dims": list(dims[0] if len(dims) == 1 and isinstance(dims[0], (list, tuple)) else dims)}
+        rank = len(in_shape) + 1
+        dims = list(range(rank))
+        a, b = args["dim0"] % rank, args["dim1"] % rank
+        dims[a], dims[b] = dims[b], dims[a]
+        return {"dims": dims}
+
+
+class ReshapeParams(Params):
+    shape: list[Annotated[int, Field(ge=-1, le=MAX_DIM, strict=True)]] = Field(
+        [-1], min_length=1, max_length=5,
+        description="The new per-sample shape (no batch dim); one size may be -1, inferred.",
+    )
+
+
+@register
+class Reshape(OpSpec):
+    name = "Reshape"
+    category = "Shape"
+    help = "A new per-sample shape with the same elements, e.g. (64,) → (4, 16); -1 infers one size."
+    params_model = ReshapeParams
+    torch_class = "Reshape"
+    custom_module = True
+    positional = ("shape",)
+    dtype_in = None
+
+    def infer(self, p: ReshapeParams, inputs: list[TensorInfo]) -> Inferred:
+        x = inputs[0]
+        total = numel(x.shape)
+        sizes = list(p.shape)
+        if 0 in sizes:
+            raise NodeProblem(f"shape={sizes} has a size 0", field="shape")
+        free = [i for i, v in enumerate(sizes) if v == -1]
+        if len(free) > 1:
+            raise NodeProblem(f"shape={sizes} has more than one -1", field="shape")
+        known = numel(tuple(v for v in sizes if v != -1))
+        if free:
+            if total % known:
+                raise NodeProblem(f"shape={sizes}: {total} elements do not divide into parts of {known}; "
+                                  f"received {x.describe()}", field="shape")
+            sizes[free[0]] = total // known
+        if numel(tuple(sizes)) != total:
+            raise NodeProblem(f"shape={list(p.shape)} holds {numel(tuple(sizes))} elements but the input "
+                              f"{x.describe()} has {total}", field="shape")
+        out = tuple(sizes)
+        return Inferred(out=TensorInfo(out, x.dtype), formula=[f"{x.describe()} → {fmt_shape(out)}"],
+                        torch_args={"shape": list(p.shape)})
+
+
+class MeanParams(Params):
+    dim: TorchDim | list[TorchDim] = Field(
+        -1, description="Dim or dims to average over, counted with the batch (e.g. [2, 3] for H and W)."
+    )
+    keepdim: bool = Field(False, description="Keep the averaged dims as size 1.")
+
+
+@register
+class Mean(OpSpec):
+    name = "Mean"
+    category = "Pooling"
+    help = "Averages over one or more dims: x.mean([2, 3]) is global average pooling of (C, H, W)."
+    params_model = MeanParams
+    torch_class = "Mean"
+    custom_module = True
+    positional = ("dim",)
+    functions = (TorchFunction("mean", ("torch.mean", "Tensor.mean"), ("input", "dim", "keepdim", "dtype"),
+                               {"dim": None, "keepdim": False, "dtype": None}, ("dim", "keepdim"),
+                               must_be={"dtype": None}, required=("dim",)),)
+
+    def infer(self, p: MeanParams, inputs: list[TensorInfo]) -> Inferred:
+        x = inputs[0]
+        dims = list(p.dim) if isinstance(p.dim, (list, tuple)) else [p.dim]
+        if not dims:
+            raise NodeProblem("dim=[] averages nothing", field="dim")
+        axes = set(_sample_axes(dims, len(x.shape), "dim"))
+        if p.keepdim:
+            out = tuple(1 if i in axes else s for i, s in enumerate(x.shape))
+        else:
+            out = tuple(s for i, s in enumerate(x.shape) if i not in axes)
+        if not out:
+            raise NodeProblem(f"dim={p.dim} averages every dim of {x.describe()}, leaving no per-sample value",
+                              field="dim", suggestion="keep one dim, or set keepdim")
+        return Inferred(out=TensorInfo(out), macs=numel(x.shape), formula=[f"mean over {dims}: {x.describe()} → "
+                                                                           f"{fmt_shape(out)}"],
+                        torch_args={"dim": as_given(p.dim)} | torch_kw(p, "keepdim"))
+
+
+class PixelShuffleParams(Params):
+    upscale_factor: Annotated[int, Field(ge=1, le=64, strict=True)] = Field(
+        2, description="r: (C·r², H, W) → (C, H·r, W·r)."
+    )
+
+
+@register
+class PixelShuffle(OpSpec):
+    name = "PixelShuffle"
+    category = "Shape"
+    help = "Moves channels into space: (C·r², H, W) → (C, H·r, W·r) (sub-pixel upsampling)."
+    params_model = PixelShuffleParams
+    torch_class = "PixelShuffle"
+    positional = ("upscale_factor",)
+    dtype_in = None
+    functions = (TorchFunction("pixel_shuffle", (F + "pixel_shuffle", "torch.pixel_shuffle"),
+                               ("input", "upscale_factor"), params=("upscale_factor",)),)
+
+    def infer(self, p: PixelShuffleParams, inputs: list[TensorInfo]) -> Inferred:
+        x = inputs[0]
+        check_rank(x, (3,), "channels, H, W")
+        r = p.upscale_factor
+        c, h, w = x.shape
+        if c % (r * r):
+            raise NodeProblem(f"upscale_factor={r} needs channels divisible by {r * r}, received {x.describe()}",
+                              field="upscale_factor", suggestion=f"give it {r * r}·k channels")
+        out = (c // (r * r), h * r, w * r)
+        check_size(out[1], "output H")
+        check_size(out[2], "output W")
+        return Inferred(out=TensorInfo(out, x.dtype), formula=[f"C: {c} / {r}² = {out[0]}", f"H: {h}·{r} = {out[1]}",
+                                                              f"W: {w}·{r} = {out[2]}"],
+                        torch_args={"upscale_factor": r})

@@ -47,6 +47,77 @@ class UploadRef(_Strict):
     )
 
 
+# --- augmentation: kornia.augmentation steps, applied to training batches on the device ---------
+
+
+class RandomCrop(_Strict):
+    """Pad each side by ``padding``, then crop back to the image's size at a random place."""
+
+    op: Literal["RandomCrop"] = "RandomCrop"
+    padding: int = Field(4, ge=0, le=64)
+    padding_mode: Literal["constant", "reflect", "replicate"] = "constant"
+
+
+class RandomHorizontalFlip(_Strict):
+    op: Literal["RandomHorizontalFlip"] = "RandomHorizontalFlip"
+    p: float = Field(0.5, ge=0.0, le=1.0, description="Probability of flipping each image.")
+
+
+class RandomRotation(_Strict):
+    op: Literal["RandomRotation"] = "RandomRotation"
+    degrees: float = Field(15.0, gt=0.0, le=180.0, description="Rotate by a random angle in ±degrees.")
+    p: float = Field(0.5, ge=0.0, le=1.0)
+
+
+class RandomResizedCrop(_Strict):
+    """Crop a random area (``scale`` of the image, aspect ``ratio``) and resize it to the image's size."""
+
+    op: Literal["RandomResizedCrop"] = "RandomResizedCrop"
+    scale: tuple[float, float] = Field((0.8, 1.0), description="Fraction of the area kept, (min, max).")
+    ratio: tuple[float, float] = Field((0.75, 4 / 3), description="Aspect ratio of the crop, (min, max).")
+
+    @model_validator(mode="after")
+    def _ranges(self) -> RandomResizedCrop:
+        lo, hi = self.scale
+        if not 0.0 < lo <= hi <= 1.0:
+            raise ValueError(f"scale must satisfy 0 < min <= max <= 1; received {list(self.scale)}")
+        if not 0.0 < self.ratio[0] <= self.ratio[1]:
+            raise ValueError(f"ratio must satisfy 0 < min <= max; received {list(self.ratio)}")
+        return self
+
+
+class ColorJitter(_Strict):
+    """Random brightness, contrast (any image), saturation and hue (RGB only), for pixels in [0, 1]."""
+
+    op: Literal["ColorJitter"] = "ColorJitter"
+    brightness: float = Field(0.2, ge=0.0, le=1.0)
+    contrast: float = Field(0.2, ge=0.0, le=1.0)
+    saturation: float = Field(0.0, ge=0.0, le=1.0)
+    hue: float = Field(0.0, ge=0.0, le=0.5)
+    p: float = Field(1.0, ge=0.0, le=1.0)
+
+
+class Normalize(_Strict):
+    """``(x - mean) / std`` per channel, for training and validation alike; the last step. Replaces
+    the training-split statistics of ``data.normalize``."""
+
+    op: Literal["Normalize"] = "Normalize"
+    mean: list[float] = Field(min_length=1, max_length=64, description="One value per channel.")
+    std: list[Annotated[float, Field(gt=0.0)]] = Field(min_length=1, max_length=64)
+
+    @model_validator(mode="after")
+    def _same_length(self) -> Normalize:
+        if len(self.mean) != len(self.std):
+            raise ValueError(f"mean has {len(self.mean)} values but std has {len(self.std)}")
+        return self
+
+
+AugmentStep = Annotated[
+    RandomCrop | RandomHorizontalFlip | RandomRotation | RandomResizedCrop | ColorJitter | Normalize,
+    Field(discriminator="op"),
+]
+
+
 class DataConfig(_Strict):
     dataset: DatasetName = "digits"
     upload: UploadRef | None = Field(None, description="Required when dataset is 'upload'.")
@@ -61,6 +132,11 @@ class DataConfig(_Strict):
     )
     normalize: bool = Field(True, description="Standardize inputs with training-split statistics.")
     normalize_targets: bool = Field(True, description="Regression: standardize targets likewise.")
+    augment: list[AugmentStep] = Field(
+        default_factory=list, max_length=16,
+        description="Image augmentation, in order, on training batches only (validation is untouched); "
+        "a Normalize step, if any, comes last and applies to both splits.",
+    )
     # Generated datasets only: each registry entry lists the settings it reads.
     n_samples: int = Field(1000, ge=20, le=1_000_000)
     noise: float = Field(0.1, ge=0.0, le=10.0)
@@ -75,6 +151,13 @@ class DataConfig(_Strict):
             raise ValueError("dataset 'upload' needs an 'upload' reference (path to a .npz or .csv)")
         if self.dataset != "upload" and self.upload is not None:
             raise ValueError(f"'upload' is given but dataset is {self.dataset!r}; set dataset to 'upload'")
+        for i, step in enumerate(self.augment):
+            if step.op == "Normalize" and i != len(self.augment) - 1:
+                raise ValueError(f"augment[{i}]: Normalize must be the last step (it standardizes what the "
+                                 "random steps produce)")
+            if step.op == "Normalize" and self.normalize:
+                raise ValueError(f"augment[{i}]: Normalize sets the statistics itself; set normalize to false "
+                                 "(normalize standardizes with training-split statistics instead)")
         return self
 
 

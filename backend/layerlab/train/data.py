@@ -23,6 +23,8 @@ import torch
 from torch.utils.data import DataLoader, TensorDataset
 
 from .archive import UploadLimits, UploadTooLargeError, check_expanded, open_zip_checked
+from .augment import TrainTransform, build_pipeline, random_steps
+from .augment import problem as augment_problem
 from .config import DataConfig, UploadRef
 from .datasets import REGISTRY
 from .events import DatasetSummary
@@ -351,6 +353,10 @@ def prepare(ds: ArrayDataset, cfg: DataConfig, *, seed: int, input_dtype: str = 
     y_train, y_val = ds.y[train_idx], ds.y[val_idx]
 
     x_mean = x_std = y_mean = y_std = None
+    if cfg.augment:
+        problem = augment_problem(cfg.augment, ds.x.shape[1:])
+        if problem or input_dtype == "int64":
+            raise DatasetError(f"dataset {ds.name!r}: {problem or 'augmentation needs float images, not int64 ids'}")
     if input_dtype == "int64":
         if ds.x.dtype.kind not in "iu" and not np.all(ds.x == np.round(ds.x)):
             raise DatasetError(
@@ -359,10 +365,19 @@ def prepare(ds: ArrayDataset, cfg: DataConfig, *, seed: int, input_dtype: str = 
         x_train, x_val = x_train.astype(np.int64), x_val.astype(np.int64)
     else:
         x_train, x_val = x_train.astype(np.float32), x_val.astype(np.float32)
-        if cfg.normalize:
+        fixed = next((s for s in cfg.augment if s.op == "Normalize"), None)
+        if fixed is not None:
+            shape = (-1,) + (1,) * (ds.x.ndim - 2)  # (C, 1, 1)
+            x_mean = np.array(fixed.mean, dtype=np.float32).reshape(shape)
+            x_std = np.array(fixed.std, dtype=np.float32).reshape(shape)
+        elif cfg.normalize:
             x_mean, x_std = _standardize_stats(x_train)
-            x_train = (x_train - x_mean) / x_std
+        if x_mean is not None:
             x_val = (x_val - x_mean) / x_std
+            # With random steps the training split stays as loaded: the device standardizes each
+            # batch after augmenting it (make_batches), so padding and jitter see real pixels.
+            if not random_steps(cfg):
+                x_train = (x_train - x_mean) / x_std
     if ds.task == "regression" and cfg.normalize_targets:
         y_mean = y_train.mean(axis=0, dtype=np.float64).astype(np.float32)
         y_std = y_train.std(axis=0, dtype=np.float64).astype(np.float32)
@@ -408,6 +423,22 @@ class Batches:
 
     def epoch(self, skip: int = 0) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:  # pragma: no cover
         raise NotImplementedError
+
+
+class AugmentedBatches(Batches):
+    """Training batches through ``data.augment`` on the device; their order comes from ``inner``."""
+
+    def __init__(self, inner: Batches, transform: TrainTransform) -> None:
+        self.inner = inner
+        self.transform = transform
+        self.generator = inner.generator
+
+    def __len__(self) -> int:
+        return len(self.inner)
+
+    def epoch(self, skip: int = 0) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+        for xb, yb in self.inner.epoch(skip):
+            yield self.transform(xb), yb  # (B, C, H, W) in, same shape out
 
 
 def _drops_last(n: int, batch_size: int, train: bool) -> bool:
@@ -494,4 +525,8 @@ def make_batches(
                               device=device, seed=seed, num_workers=cfg.num_workers)
         val = LoaderBatches(data.x_val, data.y_val, batch_size=cfg.batch_size, shuffle=False, device=device,
                             seed=seed, num_workers=0, train=False) if len(data.x_val) else None
+    steps = random_steps(cfg)
+    if steps:  # validation batches never pass through the augmentation
+        pipeline = build_pipeline(steps, data.info.sample_shape)
+        train = AugmentedBatches(train, TrainTransform(pipeline, mean=data.x_mean, std=data.x_std, device=device))
     return train, val

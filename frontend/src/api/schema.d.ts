@@ -579,6 +579,42 @@ export interface components {
         } & {
             [key: string]: unknown;
         };
+        /**
+         * ColorJitter
+         * @description Random brightness, contrast (any image), saturation and hue (RGB only), for pixels in [0, 1].
+         */
+        ColorJitter: {
+            /**
+             * @description discriminator enum property added by openapi-typescript
+             * @enum {string}
+             */
+            op: "ColorJitter";
+            /**
+             * Brightness
+             * @default 0.2
+             */
+            brightness: number;
+            /**
+             * Contrast
+             * @default 0.2
+             */
+            contrast: number;
+            /**
+             * Saturation
+             * @default 0
+             */
+            saturation: number;
+            /**
+             * Hue
+             * @default 0
+             */
+            hue: number;
+            /**
+             * P
+             * @default 1
+             */
+            p: number;
+        };
         /** DataConfig */
         DataConfig: {
             /**
@@ -630,6 +666,11 @@ export interface components {
              * @default true
              */
             normalize_targets: boolean;
+            /**
+             * Augment
+             * @description Image augmentation, in order, on training batches only (validation is untouched); a Normalize step, if any, comes last and applies to both splits.
+             */
+            augment?: (components["schemas"]["RandomCrop"] | components["schemas"]["RandomHorizontalFlip"] | components["schemas"]["RandomRotation"] | components["schemas"]["RandomResizedCrop"] | components["schemas"]["ColorJitter"] | components["schemas"]["Normalize"])[];
             /**
              * N Samples
              * @default 1000
@@ -1062,6 +1103,25 @@ export interface components {
                 [key: string]: unknown;
             };
         };
+        /**
+         * Normalize
+         * @description ``(x - mean) / std`` per channel, for training and validation alike; the last step. Replaces
+         *     the training-split statistics of ``data.normalize``.
+         */
+        Normalize: {
+            /**
+             * @description discriminator enum property added by openapi-typescript
+             * @enum {string}
+             */
+            op: "Normalize";
+            /**
+             * Mean
+             * @description One value per channel.
+             */
+            mean: number[];
+            /** Std */
+            std: number[];
+        };
         /** OptimizerConfig */
         OptimizerConfig: {
             /**
@@ -1215,6 +1275,96 @@ export interface components {
             updated_at: string;
             /** Latest Version */
             latest_version: number;
+        };
+        /**
+         * RandomCrop
+         * @description Pad each side by ``padding``, then crop back to the image's size at a random place.
+         */
+        RandomCrop: {
+            /**
+             * @description discriminator enum property added by openapi-typescript
+             * @enum {string}
+             */
+            op: "RandomCrop";
+            /**
+             * Padding
+             * @default 4
+             */
+            padding: number;
+            /**
+             * Padding Mode
+             * @default constant
+             * @enum {string}
+             */
+            padding_mode: "constant" | "reflect" | "replicate";
+        };
+        /** RandomHorizontalFlip */
+        RandomHorizontalFlip: {
+            /**
+             * @description discriminator enum property added by openapi-typescript
+             * @enum {string}
+             */
+            op: "RandomHorizontalFlip";
+            /**
+             * P
+             * @description Probability of flipping each image.
+             * @default 0.5
+             */
+            p: number;
+        };
+        /**
+         * RandomResizedCrop
+         * @description Crop a random area (``scale`` of the image, aspect ``ratio``) and resize it to the image's size.
+         */
+        RandomResizedCrop: {
+            /**
+             * @description discriminator enum property added by openapi-typescript
+             * @enum {string}
+             */
+            op: "RandomResizedCrop";
+            /**
+             * Scale
+             * @description Fraction of the area kept, (min, max).
+             * @default [
+             *       0.8,
+             *       1
+             *     ]
+             */
+            scale: [
+                number,
+                number
+            ];
+            /**
+             * Ratio
+             * @description Aspect ratio of the crop, (min, max).
+             * @default [
+             *       0.75,
+             *       1.3333333333333333
+             *     ]
+             */
+            ratio: [
+                number,
+                number
+            ];
+        };
+        /** RandomRotation */
+        RandomRotation: {
+            /**
+             * @description discriminator enum property added by openapi-typescript
+             * @enum {string}
+             */
+            op: "RandomRotation";
+            /**
+             * Degrees
+             * @description Rotate by a random angle in ±degrees.
+             * @default 15
+             */
+            degrees: number;
+            /**
+             * P
+             * @default 0.5
+             */
+            p: number;
         };
         /** Report */
         Report: {
@@ -1734,6 +1884,56 @@ export interface components {
             created_at: string;
         };
         /**
+         * AdaptiveAvgPool1dNode
+         * @description Averages a (C, L) signal to a fixed length (1 = global average over the sequence).
+         */
+        AdaptiveAvgPool1dNode: {
+            /**
+             * Id
+             * @description Unique id; also the module's attribute name (so it must be a Python identifier).
+             */
+            id: string;
+            /**
+             * Parent
+             * @description The Block this node belongs to.
+             * @default null
+             */
+            parent: string | null;
+            /**
+             * Name
+             * @default null
+             */
+            name: string | null;
+            /**
+             * Label
+             * @description A user label.
+             * @default null
+             */
+            label: string | null;
+            /**
+             * Frozen
+             * @description requires_grad=False for its parameters (a block: all inside).
+             * @default false
+             */
+            frozen: boolean;
+            /**
+             * @description Initialization override for this node.
+             * @default null
+             */
+            init: components["schemas"]["InitSpec"] | null;
+            /**
+             * @description Canvas position (the editor's, ignored here).
+             * @default null
+             */
+            position: components["schemas"]["Position"] | null;
+            /**
+             * @description discriminator enum property added by openapi-typescript
+             * @enum {string}
+             */
+            op: "AdaptiveAvgPool1d";
+            params?: components["schemas"]["AdaptivePool1dParams"];
+        };
+        /**
          * AdaptiveAvgPool2dNode
          * @description Averages to a fixed H×W (1×1 = global average pooling).
          */
@@ -1833,6 +2033,17 @@ export interface components {
             op: "AdaptiveMaxPool2d";
             params?: components["schemas"]["AdaptivePoolParams"];
         };
+        /** AdaptivePool1dParams */
+        AdaptivePool1dParams: {
+            /**
+             * Output Size
+             * @description Target length, whatever the input length.
+             * @default 1
+             */
+            output_size: number | [
+                number
+            ];
+        };
         /** AdaptivePoolParams */
         AdaptivePoolParams: {
             /**
@@ -1897,6 +2108,95 @@ export interface components {
         };
         /** AddParams */
         AddParams: Record<string, never>;
+        /**
+         * AvgPool1dNode
+         * @description Average over sliding windows of a (C, L) signal.
+         */
+        AvgPool1dNode: {
+            /**
+             * Id
+             * @description Unique id; also the module's attribute name (so it must be a Python identifier).
+             */
+            id: string;
+            /**
+             * Parent
+             * @description The Block this node belongs to.
+             * @default null
+             */
+            parent: string | null;
+            /**
+             * Name
+             * @default null
+             */
+            name: string | null;
+            /**
+             * Label
+             * @description A user label.
+             * @default null
+             */
+            label: string | null;
+            /**
+             * Frozen
+             * @description requires_grad=False for its parameters (a block: all inside).
+             * @default false
+             */
+            frozen: boolean;
+            /**
+             * @description Initialization override for this node.
+             * @default null
+             */
+            init: components["schemas"]["InitSpec"] | null;
+            /**
+             * @description Canvas position (the editor's, ignored here).
+             * @default null
+             */
+            position: components["schemas"]["Position"] | null;
+            /**
+             * @description discriminator enum property added by openapi-typescript
+             * @enum {string}
+             */
+            op: "AvgPool1d";
+            params?: components["schemas"]["AvgPool1dParams"];
+        };
+        /** AvgPool1dParams */
+        AvgPool1dParams: {
+            /**
+             * Kernel Size
+             * @description Window length.
+             * @default 2
+             */
+            kernel_size: number | [
+                number
+            ];
+            /**
+             * Stride
+             * @description Step; defaults to kernel_size.
+             * @default null
+             */
+            stride: number | [
+                number
+            ] | null;
+            /**
+             * Padding
+             * @description Zero padding on each side.
+             * @default 0
+             */
+            padding: number | [
+                number
+            ] | ("same" | "valid");
+            /**
+             * Ceil Mode
+             * @description Round the output size up instead of down.
+             * @default false
+             */
+            ceil_mode: boolean;
+            /**
+             * Count Include Pad
+             * @description Count padded zeros in the average.
+             * @default true
+             */
+            count_include_pad: boolean;
+        };
         /**
          * AvgPool2dNode
          * @description Average over sliding windows.
@@ -2612,6 +2912,56 @@ export interface components {
             ];
         };
         /**
+         * Dropout1dNode
+         * @description Zeroes whole channels of a (C, L) signal while training; a no-op in eval mode.
+         */
+        Dropout1dNode: {
+            /**
+             * Id
+             * @description Unique id; also the module's attribute name (so it must be a Python identifier).
+             */
+            id: string;
+            /**
+             * Parent
+             * @description The Block this node belongs to.
+             * @default null
+             */
+            parent: string | null;
+            /**
+             * Name
+             * @default null
+             */
+            name: string | null;
+            /**
+             * Label
+             * @description A user label.
+             * @default null
+             */
+            label: string | null;
+            /**
+             * Frozen
+             * @description requires_grad=False for its parameters (a block: all inside).
+             * @default false
+             */
+            frozen: boolean;
+            /**
+             * @description Initialization override for this node.
+             * @default null
+             */
+            init: components["schemas"]["InitSpec"] | null;
+            /**
+             * @description Canvas position (the editor's, ignored here).
+             * @default null
+             */
+            position: components["schemas"]["Position"] | null;
+            /**
+             * @description discriminator enum property added by openapi-typescript
+             * @enum {string}
+             */
+            op: "Dropout1d";
+            params?: components["schemas"]["DropoutParams"];
+        };
+        /**
          * Dropout2dNode
          * @description Zeroes whole channels while training; a no-op in eval mode.
          */
@@ -2882,6 +3232,122 @@ export interface components {
              */
             padding_idx: number | null;
         };
+        /** EncoderLayerParams */
+        EncoderLayerParams: {
+            /**
+             * D Model
+             * @description Inferred: the features per step.
+             * @default null
+             */
+            d_model: number | null;
+            /**
+             * Nhead
+             * @description Attention heads; must divide d_model.
+             * @default 4
+             */
+            nhead: number;
+            /**
+             * Dim Feedforward
+             * @description Width of the feed-forward block's hidden layer.
+             * @default 2048
+             */
+            dim_feedforward: number;
+            /**
+             * Dropout
+             * @description Dropout in the attention and feed-forward blocks while training.
+             * @default 0.1
+             */
+            dropout: number;
+            /**
+             * Activation
+             * @description The feed-forward block's activation.
+             * @default relu
+             * @enum {string}
+             */
+            activation: "relu" | "gelu";
+            /**
+             * Layer Norm Eps
+             * @description LayerNorm's epsilon.
+             * @default 0.00001
+             */
+            layer_norm_eps: number;
+            /**
+             * Norm First
+             * @description LayerNorm before each block (pre-norm) instead of after.
+             * @default false
+             */
+            norm_first: boolean;
+            /**
+             * Bias
+             * @description Learn biases in the linear layers and LayerNorms.
+             * @default true
+             */
+            bias: boolean;
+        };
+        /** EncoderParams */
+        EncoderParams: {
+            /**
+             * D Model
+             * @description Inferred: the features per step.
+             * @default null
+             */
+            d_model: number | null;
+            /**
+             * Nhead
+             * @description Attention heads; must divide d_model.
+             * @default 4
+             */
+            nhead: number;
+            /**
+             * Dim Feedforward
+             * @description Width of the feed-forward block's hidden layer.
+             * @default 2048
+             */
+            dim_feedforward: number;
+            /**
+             * Dropout
+             * @description Dropout in the attention and feed-forward blocks while training.
+             * @default 0.1
+             */
+            dropout: number;
+            /**
+             * Activation
+             * @description The feed-forward block's activation.
+             * @default relu
+             * @enum {string}
+             */
+            activation: "relu" | "gelu";
+            /**
+             * Layer Norm Eps
+             * @description LayerNorm's epsilon.
+             * @default 0.00001
+             */
+            layer_norm_eps: number;
+            /**
+             * Norm First
+             * @description LayerNorm before each block (pre-norm) instead of after.
+             * @default false
+             */
+            norm_first: boolean;
+            /**
+             * Bias
+             * @description Learn biases in the linear layers and LayerNorms.
+             * @default true
+             */
+            bias: boolean;
+            /**
+             * Num Layers
+             * @description Copies of the encoder layer, each with its own weights.
+             * @default 2
+             */
+            num_layers: number;
+            /**
+             * Norm
+             * @description A final LayerNorm after the last layer (as pre-norm stacks use).
+             * @default false
+             */
+            norm: boolean;
+        };
         /**
          * FlattenNode
          * @description Flattens (C, H, W) into one feature vector, e.g. before a Linear layer.
@@ -3008,6 +3474,56 @@ export interface components {
             approximate: "none" | "tanh";
         };
         /**
+         * GRUNode
+         * @description Gated recurrent unit over a sequence (L, features): an LSTM with fewer gates.
+         */
+        GRUNode: {
+            /**
+             * Id
+             * @description Unique id; also the module's attribute name (so it must be a Python identifier).
+             */
+            id: string;
+            /**
+             * Parent
+             * @description The Block this node belongs to.
+             * @default null
+             */
+            parent: string | null;
+            /**
+             * Name
+             * @default null
+             */
+            name: string | null;
+            /**
+             * Label
+             * @description A user label.
+             * @default null
+             */
+            label: string | null;
+            /**
+             * Frozen
+             * @description requires_grad=False for its parameters (a block: all inside).
+             * @default false
+             */
+            frozen: boolean;
+            /**
+             * @description Initialization override for this node.
+             * @default null
+             */
+            init: components["schemas"]["InitSpec"] | null;
+            /**
+             * @description Canvas position (the editor's, ignored here).
+             * @default null
+             */
+            position: components["schemas"]["Position"] | null;
+            /**
+             * @description discriminator enum property added by openapi-typescript
+             * @enum {string}
+             */
+            op: "GRU";
+            params?: components["schemas"]["RecurrentParams"];
+        };
+        /**
          * GroupNormNode
          * @description Normalizes groups of channels per sample; independent of the batch size.
          */
@@ -3083,6 +3599,56 @@ export interface components {
              * @default true
              */
             affine: boolean;
+        };
+        /**
+         * HardswishNode
+         * @description x·ReLU6(x + 3)/6: a cheap swish (MobileNetV3).
+         */
+        HardswishNode: {
+            /**
+             * Id
+             * @description Unique id; also the module's attribute name (so it must be a Python identifier).
+             */
+            id: string;
+            /**
+             * Parent
+             * @description The Block this node belongs to.
+             * @default null
+             */
+            parent: string | null;
+            /**
+             * Name
+             * @default null
+             */
+            name: string | null;
+            /**
+             * Label
+             * @description A user label.
+             * @default null
+             */
+            label: string | null;
+            /**
+             * Frozen
+             * @description requires_grad=False for its parameters (a block: all inside).
+             * @default false
+             */
+            frozen: boolean;
+            /**
+             * @description Initialization override for this node.
+             * @default null
+             */
+            init: components["schemas"]["InitSpec"] | null;
+            /**
+             * @description Canvas position (the editor's, ignored here).
+             * @default null
+             */
+            position: components["schemas"]["Position"] | null;
+            /**
+             * @description discriminator enum property added by openapi-typescript
+             * @enum {string}
+             */
+            op: "Hardswish";
+            params?: components["schemas"]["NoParams"];
         };
         /**
          * IdentityNode
@@ -3307,6 +3873,56 @@ export interface components {
              * @default false
              */
             track_running_stats: boolean;
+        };
+        /**
+         * LSTMNode
+         * @description Long short-term memory over a sequence (L, features): gated, keeps long-range context.
+         */
+        LSTMNode: {
+            /**
+             * Id
+             * @description Unique id; also the module's attribute name (so it must be a Python identifier).
+             */
+            id: string;
+            /**
+             * Parent
+             * @description The Block this node belongs to.
+             * @default null
+             */
+            parent: string | null;
+            /**
+             * Name
+             * @default null
+             */
+            name: string | null;
+            /**
+             * Label
+             * @description A user label.
+             * @default null
+             */
+            label: string | null;
+            /**
+             * Frozen
+             * @description requires_grad=False for its parameters (a block: all inside).
+             * @default false
+             */
+            frozen: boolean;
+            /**
+             * @description Initialization override for this node.
+             * @default null
+             */
+            init: components["schemas"]["InitSpec"] | null;
+            /**
+             * @description Canvas position (the editor's, ignored here).
+             * @default null
+             */
+            position: components["schemas"]["Position"] | null;
+            /**
+             * @description discriminator enum property added by openapi-typescript
+             * @enum {string}
+             */
+            op: "LSTM";
+            params?: components["schemas"]["RecurrentParams"];
         };
         /**
          * LayerNormNode
@@ -3751,6 +4367,250 @@ export interface components {
              */
             ceil_mode: boolean;
         };
+        /**
+         * MeanNode
+         * @description Averages over one or more dims: x.mean([2, 3]) is global average pooling of (C, H, W).
+         */
+        MeanNode: {
+            /**
+             * Id
+             * @description Unique id; also the module's attribute name (so it must be a Python identifier).
+             */
+            id: string;
+            /**
+             * Parent
+             * @description The Block this node belongs to.
+             * @default null
+             */
+            parent: string | null;
+            /**
+             * Name
+             * @default null
+             */
+            name: string | null;
+            /**
+             * Label
+             * @description A user label.
+             * @default null
+             */
+            label: string | null;
+            /**
+             * Frozen
+             * @description requires_grad=False for its parameters (a block: all inside).
+             * @default false
+             */
+            frozen: boolean;
+            /**
+             * @description Initialization override for this node.
+             * @default null
+             */
+            init: components["schemas"]["InitSpec"] | null;
+            /**
+             * @description Canvas position (the editor's, ignored here).
+             * @default null
+             */
+            position: components["schemas"]["Position"] | null;
+            /**
+             * @description discriminator enum property added by openapi-typescript
+             * @enum {string}
+             */
+            op: "Mean";
+            params?: components["schemas"]["MeanParams"];
+        };
+        /** MeanParams */
+        MeanParams: {
+            /**
+             * Dim
+             * @description Dim or dims to average over, counted with the batch (e.g. [2, 3] for H and W).
+             * @default -1
+             */
+            dim: number | number[];
+            /**
+             * Keepdim
+             * @description Keep the averaged dims as size 1.
+             * @default false
+             */
+            keepdim: boolean;
+        };
+        /**
+         * MishNode
+         * @description x·tanh(softplus(x)): a smooth self-gated activation.
+         */
+        MishNode: {
+            /**
+             * Id
+             * @description Unique id; also the module's attribute name (so it must be a Python identifier).
+             */
+            id: string;
+            /**
+             * Parent
+             * @description The Block this node belongs to.
+             * @default null
+             */
+            parent: string | null;
+            /**
+             * Name
+             * @default null
+             */
+            name: string | null;
+            /**
+             * Label
+             * @description A user label.
+             * @default null
+             */
+            label: string | null;
+            /**
+             * Frozen
+             * @description requires_grad=False for its parameters (a block: all inside).
+             * @default false
+             */
+            frozen: boolean;
+            /**
+             * @description Initialization override for this node.
+             * @default null
+             */
+            init: components["schemas"]["InitSpec"] | null;
+            /**
+             * @description Canvas position (the editor's, ignored here).
+             * @default null
+             */
+            position: components["schemas"]["Position"] | null;
+            /**
+             * @description discriminator enum property added by openapi-typescript
+             * @enum {string}
+             */
+            op: "Mish";
+            params?: components["schemas"]["NoParams"];
+        };
+        /**
+         * MultiheadAttentionNode
+         * @description Self-attention over a sequence (L, E): every step attends to every step; queries, keys, values = x.
+         */
+        MultiheadAttentionNode: {
+            /**
+             * Id
+             * @description Unique id; also the module's attribute name (so it must be a Python identifier).
+             */
+            id: string;
+            /**
+             * Parent
+             * @description The Block this node belongs to.
+             * @default null
+             */
+            parent: string | null;
+            /**
+             * Name
+             * @default null
+             */
+            name: string | null;
+            /**
+             * Label
+             * @description A user label.
+             * @default null
+             */
+            label: string | null;
+            /**
+             * Frozen
+             * @description requires_grad=False for its parameters (a block: all inside).
+             * @default false
+             */
+            frozen: boolean;
+            /**
+             * @description Initialization override for this node.
+             * @default null
+             */
+            init: components["schemas"]["InitSpec"] | null;
+            /**
+             * @description Canvas position (the editor's, ignored here).
+             * @default null
+             */
+            position: components["schemas"]["Position"] | null;
+            /**
+             * @description discriminator enum property added by openapi-typescript
+             * @enum {string}
+             */
+            op: "MultiheadAttention";
+            params?: components["schemas"]["MultiheadAttentionParams"];
+        };
+        /** MultiheadAttentionParams */
+        MultiheadAttentionParams: {
+            /**
+             * Embed Dim
+             * @description Inferred: the features per step.
+             * @default null
+             */
+            embed_dim: number | null;
+            /**
+             * Num Heads
+             * @description Parallel attention heads; must divide embed_dim.
+             * @default 4
+             */
+            num_heads: number;
+            /**
+             * Dropout
+             * @description Dropout on the attention weights while training.
+             * @default 0
+             */
+            dropout: number;
+            /**
+             * Bias
+             * @description Learn biases in the input and output projections.
+             * @default true
+             */
+            bias: boolean;
+        };
+        /**
+         * MultiplyNode
+         * @description Element-wise product of its inputs, broadcasting sizes of 1: a gate, e.g. (C, H, W) × (C, 1, 1) in squeeze-and-excitation.
+         */
+        MultiplyNode: {
+            /**
+             * Id
+             * @description Unique id; also the module's attribute name (so it must be a Python identifier).
+             */
+            id: string;
+            /**
+             * Parent
+             * @description The Block this node belongs to.
+             * @default null
+             */
+            parent: string | null;
+            /**
+             * Name
+             * @default null
+             */
+            name: string | null;
+            /**
+             * Label
+             * @description A user label.
+             * @default null
+             */
+            label: string | null;
+            /**
+             * Frozen
+             * @description requires_grad=False for its parameters (a block: all inside).
+             * @default false
+             */
+            frozen: boolean;
+            /**
+             * @description Initialization override for this node.
+             * @default null
+             */
+            init: components["schemas"]["InitSpec"] | null;
+            /**
+             * @description Canvas position (the editor's, ignored here).
+             * @default null
+             */
+            position: components["schemas"]["Position"] | null;
+            /**
+             * @description discriminator enum property added by openapi-typescript
+             * @enum {string}
+             */
+            op: "Multiply";
+            params?: components["schemas"]["MultiplyParams"];
+        };
+        /** MultiplyParams */
+        MultiplyParams: Record<string, never>;
         /** NoParams */
         NoParams: Record<string, never>;
         /**
@@ -3870,12 +4730,352 @@ export interface components {
              */
             init: number;
         };
+        /**
+         * PermuteNode
+         * @description Reorders dimensions, e.g. (L, D) → (D, L) with dims [0, 2, 1]; the batch stays first.
+         */
+        PermuteNode: {
+            /**
+             * Id
+             * @description Unique id; also the module's attribute name (so it must be a Python identifier).
+             */
+            id: string;
+            /**
+             * Parent
+             * @description The Block this node belongs to.
+             * @default null
+             */
+            parent: string | null;
+            /**
+             * Name
+             * @default null
+             */
+            name: string | null;
+            /**
+             * Label
+             * @description A user label.
+             * @default null
+             */
+            label: string | null;
+            /**
+             * Frozen
+             * @description requires_grad=False for its parameters (a block: all inside).
+             * @default false
+             */
+            frozen: boolean;
+            /**
+             * @description Initialization override for this node.
+             * @default null
+             */
+            init: components["schemas"]["InitSpec"] | null;
+            /**
+             * @description Canvas position (the editor's, ignored here).
+             * @default null
+             */
+            position: components["schemas"]["Position"] | null;
+            /**
+             * @description discriminator enum property added by openapi-typescript
+             * @enum {string}
+             */
+            op: "Permute";
+            params?: components["schemas"]["PermuteParams"];
+        };
+        /** PermuteParams */
+        PermuteParams: {
+            /**
+             * Dims
+             * @description The new order of all dims, counted with the batch, which stays first (0).
+             * @default [
+             *       0,
+             *       2,
+             *       1
+             *     ]
+             */
+            dims: number[];
+        };
+        /**
+         * PixelShuffleNode
+         * @description Moves channels into space: (C·r², H, W) → (C, H·r, W·r) (sub-pixel upsampling).
+         */
+        PixelShuffleNode: {
+            /**
+             * Id
+             * @description Unique id; also the module's attribute name (so it must be a Python identifier).
+             */
+            id: string;
+            /**
+             * Parent
+             * @description The Block this node belongs to.
+             * @default null
+             */
+            parent: string | null;
+            /**
+             * Name
+             * @default null
+             */
+            name: string | null;
+            /**
+             * Label
+             * @description A user label.
+             * @default null
+             */
+            label: string | null;
+            /**
+             * Frozen
+             * @description requires_grad=False for its parameters (a block: all inside).
+             * @default false
+             */
+            frozen: boolean;
+            /**
+             * @description Initialization override for this node.
+             * @default null
+             */
+            init: components["schemas"]["InitSpec"] | null;
+            /**
+             * @description Canvas position (the editor's, ignored here).
+             * @default null
+             */
+            position: components["schemas"]["Position"] | null;
+            /**
+             * @description discriminator enum property added by openapi-typescript
+             * @enum {string}
+             */
+            op: "PixelShuffle";
+            params?: components["schemas"]["PixelShuffleParams"];
+        };
+        /** PixelShuffleParams */
+        PixelShuffleParams: {
+            /**
+             * Upscale Factor
+             * @description r: (C·r², H, W) → (C, H·r, W·r).
+             * @default 2
+             */
+            upscale_factor: number;
+        };
         /** Position */
         Position: {
             /** X */
             x: number;
             /** Y */
             y: number;
+        };
+        /**
+         * PositionalEmbeddingNode
+         * @description Adds a learned vector per position to a sequence (L, D): x + weight[:L] (BERT, ViT).
+         */
+        PositionalEmbeddingNode: {
+            /**
+             * Id
+             * @description Unique id; also the module's attribute name (so it must be a Python identifier).
+             */
+            id: string;
+            /**
+             * Parent
+             * @description The Block this node belongs to.
+             * @default null
+             */
+            parent: string | null;
+            /**
+             * Name
+             * @default null
+             */
+            name: string | null;
+            /**
+             * Label
+             * @description A user label.
+             * @default null
+             */
+            label: string | null;
+            /**
+             * Frozen
+             * @description requires_grad=False for its parameters (a block: all inside).
+             * @default false
+             */
+            frozen: boolean;
+            /**
+             * @description Initialization override for this node.
+             * @default null
+             */
+            init: components["schemas"]["InitSpec"] | null;
+            /**
+             * @description Canvas position (the editor's, ignored here).
+             * @default null
+             */
+            position: components["schemas"]["Position"] | null;
+            /**
+             * @description discriminator enum property added by openapi-typescript
+             * @enum {string}
+             */
+            op: "PositionalEmbedding";
+            params?: components["schemas"]["PositionalEmbeddingParams"];
+        };
+        /** PositionalEmbeddingParams */
+        PositionalEmbeddingParams: {
+            /**
+             * Num Positions
+             * @description Longest sequence it holds a vector for; inferred as the incoming length.
+             * @default null
+             */
+            num_positions: number | null;
+            /**
+             * Embedding Dim
+             * @description Inferred: the features per step.
+             * @default null
+             */
+            embedding_dim: number | null;
+        };
+        /**
+         * RNNNode
+         * @description Elman recurrent layer over a sequence (L, features): h_t = tanh(W·x_t + U·h_{t−1} + b).
+         */
+        RNNNode: {
+            /**
+             * Id
+             * @description Unique id; also the module's attribute name (so it must be a Python identifier).
+             */
+            id: string;
+            /**
+             * Parent
+             * @description The Block this node belongs to.
+             * @default null
+             */
+            parent: string | null;
+            /**
+             * Name
+             * @default null
+             */
+            name: string | null;
+            /**
+             * Label
+             * @description A user label.
+             * @default null
+             */
+            label: string | null;
+            /**
+             * Frozen
+             * @description requires_grad=False for its parameters (a block: all inside).
+             * @default false
+             */
+            frozen: boolean;
+            /**
+             * @description Initialization override for this node.
+             * @default null
+             */
+            init: components["schemas"]["InitSpec"] | null;
+            /**
+             * @description Canvas position (the editor's, ignored here).
+             * @default null
+             */
+            position: components["schemas"]["Position"] | null;
+            /**
+             * @description discriminator enum property added by openapi-typescript
+             * @enum {string}
+             */
+            op: "RNN";
+            params?: components["schemas"]["RNNParams"];
+        };
+        /** RNNParams */
+        RNNParams: {
+            /**
+             * Input Size
+             * @description Inferred: the features per step.
+             * @default null
+             */
+            input_size: number | null;
+            /**
+             * Hidden Size
+             * @description Features of the hidden state (per direction).
+             * @default 64
+             */
+            hidden_size: number;
+            /**
+             * Num Layers
+             * @description Stacked recurrent layers, each feeding the next.
+             * @default 1
+             */
+            num_layers: number;
+            /**
+             * Bias
+             * @description Learn input and hidden biases.
+             * @default true
+             */
+            bias: boolean;
+            /**
+             * Dropout
+             * @description Dropout between stacked layers while training (not after the last).
+             * @default 0
+             */
+            dropout: number;
+            /**
+             * Bidirectional
+             * @description Also run backwards; the outputs of both directions are joined.
+             * @default false
+             */
+            bidirectional: boolean;
+            /**
+             * Output
+             * @description What flows on: every step's output (L, D·H), or the last step's (D·H) as in out[:, -1].
+             * @default sequence
+             * @enum {string}
+             */
+            output: "sequence" | "last";
+            /**
+             * Nonlinearity
+             * @description The activation of the hidden state.
+             * @default tanh
+             * @enum {string}
+             */
+            nonlinearity: "tanh" | "relu";
+        };
+        /**
+         * ReLU6Node
+         * @description min(max(0, x), 6): ReLU capped at 6 (MobileNet).
+         */
+        ReLU6Node: {
+            /**
+             * Id
+             * @description Unique id; also the module's attribute name (so it must be a Python identifier).
+             */
+            id: string;
+            /**
+             * Parent
+             * @description The Block this node belongs to.
+             * @default null
+             */
+            parent: string | null;
+            /**
+             * Name
+             * @default null
+             */
+            name: string | null;
+            /**
+             * Label
+             * @description A user label.
+             * @default null
+             */
+            label: string | null;
+            /**
+             * Frozen
+             * @description requires_grad=False for its parameters (a block: all inside).
+             * @default false
+             */
+            frozen: boolean;
+            /**
+             * @description Initialization override for this node.
+             * @default null
+             */
+            init: components["schemas"]["InitSpec"] | null;
+            /**
+             * @description Canvas position (the editor's, ignored here).
+             * @default null
+             */
+            position: components["schemas"]["Position"] | null;
+            /**
+             * @description discriminator enum property added by openapi-typescript
+             * @enum {string}
+             */
+            op: "ReLU6";
+            params?: components["schemas"]["NoParams"];
         };
         /**
          * ReLUNode
@@ -3926,6 +5126,113 @@ export interface components {
              */
             op: "ReLU";
             params?: components["schemas"]["NoParams"];
+        };
+        /** RecurrentParams */
+        RecurrentParams: {
+            /**
+             * Input Size
+             * @description Inferred: the features per step.
+             * @default null
+             */
+            input_size: number | null;
+            /**
+             * Hidden Size
+             * @description Features of the hidden state (per direction).
+             * @default 64
+             */
+            hidden_size: number;
+            /**
+             * Num Layers
+             * @description Stacked recurrent layers, each feeding the next.
+             * @default 1
+             */
+            num_layers: number;
+            /**
+             * Bias
+             * @description Learn input and hidden biases.
+             * @default true
+             */
+            bias: boolean;
+            /**
+             * Dropout
+             * @description Dropout between stacked layers while training (not after the last).
+             * @default 0
+             */
+            dropout: number;
+            /**
+             * Bidirectional
+             * @description Also run backwards; the outputs of both directions are joined.
+             * @default false
+             */
+            bidirectional: boolean;
+            /**
+             * Output
+             * @description What flows on: every step's output (L, D·H), or the last step's (D·H) as in out[:, -1].
+             * @default sequence
+             * @enum {string}
+             */
+            output: "sequence" | "last";
+        };
+        /**
+         * ReshapeNode
+         * @description A new per-sample shape with the same elements, e.g. (64,) → (4, 16); -1 infers one size.
+         */
+        ReshapeNode: {
+            /**
+             * Id
+             * @description Unique id; also the module's attribute name (so it must be a Python identifier).
+             */
+            id: string;
+            /**
+             * Parent
+             * @description The Block this node belongs to.
+             * @default null
+             */
+            parent: string | null;
+            /**
+             * Name
+             * @default null
+             */
+            name: string | null;
+            /**
+             * Label
+             * @description A user label.
+             * @default null
+             */
+            label: string | null;
+            /**
+             * Frozen
+             * @description requires_grad=False for its parameters (a block: all inside).
+             * @default false
+             */
+            frozen: boolean;
+            /**
+             * @description Initialization override for this node.
+             * @default null
+             */
+            init: components["schemas"]["InitSpec"] | null;
+            /**
+             * @description Canvas position (the editor's, ignored here).
+             * @default null
+             */
+            position: components["schemas"]["Position"] | null;
+            /**
+             * @description discriminator enum property added by openapi-typescript
+             * @enum {string}
+             */
+            op: "Reshape";
+            params?: components["schemas"]["ReshapeParams"];
+        };
+        /** ReshapeParams */
+        ReshapeParams: {
+            /**
+             * Shape
+             * @description The new per-sample shape (no batch dim); one size may be -1, inferred.
+             * @default [
+             *       -1
+             *     ]
+             */
+            shape: number[];
         };
         /**
          * SiLUNode
@@ -4087,6 +5394,71 @@ export interface components {
             dim: number;
         };
         /**
+         * SoftplusNode
+         * @description log(1 + e^(βx)) / β: a smooth ReLU that stays positive.
+         */
+        SoftplusNode: {
+            /**
+             * Id
+             * @description Unique id; also the module's attribute name (so it must be a Python identifier).
+             */
+            id: string;
+            /**
+             * Parent
+             * @description The Block this node belongs to.
+             * @default null
+             */
+            parent: string | null;
+            /**
+             * Name
+             * @default null
+             */
+            name: string | null;
+            /**
+             * Label
+             * @description A user label.
+             * @default null
+             */
+            label: string | null;
+            /**
+             * Frozen
+             * @description requires_grad=False for its parameters (a block: all inside).
+             * @default false
+             */
+            frozen: boolean;
+            /**
+             * @description Initialization override for this node.
+             * @default null
+             */
+            init: components["schemas"]["InitSpec"] | null;
+            /**
+             * @description Canvas position (the editor's, ignored here).
+             * @default null
+             */
+            position: components["schemas"]["Position"] | null;
+            /**
+             * @description discriminator enum property added by openapi-typescript
+             * @enum {string}
+             */
+            op: "Softplus";
+            params?: components["schemas"]["SoftplusParams"];
+        };
+        /** SoftplusParams */
+        SoftplusParams: {
+            /**
+             * Beta
+             * @description Sharpness: log(1 + e^(βx)) / β.
+             * @default 1
+             */
+            beta: number;
+            /**
+             * Threshold
+             * @description Above β·x > threshold the output is x itself (numerical stability).
+             * @default 20
+             */
+            threshold: number;
+        };
+        /**
          * TanhNode
          * @description Hyperbolic tangent: squashes to (−1, 1).
          */
@@ -4135,6 +5507,106 @@ export interface components {
              */
             op: "Tanh";
             params?: components["schemas"]["NoParams"];
+        };
+        /**
+         * TransformerEncoderLayerNode
+         * @description One transformer encoder layer on (L, E): self-attention, then a feed-forward block, each residual.
+         */
+        TransformerEncoderLayerNode: {
+            /**
+             * Id
+             * @description Unique id; also the module's attribute name (so it must be a Python identifier).
+             */
+            id: string;
+            /**
+             * Parent
+             * @description The Block this node belongs to.
+             * @default null
+             */
+            parent: string | null;
+            /**
+             * Name
+             * @default null
+             */
+            name: string | null;
+            /**
+             * Label
+             * @description A user label.
+             * @default null
+             */
+            label: string | null;
+            /**
+             * Frozen
+             * @description requires_grad=False for its parameters (a block: all inside).
+             * @default false
+             */
+            frozen: boolean;
+            /**
+             * @description Initialization override for this node.
+             * @default null
+             */
+            init: components["schemas"]["InitSpec"] | null;
+            /**
+             * @description Canvas position (the editor's, ignored here).
+             * @default null
+             */
+            position: components["schemas"]["Position"] | null;
+            /**
+             * @description discriminator enum property added by openapi-typescript
+             * @enum {string}
+             */
+            op: "TransformerEncoderLayer";
+            params?: components["schemas"]["EncoderLayerParams"];
+        };
+        /**
+         * TransformerEncoderNode
+         * @description A stack of num_layers transformer encoder layers on (L, E), as nn.TransformerEncoder builds it.
+         */
+        TransformerEncoderNode: {
+            /**
+             * Id
+             * @description Unique id; also the module's attribute name (so it must be a Python identifier).
+             */
+            id: string;
+            /**
+             * Parent
+             * @description The Block this node belongs to.
+             * @default null
+             */
+            parent: string | null;
+            /**
+             * Name
+             * @default null
+             */
+            name: string | null;
+            /**
+             * Label
+             * @description A user label.
+             * @default null
+             */
+            label: string | null;
+            /**
+             * Frozen
+             * @description requires_grad=False for its parameters (a block: all inside).
+             * @default false
+             */
+            frozen: boolean;
+            /**
+             * @description Initialization override for this node.
+             * @default null
+             */
+            init: components["schemas"]["InitSpec"] | null;
+            /**
+             * @description Canvas position (the editor's, ignored here).
+             * @default null
+             */
+            position: components["schemas"]["Position"] | null;
+            /**
+             * @description discriminator enum property added by openapi-typescript
+             * @enum {string}
+             */
+            op: "TransformerEncoder";
+            params?: components["schemas"]["EncoderParams"];
         };
         /**
          * UnflattenNode
@@ -4373,7 +5845,7 @@ export interface components {
              */
             description: string | null;
             /** Nodes */
-            nodes: (components["schemas"]["InputNode"] | components["schemas"]["OutputNode"] | components["schemas"]["BlockNode"] | components["schemas"]["Conv1dNode"] | components["schemas"]["Conv2dNode"] | components["schemas"]["ConvTranspose2dNode"] | components["schemas"]["LinearNode"] | components["schemas"]["EmbeddingNode"] | components["schemas"]["BatchNorm1dNode"] | components["schemas"]["BatchNorm2dNode"] | components["schemas"]["InstanceNorm2dNode"] | components["schemas"]["LayerNormNode"] | components["schemas"]["GroupNormNode"] | components["schemas"]["ReLUNode"] | components["schemas"]["SiLUNode"] | components["schemas"]["SigmoidNode"] | components["schemas"]["TanhNode"] | components["schemas"]["IdentityNode"] | components["schemas"]["LeakyReLUNode"] | components["schemas"]["ELUNode"] | components["schemas"]["GELUNode"] | components["schemas"]["PReLUNode"] | components["schemas"]["SoftmaxNode"] | components["schemas"]["LogSoftmaxNode"] | components["schemas"]["DropoutNode"] | components["schemas"]["Dropout2dNode"] | components["schemas"]["MaxPool1dNode"] | components["schemas"]["MaxPool2dNode"] | components["schemas"]["AvgPool2dNode"] | components["schemas"]["AdaptiveAvgPool2dNode"] | components["schemas"]["AdaptiveMaxPool2dNode"] | components["schemas"]["FlattenNode"] | components["schemas"]["UnflattenNode"] | components["schemas"]["UpsampleNode"] | components["schemas"]["ZeroPad2dNode"] | components["schemas"]["AddNode"] | components["schemas"]["ConcatNode"])[];
+            nodes: (components["schemas"]["InputNode"] | components["schemas"]["OutputNode"] | components["schemas"]["BlockNode"] | components["schemas"]["Conv1dNode"] | components["schemas"]["Conv2dNode"] | components["schemas"]["ConvTranspose2dNode"] | components["schemas"]["LinearNode"] | components["schemas"]["EmbeddingNode"] | components["schemas"]["RNNNode"] | components["schemas"]["LSTMNode"] | components["schemas"]["GRUNode"] | components["schemas"]["MultiheadAttentionNode"] | components["schemas"]["TransformerEncoderLayerNode"] | components["schemas"]["TransformerEncoderNode"] | components["schemas"]["PositionalEmbeddingNode"] | components["schemas"]["BatchNorm1dNode"] | components["schemas"]["BatchNorm2dNode"] | components["schemas"]["InstanceNorm2dNode"] | components["schemas"]["LayerNormNode"] | components["schemas"]["GroupNormNode"] | components["schemas"]["ReLUNode"] | components["schemas"]["SiLUNode"] | components["schemas"]["SigmoidNode"] | components["schemas"]["TanhNode"] | components["schemas"]["ReLU6Node"] | components["schemas"]["HardswishNode"] | components["schemas"]["MishNode"] | components["schemas"]["IdentityNode"] | components["schemas"]["LeakyReLUNode"] | components["schemas"]["ELUNode"] | components["schemas"]["GELUNode"] | components["schemas"]["SoftplusNode"] | components["schemas"]["PReLUNode"] | components["schemas"]["SoftmaxNode"] | components["schemas"]["LogSoftmaxNode"] | components["schemas"]["DropoutNode"] | components["schemas"]["Dropout2dNode"] | components["schemas"]["Dropout1dNode"] | components["schemas"]["MaxPool1dNode"] | components["schemas"]["MaxPool2dNode"] | components["schemas"]["AvgPool2dNode"] | components["schemas"]["AvgPool1dNode"] | components["schemas"]["AdaptiveAvgPool2dNode"] | components["schemas"]["AdaptiveMaxPool2dNode"] | components["schemas"]["AdaptiveAvgPool1dNode"] | components["schemas"]["FlattenNode"] | components["schemas"]["UnflattenNode"] | components["schemas"]["UpsampleNode"] | components["schemas"]["ZeroPad2dNode"] | components["schemas"]["PermuteNode"] | components["schemas"]["ReshapeNode"] | components["schemas"]["MeanNode"] | components["schemas"]["PixelShuffleNode"] | components["schemas"]["AddNode"] | components["schemas"]["MultiplyNode"] | components["schemas"]["ConcatNode"])[];
             /** Edges */
             edges?: components["schemas"]["Edge"][];
         };

@@ -30,8 +30,9 @@ function BlockNodeView({ id, data, selected }: NodeProps<BlockFlowNode>) {
       {/* Inside the frame: explicit entry (block → child) and exit (child → block) edges. */}
       {!data.collapsed && (
         <>
-          <Handle type="source" id={INNER_IN} className="inner" position={lr ? Position.Left : Position.Top} style={lr ? { left: 10 } : { top: 52 }} />
-          <Handle type="target" id={INNER_OUT} className="inner" position={lr ? Position.Right : Position.Bottom} style={lr ? { right: 10 } : { bottom: 10 }} />
+          {/* Facing inwards, so entry edges leave towards the first layer and exit edges arrive from the last. */}
+          <Handle type="source" id={INNER_IN} className="inner" position={lr ? Position.Right : Position.Bottom} style={lr ? { left: 10, right: 'auto' } : { top: 52, bottom: 'auto' }} />
+          <Handle type="target" id={INNER_OUT} className="inner" position={lr ? Position.Left : Position.Top} style={lr ? { right: 10, left: 'auto' } : { bottom: 10, top: 'auto' }} />
         </>
       )}
       <div className="block-head">
@@ -83,6 +84,11 @@ function BlockNodeView({ id, data, selected }: NodeProps<BlockFlowNode>) {
         {report && report.params > 0 && <span className="param-count">{formatCount(report.params)} params</span>}
         {data.collapsed && <span className="muted">{childCount} layers</span>}
       </div>
+      {residual && !data.collapsed && (
+        <div className="skip-path" data-testid={`skip-path-${id}`} title="Skip connection: the block's input is added to its output">
+          <span className="skip-add">+</span>
+        </div>
+      )}
       <NodeErrors errors={errors} />
       <Handle type="source" position={lr ? Position.Right : Position.Bottom} />
     </div>

@@ -2,6 +2,7 @@ import {
   Background,
   ControlButton,
   Controls,
+  MarkerType,
   MiniMap,
   type NodeTypes,
   ReactFlow,
@@ -13,7 +14,8 @@ import {
 } from '@xyflow/react';
 import { useCallback, useEffect, useRef, useState, type DragEvent } from 'react';
 import type { OpName } from '../api/types';
-import { type FlowNode, isBlock } from '../graph/kinds';
+import { connectionProblem, withDescendants } from '../graph/edit';
+import { type FlowEdge, type FlowNode, isBlock } from '../graph/kinds';
 import { readPref, writePref } from '../lib/prefs';
 import { editor, useEditor } from '../state/editorStore';
 import { BlockNode } from './BlockNode';
@@ -29,6 +31,8 @@ export const MIN_READABLE_ZOOM = 0.6;
 const MAX_FIT_ZOOM = 1;
 
 const onConnect: OnConnect = (c: Connection) => editor.connect(c);
+// Arrowheads show which way data flows.
+const defaultEdgeOptions = { type: 'smoothstep', markerEnd: { type: MarkerType.ArrowClosed, width: 16, height: 16 } };
 const minimapColor = (n: FlowNode) => (isBlock(n) ? 'rgba(120,140,170,0.35)' : n.data.frozen ? '#9fb4c7' : '#6d8bd6');
 
 export function Canvas() {
@@ -107,15 +111,48 @@ export function Canvas() {
     [screenToFlowPosition, getIntersectingNodes, getInternalNode],
   );
 
-  // Dragging a top-level layer onto a block moves it inside.
+  // Dragging a node onto an expanded block moves it inside; dragging it out of its block moves it
+  // out (to the block under it, or the top level). Part of the drag's own undo step.
   const onNodeDragStop = useCallback(
     (_: unknown, node: FlowNode) => {
-      if (isBlock(node) || node.parentId || node.data.op === 'Input' || node.data.op === 'Output') return;
-      const hits = getIntersectingNodes(node).filter((n) => isBlock(n) && !n.data.collapsed && n.id !== node.id && !n.parentId);
-      if (hits.length === 1) editor.reparent(node.id, hits[0].id);
+      if (node.data.op === 'Input' || node.data.op === 'Output') return;
+      const me = getInternalNode(node.id);
+      if (!me) return;
+      const cx = me.internals.positionAbsolute.x + (me.measured.width ?? 0) / 2;
+      const cy = me.internals.positionAbsolute.y + (me.measured.height ?? 0) / 2;
+      const all = useEditor.getState().nodes;
+      const mine = withDescendants(all, [node.id]);
+      let best: { id: string; area: number } | null = null;
+      for (const b of all) {
+        if (!isBlock(b) || b.data.collapsed || b.hidden || mine.has(b.id)) continue;
+        const ib = getInternalNode(b.id);
+        if (!ib) continue;
+        const { x, y } = ib.internals.positionAbsolute;
+        const w = ib.measured.width ?? b.width ?? 0;
+        const h = ib.measured.height ?? b.height ?? 0;
+        // The innermost block under the node's centre: the smallest one that holds it.
+        if (cx >= x && cx <= x + w && cy >= y && cy <= y + h && (!best || w * h < best.area)) best = { id: b.id, area: w * h };
+      }
+      const target = best?.id;
+      if (target !== node.parentId) editor.reparent(node.id, target, { afterDrag: true });
     },
-    [getIntersectingNodes],
+    [getInternalNode],
   );
+
+  // Edges are checked while drawing: one across a block boundary or closing a cycle is refused,
+  // and the reason shows until the drag ends.
+  const [refusal, setRefusal] = useState<string | null>(null);
+  const isValidConnection = useCallback((c: Connection | FlowEdge) => {
+    const why = connectionProblem(useEditor.getState().history.present, c);
+    setRefusal(why);
+    return why === null;
+  }, []);
+  const onConnectEnd = useCallback(() => {
+    setRefusal((why) => {
+      if (why) editor.notify(`Not connected: ${why}`);
+      return null;
+    });
+  }, []);
 
   return (
     <div ref={box} className={`canvas dir-${direction}`} onDragOver={onDragOver} onDrop={onDrop} data-testid="canvas">
@@ -132,12 +169,19 @@ export function Canvas() {
         selectionKeyCode="Shift"
         minZoom={0.1}
         maxZoom={2}
-        defaultEdgeOptions={{ type: 'smoothstep' }}
+        defaultEdgeOptions={defaultEdgeOptions}
+        isValidConnection={isValidConnection}
+        onConnectEnd={onConnectEnd}
         connectionRadius={30}
         proOptions={{ hideAttribution: true }}
         onlyRenderVisibleElements={nodes.length > 150}
       >
         <Background gap={16} />
+        {refusal && (
+          <div className="connect-refusal" role="status" data-testid="connect-refusal">
+            {refusal}
+          </div>
+        )}
         {nodes.length === 0 && (
           <div className="empty-canvas" data-testid="empty-canvas">
             <h2>Start a model</h2>

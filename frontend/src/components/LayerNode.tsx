@@ -6,7 +6,7 @@ import type { GraphError } from '../api/types';
 import type { LayerFlowNode } from '../graph/kinds';
 import { formatCount, formatShape } from '../lib/format';
 import { editor, useEditor } from '../state/editorStore';
-import { useTraining } from '../state/trainingStore';
+import { useLayerLive } from '../state/trainingStore';
 import type { LayerLive } from '../state/runSeries';
 
 const NO_ERRORS: GraphError[] = [];
@@ -70,10 +70,15 @@ export function liveStyle(live: LayerLive | undefined): React.CSSProperties | un
   return { boxShadow: `0 0 0 3px hsla(${200 - t * 170}, 85%, 55%, ${0.35 + 0.5 * t})` };
 }
 
-export function LiveBadges({ live }: { live: LayerLive | undefined }) {
+export function LiveBadges({ live, fromVersion = null }: { live: LayerLive | undefined; fromVersion?: number | null }) {
   if (!live) return null;
   return (
     <div className="live-badges">
+      {fromVersion !== null && (
+        <span className="stale" data-testid="stats-version" title={`These statistics are from the run of graph version ${fromVersion}; the canvas has changed since`}>
+          from v{fromVersion}
+        </span>
+      )}
       {live.grad_norm != null && <span title="Gradient norm (latest layer_stats)">∇ {live.grad_norm.toExponential(1)}</span>}
       {live.dead_fraction != null && (
         <span className={live.dead_fraction > 0.5 ? 'dead high' : 'dead'} title="ReLU units dead for the whole batch">
@@ -90,7 +95,7 @@ function LayerNodeView({ id, data, selected }: NodeProps<LayerFlowNode>) {
   const errors = useEditor((s) => s.nodeErrors[id]) ?? NO_ERRORS;
   const hints = useEditor((s) => s.nodeHints[id]) ?? NO_ERRORS;
   const inherited = useEditor((s) => Boolean(s.frozenInherited[id]));
-  const live = useTraining((s) => s.layers[id]);
+  const { live, fromVersion } = useLayerLive(id);
   const lr = useEditor((s) => s.direction === 'LR');
   // A report that does not mention the node: the graph failed validation before shapes ran.
   // (Nodes with a report always read true here, so edits do not re-render every node.)
@@ -125,7 +130,7 @@ function LayerNodeView({ id, data, selected }: NodeProps<LayerFlowNode>) {
           </span>
         )}
       </div>
-      <LiveBadges live={live} />
+      <LiveBadges live={live} fromVersion={fromVersion} />
       <NodeErrors errors={errors} />
       {hasOutput && <Handle type="source" position={lr ? Position.Right : Position.Bottom} />}
     </div>

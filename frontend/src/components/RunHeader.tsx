@@ -2,6 +2,7 @@
 // its split sizes), how fast, and which graph version; and its exact settings, read-only.
 import { useState } from 'react';
 import { formatShape } from '../lib/format';
+import { useProject } from '../state/projectStore';
 import { training, useTraining } from '../state/trainingStore';
 import { RunForm } from './RunForm';
 import './training.css';
@@ -15,14 +16,21 @@ export function RunHeader() {
   const detail = useTraining((s) => s.detail);
   const header = useTraining((s) => s.header);
   const sps = useTraining((s) => s.samplesPerS);
+  const version = useProject((s) => s.version);
+  const dirty = useProject((s) => s.dirty);
   if (!detail) return null;
+  const changed = dirty || version !== detail.version;
   const hw = header?.hardware;
   const ds = header?.dataset;
   return (
     <dl className="run-header" data-testid="run-header">
       <dt>Run</dt>
       <dd>
-        {detail.name ?? detail.id.slice(0, 8)} <span className="muted">graph v{detail.version}</span>
+        {detail.name ?? detail.id.slice(0, 8)}{' '}
+        <span className="muted" data-testid="run-version" title={changed ? 'The canvas has changed since this run: its layer statistics are from this version' : undefined}>
+          graph v{detail.version}
+          {changed ? ' (canvas changed since)' : ''}
+        </span>
       </dd>
       <dt>Device</dt>
       <dd data-testid="run-device">{hw ? deviceText(hw) : '…'}</dd>

@@ -10,7 +10,7 @@ describe('graphToFlow / flowToGraph', () => {
     expect(back).toEqual(smallCnn);
   });
 
-  it('maps blocks to group nodes and children to parentId with extent parent', () => {
+  it('maps blocks to group nodes and children to parentId (free to be dragged out)', () => {
     const { nodes } = graphToFlow(smallCnn);
     const block = nodes.find((n) => n.id === 'block_1')!;
     const child = nodes.find((n) => n.id === 'conv2d_2')!;
@@ -18,7 +18,7 @@ describe('graphToFlow / flowToGraph', () => {
     expect(block.data.frozen).toBe(true);
     expect(child.type).toBe('layer');
     expect(child.parentId).toBe('block_1');
-    expect(child.extent).toBe('parent');
+    expect(child.extent).toBeUndefined();
     expect(child.data.label).toBe('inner');
     // the block is sized to hold its children
     expect(block.width).toBeGreaterThan(24 + 150);

@@ -81,7 +81,7 @@ export function graphToFlow(doc: GraphDoc, opts: ToFlowOptions = {}): FlowGraph 
     const common = {
       id: n.id,
       position: n.position ? { x: n.position.x, y: n.position.y } : { x: 0, y: 0 },
-      ...(n.parent ? { parentId: n.parent, extent: 'parent' as const } : {}),
+      ...(n.parent ? { parentId: n.parent } : {}),
       ...(hiddenByCollapse(n, byId, collapsed) ? { hidden: true } : {}),
     };
     const fields = {

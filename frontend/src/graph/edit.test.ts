@@ -2,6 +2,7 @@ import { describe, expect, it } from 'vitest';
 import { graphToFlow } from './convert';
 import {
   connect,
+  connectionProblem,
   copySelection,
   frozenByAncestor,
   groupIntoBlock,
@@ -159,12 +160,30 @@ describe('copy / paste', () => {
 });
 
 describe('reparent', () => {
-  it('moves a node into a block and drops edges that would cross its boundary', () => {
+  it('moves a node into a block after its last layer; the old neighbours are joined', () => {
     const g = reparent(flow(), 'flatten_1', 'block_1');
     const f = g.nodes.find((n) => n.id === 'flatten_1')!;
     expect(f.parentId).toBe('block_1');
-    expect(pairs(g)).toContain('block_1>flatten_1');
+    expect(pairs(g)).toEqual(expect.arrayContaining(['relu_1>flatten_1', 'block_1>linear_1']));
+    expect(pairs(g)).not.toContain('block_1>flatten_1');
     expect(pairs(g)).not.toContain('flatten_1>linear_1');
+  });
+  it('takes over the explicit exit edge of the layer it follows', () => {
+    const withExit = connect(flow(), { source: 'relu_1', target: 'block_1', targetHandle: 'inner-out' });
+    const g = reparent(withExit, 'flatten_1', 'block_1');
+    expect(g.edges.find((e) => e.source === 'flatten_1' && e.target === 'block_1')?.targetHandle).toBe('inner-out');
+    expect(pairs(g)).not.toContain('relu_1>block_1');
+  });
+  it('moves a node out of a block: the layers around it are joined, it starts unconnected', () => {
+    const inner = connect(flow(), { source: 'block_1', sourceHandle: 'inner-in', target: 'conv2d_2' });
+    const g = reparent(inner, 'conv2d_2', undefined);
+    expect(g.nodes.find((n) => n.id === 'conv2d_2')!.parentId).toBeUndefined();
+    expect(g.edges.find((e) => e.target === 'relu_1')?.source).toBe('block_1');
+    expect(g.edges.some((e) => e.source === 'conv2d_2' || e.target === 'conv2d_2')).toBe(false);
+  });
+  it('refuses to move a block into itself or its own contents', () => {
+    const g = flow();
+    expect(reparent(g, 'block_1', 'block_1')).toBe(g);
   });
 });
 
@@ -197,5 +216,22 @@ describe('makeRoom', () => {
     const spacedMoved = fitBlocks(spaced.map((n) => (n.id === 'relu_1' ? { ...n, position: { x: 24, y: 250 } } : n)));
     expect(y(makeRoom(spaced, spacedMoved), 'flatten_1')).toBe(800);
     expect(y(out, 'conv2d_1')).toBe(y(g.nodes, 'conv2d_1'));
+  });
+});
+
+describe('connectionProblem (checked while drawing)', () => {
+  it('refuses an edge across a block boundary and names both sides', () => {
+    const why = connectionProblem(flow(), { source: 'relu_1', target: 'linear_1' });
+    expect(why).toMatch(/relu_1 is inside block_1 and linear_1 is at the top level/);
+    expect(why).toMatch(/cannot cross a block's boundary/);
+  });
+  it("allows a block's own entry and exit edges and sibling edges", () => {
+    expect(connectionProblem(flow(), { source: 'block_1', target: 'conv2d_2' })).toBeNull();
+    expect(connectionProblem(flow(), { source: 'relu_1', target: 'block_1' })).toBeNull();
+    expect(connectionProblem(flow(), { source: 'conv2d_1', target: 'flatten_1' })).toBeNull();
+  });
+  it('refuses an edge that closes a cycle', () => {
+    expect(connectionProblem(flow(), { source: 'linear_1', target: 'conv2d_1' })).toMatch(/conv2d_1 already leads to linear_1: this edge would make a cycle/);
+    expect(connectionProblem(flow(), { source: 'relu_1', target: 'relu_1' })).toMatch(/cannot feed itself/);
   });
 });

@@ -23,7 +23,8 @@ export function makeNode(
   params: Record<string, unknown> = {},
   parentId?: string,
 ): FlowNode {
-  const where = { id, position, ...(parentId ? { parentId, extent: 'parent' as const } : {}) };
+  // No `extent: 'parent'`: a layer can be dragged out of its block (the canvas reparents it on drop).
+  const where = { id, position, ...(parentId ? { parentId } : {}) };
   if (op === 'Block') {
     const block: BlockFlowNode = {
       ...where,
@@ -67,20 +68,28 @@ export function withDescendants(nodes: FlowNode[], ids: Iterable<string>): Set<s
  */
 export function removeNodes(g: FlowGraph, ids: Iterable<string>, opts: { reconnect?: boolean } = {}): FlowGraph {
   const gone = withDescendants(g.nodes, ids);
-  const kept = g.edges.filter((e) => !gone.has(e.source) && !gone.has(e.target));
   const nodes = g.nodes.filter((n) => !gone.has(n.id));
-  if (!opts.reconnect) return { nodes, edges: kept };
+  if (!opts.reconnect) return { nodes, edges: g.edges.filter((e) => !gone.has(e.source) && !gone.has(e.target)) };
+  return { nodes, edges: joinAround(g.edges, gone) };
+}
+
+/**
+ * The edges without those touching `gone`, where each run of gone nodes that sat in a chain
+ * (exactly one edge in, one edge out) is bridged: A → B → C → D with B, C gone gives A → D.
+ */
+function joinAround(all: FlowEdge[], gone: Set<string>): FlowEdge[] {
+  const kept = all.filter((e) => !gone.has(e.source) && !gone.has(e.target));
   const into = new Map<string, FlowEdge[]>();
   const outOf = new Map<string, FlowEdge[]>();
-  for (const e of g.edges) {
+  for (const e of all) {
     (into.get(e.target) ?? into.set(e.target, []).get(e.target)!).push(e);
     (outOf.get(e.source) ?? outOf.set(e.source, []).get(e.source)!).push(e);
   }
   const inChain = (id: string) => (into.get(id)?.length ?? 0) === 1 && (outOf.get(id)?.length ?? 0) === 1;
   const edges = [...kept];
   const have = new Set(kept.map((e) => `${e.source}->${e.target}`));
-  for (const first of g.edges) {
-    // From a kept node into a removed chain node: follow the chain to the first kept node.
+  for (const first of all) {
+    // From a kept node into a gone chain node: follow the chain to the first kept node.
     if (gone.has(first.source) || !gone.has(first.target)) continue;
     let cur = first.target;
     let last: FlowEdge | undefined;
@@ -94,16 +103,19 @@ export function removeNodes(g: FlowGraph, ids: Iterable<string>, opts: { reconne
     const key = `${first.source}->${cur}`;
     if (have.has(key)) continue;
     have.add(key);
-    const c = { source: first.source, target: cur, sourceHandle: first.sourceHandle, targetHandle: last.targetHandle };
-    edges.push({
-      id: edgeId(c),
-      source: c.source,
-      target: c.target,
-      ...(c.sourceHandle ? { sourceHandle: c.sourceHandle } : {}),
-      ...(c.targetHandle ? { targetHandle: c.targetHandle } : {}),
-    });
+    edges.push(makeEdge({ source: first.source, target: cur, sourceHandle: first.sourceHandle, targetHandle: last.targetHandle }));
   }
-  return { nodes, edges };
+  return edges;
+}
+
+function makeEdge(c: { source: string; target: string; sourceHandle?: string | null; targetHandle?: string | null }): FlowEdge {
+  return {
+    id: edgeId(c),
+    source: c.source,
+    target: c.target,
+    ...(c.sourceHandle ? { sourceHandle: c.sourceHandle } : {}),
+    ...(c.targetHandle ? { targetHandle: c.targetHandle } : {}),
+  };
 }
 
 export function removeEdges(g: FlowGraph, ids: Iterable<string>): FlowGraph {
@@ -122,6 +134,47 @@ export function connect(g: FlowGraph, c: { source: string; target: string; sourc
     ...(c.targetHandle ? { targetHandle: c.targetHandle } : {}),
   };
   return { nodes: g.nodes, edges: [...g.edges, edge] };
+}
+
+/**
+ * Why an edge being drawn cannot be made, or null when it can: it would cross a block's boundary
+ * (only a block's own entry and exit reach inside it) or close a cycle. Checked while the person
+ * drags, so the edge is refused with the reason instead of drawn and reported afterwards.
+ */
+export function connectionProblem(g: FlowGraph, c: { source: string | null; target: string | null }): string | null {
+  const byId = new Map(g.nodes.map((n) => [n.id, n] as const));
+  const s = c.source ? byId.get(c.source) : undefined;
+  const t = c.target ? byId.get(c.target) : undefined;
+  if (!s || !t) return null;
+  if (s.id === t.id) return `${s.id} cannot feed itself`;
+  const entry = t.parentId === s.id;
+  const exit = s.parentId === t.id;
+  if (!entry && !exit && s.parentId !== t.parentId) {
+    const where = (n: FlowNode) => (n.parentId ? `inside ${n.parentId}` : 'at the top level');
+    return `${s.id} is ${where(s)} and ${t.id} is ${where(t)}: an edge cannot cross a block's boundary; connect to the block instead`;
+  }
+  if (entry || exit) return null;
+  // A path already leading from the target back to the source would make this edge a cycle.
+  const next = new Map<string, string[]>();
+  for (const e of g.edges) {
+    const a = byId.get(e.source);
+    const b = byId.get(e.target);
+    if (!a || !b || b.parentId === a.id || a.parentId === b.id) continue; // entry/exit edges stay inside
+    (next.get(e.source) ?? next.set(e.source, []).get(e.source)!).push(e.target);
+  }
+  const seen = new Set<string>([t.id]);
+  const stack = [t.id];
+  while (stack.length) {
+    const cur = stack.pop()!;
+    if (cur === s.id) return `${t.id} already leads to ${s.id}: this edge would make a cycle`;
+    for (const n of next.get(cur) ?? []) {
+      if (!seen.has(n)) {
+        seen.add(n);
+        stack.push(n);
+      }
+    }
+  }
+  return null;
 }
 
 export function updateNodeData(g: FlowGraph, id: string, patch: Partial<FlowNode['data']>): FlowGraph {
@@ -228,7 +281,7 @@ export function groupIntoBlock(g: FlowGraph, ids: string[]): GroupResult {
   const block = makeNode('Block', blockId, origin, {}, parent);
   const nodes = g.nodes.map((n) =>
     inside.has(n.id)
-      ? ({ ...n, parentId: blockId, extent: 'parent' as const, position: { x: n.position.x - origin.x, y: n.position.y - origin.y }, selected: false } as FlowNode)
+      ? ({ ...n, parentId: blockId, position: { x: n.position.x - origin.x, y: n.position.y - origin.y }, selected: false } as FlowNode)
       : n,
   );
   const edges: FlowEdge[] = [];
@@ -261,13 +314,8 @@ export function ungroup(g: FlowGraph, blockId: string): FlowGraph {
     if (n.id === blockId) continue;
     if (kidIds.has(n.id)) {
       const moved = { ...n, position: { x: n.position.x + block.position.x, y: n.position.y + block.position.y } } as FlowNode;
-      if (block.parentId) {
-        moved.parentId = block.parentId;
-        moved.extent = 'parent';
-      } else {
-        delete moved.parentId;
-        delete moved.extent;
-      }
+      if (block.parentId) moved.parentId = block.parentId;
+      else delete moved.parentId;
       nodes.push(moved);
     } else nodes.push(n);
   }
@@ -335,7 +383,6 @@ export function paste(g: FlowGraph, clip: Clipboard, offset = { x: 40, y: 40 }):
       // Pasted at the level it came from if that block still exists, else at the top.
       if (!(n.parentId && existing.has(n.parentId))) {
         delete copy.parentId;
-        delete copy.extent;
       }
       copy.position = { x: n.position.x + offset.x, y: n.position.y + offset.y };
       top.push(copy.id);
@@ -351,10 +398,17 @@ export function paste(g: FlowGraph, clip: Clipboard, offset = { x: 40, y: 40 }):
   return { graph: { nodes: fitBlocks(sortParentsFirst([...deselected, ...nodes])), edges: [...g.edges, ...edges] }, ids: top };
 }
 
-/** Moves a top-level node into a block (dropped onto it), keeping its place on screen. */
+/**
+ * Moves a node into a block or out of it (dragged there), keeping its place on screen. Its old
+ * neighbours are joined as a delete would join them; moved into a block, it follows the block's
+ * last layer (and becomes the block's explicit exit if that layer was); moved out, it starts
+ * unconnected. A moved block takes its contents and its own entry/exit edges along.
+ */
 export function reparent(g: FlowGraph, id: string, parentId: string | undefined): FlowGraph {
   const node = g.nodes.find((n) => n.id === id);
   if (!node || node.parentId === parentId) return g;
+  const inside = withDescendants(g.nodes, [id]);
+  if (parentId && inside.has(parentId)) return g;
   const abs = absolutePosition(g.nodes, node);
   let position = abs;
   if (parentId) {
@@ -366,22 +420,25 @@ export function reparent(g: FlowGraph, id: string, parentId: string | undefined)
   const nodes = g.nodes.map((n) => {
     if (n.id !== id) return n;
     const moved = { ...n, position } as FlowNode;
-    if (parentId) {
-      moved.parentId = parentId;
-      moved.extent = 'parent';
-    } else {
-      delete moved.parentId;
-      delete moved.extent;
-    }
+    if (parentId) moved.parentId = parentId;
+    else delete moved.parentId;
     return moved;
   });
-  // Edges that would now cross the block boundary are dropped.
-  const parentOf = new Map(nodes.map((n) => [n.id, n.parentId] as const));
-  const edges = g.edges.filter((e) => {
-    if (e.source !== id && e.target !== id) return true;
-    const other = e.source === id ? e.target : e.source;
-    return parentOf.get(other) === parentId || other === parentId;
-  });
+  // Its edges to the level it leaves go (neighbours joined); a block's own inner edges stay.
+  const own = (e: FlowEdge) => (e.source === id && inside.has(e.target)) || (e.target === id && inside.has(e.source));
+  const outer = g.edges.filter((e) => !own(e));
+  const edges = [...joinAround(outer, new Set([id])), ...g.edges.filter(own)];
+  if (parentId) {
+    // After the block's last layer: its one sink among the other children.
+    const kids = new Set(nodes.filter((n) => n.parentId === parentId && n.id !== id).map((n) => n.id));
+    const sinks = [...kids].filter((k) => !edges.some((e) => e.source === k && kids.has(e.target)));
+    if (sinks.length === 1) {
+      const sink = sinks[0];
+      const exit = edges.findIndex((e) => e.source === sink && e.target === parentId);
+      if (exit >= 0) edges.splice(exit, 1, makeEdge({ source: id, target: parentId, targetHandle: edges[exit].targetHandle }));
+      edges.push(makeEdge({ source: sink, target: id }));
+    }
+  }
   return { nodes: fitBlocks(sortParentsFirst(nodes)), edges };
 }
 

@@ -157,3 +157,15 @@ export function makeRoom(before: FlowNode[], after: FlowNode[], direction: 'TB' 
   }
   return nodes;
 }
+
+/** When the node overlaps a sibling in its block, moves it after the block's last layer instead. */
+export function placeAfterSiblings(nodes: FlowNode[], id: string, direction: 'TB' | 'LR' = 'TB'): FlowNode[] {
+  const node = nodes.find((n) => n.id === id);
+  if (!node?.parentId || !overlapsSibling(nodes, id)) return nodes;
+  const siblings = nodes.filter((n) => n.parentId === node.parentId && n.id !== id);
+  if (!siblings.length) return nodes;
+  const lr = direction === 'LR';
+  const end = Math.max(...siblings.map((n) => (lr ? n.position.x + sizeOf(n).width : n.position.y + sizeOf(n).height)));
+  const position = lr ? { x: end + 40, y: siblings[0].position.y } : { x: siblings[0].position.x, y: end + 36 };
+  return fitBlocks(nodes.map((n) => (n.id === id ? ({ ...n, position } as FlowNode) : n)));
+}

@@ -25,7 +25,7 @@ import {
 } from '../graph/edit';
 import { nextId } from '../graph/ids';
 import type { Direction, FlowEdge, FlowGraph, FlowNode } from '../graph/kinds';
-import { autoLayout, fitBlocks, makeRoom, overlapsSibling } from '../graph/layout';
+import { autoLayout, fitBlocks, makeRoom, overlapsSibling, placeAfterSiblings } from '../graph/layout';
 import { type History, canRedo, canUndo, createHistory, push, redo, replace, undo } from './history';
 
 export interface EditorState {
@@ -187,14 +187,9 @@ export const editor = {
     const node = makeNode(op, id, position, params, parentId);
     const deselected = g.nodes.map((n) => (n.selected ? ({ ...n, selected: false } as FlowNode) : n));
     node.selected = true;
-    // Dropped into a block on top of a layer: place it after the block's last layer instead.
-    if (parentId && overlapsSibling([...deselected, node], id)) {
-      const siblings = deselected.filter((n) => n.parentId === parentId);
-      const lr = get().direction === 'LR';
-      const end = Math.max(...siblings.map((n) => (lr ? n.position.x + (n.measured?.width ?? 190) : n.position.y + (n.measured?.height ?? 72))));
-      node.position = lr ? { x: end + 40, y: siblings[0].position.y } : { x: siblings[0].position.x, y: end + 36 };
-    }
-    commit(addNode({ nodes: deselected, edges: g.edges }, node));
+    // Dropped into a block on top of a layer: placed after the block's last layer instead.
+    const added = addNode({ nodes: deselected, edges: g.edges }, node);
+    commit({ nodes: placeAfterSiblings(added.nodes, id, get().direction), edges: added.edges });
     return id;
   },
 
@@ -257,8 +252,16 @@ export const editor = {
     commit(setCollapsed(graph(), blockId, collapsed));
   },
 
-  reparent(id: string, parentId: string | undefined) {
-    commit(reparent(graph(), id, parentId));
+  /** Moves a node into a block or out of it; after a drag, part of the drag's undo step. */
+  reparent(id: string, parentId: string | undefined, opts: { afterDrag?: boolean } = {}) {
+    const before = graph();
+    const moved = reparent(before, id, parentId);
+    if (moved === before) return;
+    // Dropped onto a layer inside: placed after the block's last layer; what follows makes room.
+    const placed = placeAfterSiblings(moved.nodes, id, get().direction);
+    const next = { nodes: makeRoom(before.nodes, placed, get().direction), edges: moved.edges };
+    if (opts.afterDrag && get().history.past.length) set(show(replace(get().history, next)));
+    else commit(next);
   },
 
   copy() {

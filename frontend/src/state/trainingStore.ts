@@ -6,11 +6,17 @@ import { create } from 'zustand';
 import { api, runEventsUrl, statusEventsUrl } from '../api/client';
 import type { DatasetList, Metrics, RunConfig, RunDetail, RunEvent, RunSummary } from '../api/types';
 import { type ConfigDraft, type GroupModel, type RunConfigForm, formModel, setAt } from '../lib/runForm';
+import { readPref, writePref } from '../lib/prefs';
 import { createFrameBatcher } from './frameBatcher';
+import { useProject } from './projectStore';
 import { type Changes, type LayerLive, type RunSeries, type RunStatus, applyEvents, applyStarted, emptySeries, isTerminal } from './runSeries';
 
 export interface TrainingState {
   activeRunId: string | null;
+  /** The project the watched run belongs to: its stats tint only that project's canvas. */
+  runProject: string | null;
+  /** The graph version the watched run trained. */
+  runVersion: number | null;
   status: RunStatus;
   step: number;
   totalSteps: number | null;
@@ -38,8 +44,11 @@ export interface TrainingState {
   header: Pick<RunSeries, 'hardware' | 'dataset' | 'stepsPerEpoch'> | null;
 }
 
-export const useTraining = create<TrainingState>()(() => ({
+/** What the store holds about the watched run when no run is watched. */
+const NO_RUN = {
   activeRunId: null,
+  runProject: null,
+  runVersion: null,
   status: 'idle',
   step: 0,
   totalSteps: null,
@@ -49,16 +58,20 @@ export const useTraining = create<TrainingState>()(() => ({
   warnings: [],
   failure: null,
   checkpoints: 0,
+  overlays: [],
+  connected: false,
+  detail: null,
+  header: null,
+} satisfies Partial<TrainingState>;
+
+export const useTraining = create<TrainingState>()(() => ({
+  ...NO_RUN,
   runs: [],
   datasets: null,
-  overlays: [],
   error: null,
-  connected: false,
   form: null,
   draft: {},
   invalid: {},
-  detail: null,
-  header: null,
 }));
 
 type Listener = (series: RunSeries, changes: Changes) => void;
@@ -193,15 +206,33 @@ async function reload(runId: string) {
   if (!isTerminal(series.status)) connect(runId);
 }
 
-export async function refreshRuns(projectId?: string) {
+/** The open project's runs, newest first (none for a project not saved yet). */
+export async function refreshRuns(projectId: string | null = useProject.getState().projectId) {
+  if (!projectId) {
+    useTraining.setState({ runs: [] });
+    return [];
+  }
   try {
     const runs = await api.runs.list(projectId);
-    useTraining.setState({ runs });
+    // The project may have changed while the list was on its way.
+    if (useProject.getState().projectId === projectId) useTraining.setState({ runs });
     return runs;
   } catch (e) {
     useTraining.setState({ error: e instanceof Error ? e.message : String(e) });
     return [];
   }
+}
+
+/** A layer's latest statistics, only if the watched run belongs to the open project; with the
+ * run's graph version when the canvas has changed since (the tint is then from that version). */
+export function useLayerLive(id: string): { live: LayerLive | undefined; fromVersion: number | null } {
+  const projectId = useProject((s) => s.projectId);
+  const version = useProject((s) => s.version);
+  const dirty = useProject((s) => s.dirty);
+  const live = useTraining((s) => (projectId !== null && s.runProject === projectId ? s.layers[id] : undefined));
+  const runVersion = useTraining((s) => s.runVersion);
+  const stale = live !== undefined && runVersion !== null && (dirty || version !== runVersion);
+  return { live, fromVersion: stale ? runVersion : null };
 }
 
 /** Keeps the run list fresh from the status websocket; returns a function that stops it. */
@@ -240,21 +271,34 @@ export const training = {
   /** Shows a run (live or finished): its history now, its live events as they come. */
   async watch(runId: string) {
     closeSocket();
+    batcher.dispose();
     series = emptySeries(runId);
-    useTraining.setState({ activeRunId: runId, status: 'idle', step: 0, epoch: 0, layers: {}, warnings: [], failure: null, error: null, detail: null, header: null });
+    const summary = useTraining.getState().runs.find((r) => r.id === runId);
+    useTraining.setState({
+      activeRunId: runId,
+      runProject: summary?.project_id ?? null,
+      runVersion: summary?.version ?? null,
+      status: 'idle',
+      step: 0,
+      epoch: 0,
+      samplesPerS: null,
+      layers: {},
+      warnings: [],
+      failure: null,
+      error: null,
+      detail: null,
+      header: null,
+    });
     void api.runs
       .get(runId)
       .then((detail) => {
-        if (useTraining.getState().activeRunId === runId) useTraining.setState({ detail });
+        if (useTraining.getState().activeRunId === runId) useTraining.setState({ detail, runProject: detail.project_id ?? null, runVersion: detail.version });
       })
       .catch(() => {
         /* the run list says what is wrong */
       });
-    try {
-      localStorage.setItem('layerlab_active_run', runId);
-    } catch {
-      /* private mode */
-    }
+    writePref('layerlab_active_run', runId);
+    if (summary?.project_id) writePref(`layerlab_active_run:${summary.project_id}`, runId);
     await reload(runId);
   },
 
@@ -354,25 +398,45 @@ export const training = {
     }
   },
 
-  /** After a page load: continue the run that was being watched (or the newest live one). */
-  async resume() {
-    const runs = await refreshRuns();
-    let remembered: string | null = null;
-    try {
-      remembered = localStorage.getItem('layerlab_active_run');
-    } catch {
-      /* ignore */
-    }
+  /** Nothing watched: the charts, tints and run facts go blank (another project is open). */
+  detach() {
+    closeSocket();
+    batcher.dispose();
+    series = emptySeries('');
+    overlaySeries.clear();
+    useTraining.setState(NO_RUN);
+    publish({ steps: true, epochs: true, layers: true, status: true });
+  },
+
+  /** The open project changed: watch its own run (the one watched last time, or a live one). */
+  async followProject(projectId: string | null) {
+    if (useTraining.getState().runProject !== projectId || !projectId) training.detach();
+    const runs = await refreshRuns(projectId);
+    if (!projectId || useProject.getState().projectId !== projectId) return null;
+    if (useTraining.getState().runProject === projectId) return useTraining.getState().activeRunId;
+    const remembered = readPref(`layerlab_active_run:${projectId}`) ?? readPref('layerlab_active_run');
     const live = runs.find((r) => r.status === 'running' || r.status === 'queued' || r.status === 'paused');
     const pick = runs.find((r) => r.id === remembered) ?? live;
-    if (!pick) return;
+    if (!pick) return null;
     await training.watch(pick.id);
+    return pick.id;
+  },
+
+  /** After a page load: continue the run that was being watched, and show its settings. */
+  async resume() {
+    const runId = await training.followProject(useProject.getState().projectId);
+    if (!runId) return;
     // The form shows the settings the watched run was started with, not the defaults.
     try {
-      const detail = await api.runs.get(pick.id);
+      const detail = await api.runs.get(runId);
       training.copySettings(detail.config);
     } catch {
       /* keep the defaults */
     }
   },
 };
+
+// Runs belong to their project: opening another one never shows this one's runs or stats.
+useProject.subscribe((s, prev) => {
+  if (s.projectId !== prev.projectId) void training.followProject(s.projectId);
+});
