@@ -98,6 +98,10 @@ test('numeric fields take 1e-3, 3e-4 and "-" typed key by key; the run gets exac
   await typeInto(epochs, '300');
   const split = field('Validation split');
   await typeInto(split, '.25');
+  // A list setting (augmentation) from its schema: add a step, type its probability.
+  await form().locator('fieldset[data-group="data"] details summary').click();
+  await form().getByLabel('Add Augment step', { exact: true }).selectOption('RandomHorizontalFlip');
+  await typeInto(field('RandomHorizontalFlip P'), '.3');
   await shot(page, 'panel_typed');
 
   await page.getByTestId('train-start').click();
@@ -108,6 +112,7 @@ test('numeric fields take 1e-3, 3e-4 and "-" typed key by key; the run gets exac
   assert.equal(run.config.optimizer.weight_decay, 0.0003);
   assert.equal(run.config.epochs, 300);
   assert.equal(run.config.data.val_split, 0.25);
+  assert.deepEqual(run.config.data.augment, [{ op: 'RandomHorizontalFlip', p: 0.3 }]);
   assert.equal(run.graph.nodes.find((n) => n.id === 'bn1').params.eps, 0.001, 'the inspector value reached the trained graph');
 });
 

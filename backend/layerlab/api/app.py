@@ -19,6 +19,7 @@ from starlette.middleware.trustedhost import TrustedHostMiddleware
 
 from layerlab import __version__
 from layerlab.graph import Graph, GraphError, GraphInvalidError
+from layerlab.offload import CpuPool
 
 from .db import Database
 from .demo import ensure_demo
@@ -42,7 +43,8 @@ def create_app(settings: Settings | None = None, *, executor_factory: ExecutorFa
         executor_factory = functools.partial(default_executor, num_threads=settings.train_threads)
     manager = RunManager(db=db, writer=writer, hub=hub, runs_dir=settings.runs_dir,
                          max_concurrent=settings.max_concurrent_runs, executor_factory=executor_factory)
-    state = AppState(settings=settings, db=db, writer=writer, hub=hub, runs=manager)
+    cpu = CpuPool(settings.cpu_workers, max_pending=settings.cpu_max_pending)
+    state = AppState(settings=settings, db=db, writer=writer, hub=hub, runs=manager, cpu=cpu)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -55,9 +57,11 @@ def create_app(settings: Settings | None = None, *, executor_factory: ExecutorFa
             ensure_demo(db)
         manager.bind_loop(asyncio.get_running_loop())
         writer.start()
+        cpu.start()
         try:
             yield
         finally:
+            cpu.shutdown()
             await asyncio.to_thread(manager.shutdown)
             writer.stop()
             db.dispose()

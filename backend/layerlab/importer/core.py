@@ -10,6 +10,7 @@ from typing import Any
 import torch
 from torch import fx, nn
 
+from .. import modules
 from ..graph import Graph
 from ..ops import TorchFunction, get_op
 from ..plan import iter_layers
@@ -21,9 +22,13 @@ from .trace import SHAPE, FunctionTable, Shapes, Tracer, catalog_classes, contai
 
 @dataclass(frozen=True)
 class _Size:
-    """``x.size(d)`` / ``x.shape[d]`` (dim None: the whole size), only for view/reshape arguments."""
+    """``x.size(d)`` / ``x.shape[d]`` (dim None: the whole size), or arithmetic on them
+    (``c // groups``: ``derived``, ``batch`` when it involves the batch size); only for view/reshape
+    arguments, whose result the probe's shapes give."""
 
     dim: int | None
+    derived: bool = False
+    batch: bool = False
 
 
 def from_module(
@@ -59,7 +64,9 @@ class _Importer:
         self.functions = FunctionTable()
         self.nodes: dict[str, Node] = {}  # key → node, in forward order
         self.value: dict[fx.Node, str] = {}  # fx value → producer key
-        self.sizes: dict[fx.Node, _Size] = {}  # size helpers, for view/reshape arguments only
+        self.sizes: dict[fx.Node, _Size] = {}
+        self.tuples: dict[fx.Node, str] = {}  # a module call returning (output, extra) → its node key
+        self.live: set[fx.Node] = set()  # size helpers, for view/reshape arguments only
         self.out_key: str = INPUT_KEY
         self.paths: dict[str, str] = {}  # graph node id → module path, for messages
 
@@ -70,10 +77,11 @@ class _Importer:
             raise ModuleImportError("", f"the root is a bare nn.{type(self.module).__name__}; wrap it in "
                                         "nn.Sequential so it has a name in the graph")
         gm = self.trace()
-        live = live_nodes(gm.graph)
+        live = self.live = live_nodes(gm.graph)
         self.screen(gm, live)  # before running it: a layer LayerLab lacks may be why it would fail
         self.propagate_shapes(gm)
         self.translate(gm, live)
+        self.hoist_merges()
         self.check_weights_used()
         data, self.paths = assemble(list(self.nodes.values()), out_key=self.out_key, shape=self.shape,
                                     dtype=self.dtype, name=self.name, type_at=self.type_at)
@@ -180,6 +188,19 @@ class _Importer:
             else:
                 self.function_call(n)
 
+    def hoist_merges(self) -> None:
+        """A merge whose inputs all come from outside its submodule moves out to where they meet:
+        DenseNet's layer starts with ``torch.cat(inputs, 1)`` of tensors from outside it, and a Block
+        takes one tensor. A merge holds no weights, so the state_dict keys stay the same."""
+        where = {key: node.container for key, node in self.nodes.items()} | {INPUT_KEY: ()}
+        for node in self.nodes.values():
+            if node.module is not None or get_op(node.op).merge is None:
+                continue
+            c = node.container
+            while c and all(where[k][: len(c)] != c for k in node.inputs):
+                c = c[:-1]
+            node.container = where[node.key] = c
+
     def module_call(self, n: fx.Node, called: dict[str, int]) -> None:
         path = str(n.target)
         m = self.module.get_submodule(path)
@@ -194,18 +215,35 @@ class _Importer:
             )
         parent, _, local = path.rpartition(".")
         params = self.params_of(op, m, path)
+        spec = get_op(op)
+        where = parent
+        extra = {k: v for k, v in n.kwargs.items() if k not in spec.call_ignored and v is not None}
+        if extra or len(n.args) != spec.call_repeats or any(a is not n.args[0] for a in n.args):
+            want = "its input" if spec.call_repeats == 1 else f"its input {spec.call_repeats} times (self-attention)"
+            raise ModuleImportError(path, f"{type(m).__name__} must be called with {want}; received "
+                                          f"{len(n.args)} arguments and {dict(n.kwargs)}")
+        as_tuple = spec.tuple_output and type(m) is not getattr(modules, spec.torch_class or "", None)
         self.add(n, op, params, local=local, path=path if not count else f"{path} (call {count + 1})",
-                 container=_split(parent), module=None if count else m)
+                 container=_split(parent), module=None if count else m, inputs=[self.tensor(n.args[0], n, where)],
+                 as_tuple=as_tuple)
 
     def params_of(self, op: str, m: nn.Module, path: str) -> dict[str, Any]:
         spec = get_op(op)
-        raw = spec.from_torch(m)
+        try:
+            raw = spec.from_torch(m)
+        except ValueError as e:
+            raise UnsupportedModuleError(path, type(m).__name__,
+                                         f"LayerLab's {op} cannot express it: {e}; received {_short(m)}") from e
         return _tidy(op, raw, path)
 
     def function_call(self, n: fx.Node) -> None:
         where = container_of(n)
         what = self.functions.resolve(n)
-        if what in ("size", "getattr", "getitem"):
+        on_sizes = any(isinstance(a, fx.Node) and a in self.sizes for a in n.args)
+        arith = what == "arith" or isinstance(what, tuple) and what[1].key in ("add", "mul")
+        if n.op == "call_function" and arith and on_sizes:
+            self.size_arith(n)
+        elif what in ("size", "getattr", "getitem"):
             self.size_helper(n, what, where)
         elif what == "contiguous":
             self.value[n] = self.tensor(n.args[0], n, where)
@@ -305,7 +343,47 @@ class _Importer:
         if fn == "getitem" and whole and isinstance(n.args[1], int):
             self.sizes[n] = _Size(n.args[1])
             return
+        if fn == "getitem" and src in self.tuples:
+            self.tuple_item(n, src, where)
+            return
+        if fn == "getitem" and src in self.value and _is_last_step(n.args[1]):
+            self.last_step(n, src, where)
+            return
         raise UnsupportedModuleError(where, fn, self.unsupported(f"{fn} on {src}", where))
+
+    def size_arith(self, n: fx.Node) -> None:
+        """``c // groups``, ``h * w``: a size derived from others (it involves the batch if one does)."""
+        parts = [self.sizes[a] for a in n.args if isinstance(a, fx.Node)]
+        if len(parts) + sum(isinstance(a, int) for a in n.args) != len(n.args) or any(p.dim is None and not p.derived
+                                                                                    for p in parts):
+            raise UnsupportedModuleError(container_of(n), qualname(n), f"{n.name}: arithmetic on sizes takes single "
+                                                                     "sizes and integers")
+        self.sizes[n] = _Size(None, derived=True, batch=any(p.dim == 0 or p.batch for p in parts))
+
+    def tuple_item(self, n: fx.Node, src: fx.Node, where: str) -> None:
+        """``out, _ = self.lstm(x)``: element 0 is the output LayerLab passes on; the rest (an LSTM's
+        final states, attention weights) has no place in a graph."""
+        node = self.nodes[self.tuples[src]]
+        if n.args[1] != 0:
+            raise UnsupportedModuleError(
+                node.path, type(node.module).__name__,
+                f"forward() uses element {n.args[1]!r} of what {type(node.module).__name__} returns; LayerLab "
+                "passes on only its output (element 0): use out[:, -1] for the last step",
+            )
+        self.value[n] = node.key
+
+    def last_step(self, n: fx.Node, src: fx.Node, where: str) -> None:
+        """``out[:, -1]`` right after a recurrent layer: its ``output`` becomes 'last'."""
+        node = self.nodes.get(self.value[src])
+        users = [u for u in src.users if u in self.live]
+        if node is None or node.params.get("output", "sequence") != "sequence" or \
+                "output" not in get_op(node.op).params_model.model_fields or users != [n]:
+            raise UnsupportedModuleError(
+                where, "getitem", f"{n.name}: x[:, -1] is imported only as the last step of a recurrent layer "
+                                  "whose outputs are used for nothing else",
+            )
+        node.params["output"] = "last"
+        self.value[n] = node.key
 
     def reshape(self, n: fx.Node, fn: str, where: str) -> None:
         """``x.view(x.size(0), -1)`` and the like: a Flatten or Unflatten when the batch dim stays."""
@@ -319,7 +397,8 @@ class _Importer:
             or (dims[0] == -1 and all(isinstance(d, (int, fx.Node)) and d != -1 for d in dims[1:]))
         )
         for d in dims[1:]:  # later sizes may read the sample's own dims, never the batch's
-            if isinstance(d, fx.Node) and self.sizes.get(d) in (None, _Size(0), _Size(None)):
+            size = self.sizes.get(d) if isinstance(d, fx.Node) else None
+            if isinstance(d, fx.Node) and (size in (None, _Size(0), _Size(None)) or size.batch):
                 batch_kept = False
         in_shape, out_shape = src_node.meta.get(SHAPE), n.meta.get(SHAPE)
         if not batch_kept or in_shape is None or out_shape is None:
@@ -350,7 +429,8 @@ class _Importer:
         )
 
     def add(self, n: fx.Node, op: str, params: dict[str, Any], *, local: str, path: str,
-            container: tuple[str, ...], module: nn.Module | None = None, inputs: list[str] | None = None) -> None:
+            container: tuple[str, ...], module: nn.Module | None = None, inputs: list[str] | None = None,
+            as_tuple: bool = False) -> None:
         if inputs is None:
             where = ".".join(container)
             inputs = [self.tensor(a, n, where) for a in n.args]
@@ -358,15 +438,24 @@ class _Importer:
                 raise ModuleImportError(path, f"a layer takes one tensor; received {len(inputs)} and {dict(n.kwargs)}")
         self.nodes[n.name] = Node(key=n.name, op=op, params=params, container=container, local=local,
                                    path=path, module=module, inputs=inputs)
-        self.value[n] = n.name
+        if as_tuple:
+            self.tuples[n] = n.name
+        else:
+            self.value[n] = n.name
 
     def check_weights_used(self) -> None:
         """Every parameter and buffer must belong to a layer the graph holds, or strict loading fails."""
         held = {node.path for node in self.nodes.values() if node.module is not None}
+
+        def is_held(owner: str) -> bool:  # by the layer itself or one holding it (an encoder's attention)
+            while owner and owner not in held:
+                owner = owner.rpartition(".")[0]
+            return owner in held
+
         missing: dict[str, list[str]] = {}
         for key in self.module.state_dict():
             owner, _, leaf = key.rpartition(".")
-            if owner not in held:
+            if not is_held(owner):
                 missing.setdefault(owner, []).append(leaf)
         for owner, names in missing.items():
             kind = self.type_at(owner)
@@ -521,3 +610,10 @@ def _attrs(m: nn.Module) -> dict[str, Any]:
 
 # ---------------------------------------------------------------------------------------------
 # Layout: left to right, container by container (children are placed relative to their block)
+
+
+def _is_last_step(index: Any) -> bool:
+    """``[:, -1]`` or ``[:, -1, :]``: every sample's last step."""
+    full = slice(None, None, None)
+    return isinstance(index, tuple) and len(index) in (2, 3) and index[0] == full and index[1] == -1 \
+        and all(i == full for i in index[2:])

@@ -14,7 +14,11 @@ from .. import modules
 from ..ops import TorchFunction, get_op, op_names
 
 # Calls that are not layers but how forward() reads sizes and reshapes: the importer handles them.
-STRUCTURAL_CALLABLES: dict[Any, str] = {getattr: "getattr", operator.getitem: "getitem"}
+STRUCTURAL_CALLABLES: dict[Any, str] = {
+    getattr: "getattr", operator.getitem: "getitem",
+    # arithmetic on sizes (c // groups); + and * on sizes are told apart from Add and Multiply by their arguments
+    operator.floordiv: "arith", operator.sub: "arith",
+}
 STRUCTURAL_METHODS = frozenset({"view", "reshape", "size", "contiguous"})
 
 

@@ -123,6 +123,12 @@ class OpSpec:
     # True: torch_class names one of LayerLab's small modules (layerlab/modules.py), not a torch.nn class
     custom_module: ClassVar[bool] = False
     import_classes: ClassVar[tuple[str, ...]] = ()  # other torch.nn classes that import as this op
+    # import: the torch.nn classes return (output, extra) (an LSTM's states); forward() takes [0]
+    tuple_output: ClassVar[bool] = False
+    # import: how forward() calls the module: its one input this many times (self-attention: 3, as
+    # q, k, v), and keyword arguments that change nothing it returns as LayerLab uses it
+    call_repeats: ClassVar[int] = 1
+    call_ignored: ClassVar[tuple[str, ...]] = ()
     merge: ClassVar[MergeRule | None] = None  # set for ops that are a function in forward(), not a module
     functions: ClassVar[tuple[TorchFunction, ...]] = ()  # function forms forward() may call (import)
     init_weight: ClassVar[bool] = False  # whether an init scheme sets its weight (matrices and filters)

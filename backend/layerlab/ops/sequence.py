@@ -73,6 +73,7 @@ class _Recurrent(OpSpec):
     positional = ("input_size", "hidden_size")
     input_size_args = ("input_size",)
     custom_module = True
+    tuple_output = True
     gates: int  # weight blocks per layer: 1 (RNN), 3 (GRU), 4 (LSTM)
 
     def infer(self, p: Any, inputs: list[TensorInfo]) -> Inferred:
@@ -178,6 +179,9 @@ class MultiheadAttention(OpSpec):
     torch_class = "SelfAttention"
     custom_module = True
     import_classes = ("MultiheadAttention",)
+    tuple_output = True
+    call_repeats = 3
+    call_ignored = ("need_weights", "average_attn_weights")
     positional = ("embed_dim", "num_heads")
     input_size_args = ("embed_dim",)
     init_weight = True
@@ -256,6 +260,7 @@ class TransformerEncoderLayer(OpSpec):
     help = "One transformer encoder layer on (L, E): self-attention, then a feed-forward block, each residual."
     params_model = EncoderLayerParams
     torch_class = "TransformerEncoderLayer"
+    call_ignored = ("is_causal",)
     positional = ("d_model", "nhead")
     input_size_args = ("d_model",)
 
@@ -292,6 +297,7 @@ class TransformerEncoder(OpSpec):
     torch_class = "TransformerEncoder"
     custom_module = True
     import_classes = ("TransformerEncoder",)
+    call_ignored = ("is_causal",)
     positional = ("d_model", "nhead", "num_layers")
     input_size_args = ("d_model",)
 

@@ -543,7 +543,7 @@ export interface components {
         Body_upload_api_datasets_post: {
             /**
              * File
-             * @description .npz (arrays x, y) or .csv
+             * @description .npz (arrays x, y), .csv, or .zip of images in one folder per class
              */
             file: string;
         };
@@ -1793,7 +1793,7 @@ export interface components {
              * Kind
              * @enum {string}
              */
-            kind: "npz" | "csv";
+            kind: "npz" | "csv" | "zip";
             /** Size */
             size: number;
             /**
@@ -1804,12 +1804,13 @@ export interface components {
         };
         /**
          * UploadRef
-         * @description A user's own data: a .npz with arrays ``x`` and ``y``, or a .csv with a target column.
+         * @description A user's own data: a .npz with arrays ``x`` and ``y``, a .csv with a target column, or a .zip
+         *     of images with one folder per class.
          */
         UploadRef: {
             /**
              * Path
-             * @description Path of the stored upload (.npz or .csv).
+             * @description Path of the stored upload (.npz, .csv or .zip).
              */
             path: string;
             /**
@@ -1827,6 +1828,26 @@ export interface components {
              * @description Reshape each sample, e.g. [1, 28, 28] for flattened images.
              */
             sample_shape?: number[] | null;
+            /**
+             * Image Size
+             * @description .zip of images only: each image becomes size × size.
+             * @default 32
+             */
+            image_size: number;
+            /**
+             * Image Fit
+             * @description .zip only: 'center_crop' scales the shorter side and crops the middle; 'resize' stretches the whole image.
+             * @default center_crop
+             * @enum {string}
+             */
+            image_fit: "center_crop" | "resize";
+            /**
+             * Image Color
+             * @description .zip only: 3 channels or 1.
+             * @default rgb
+             * @enum {string}
+             */
+            image_color: "rgb" | "grayscale";
         };
         /** ValidationError */
         ValidationError: {

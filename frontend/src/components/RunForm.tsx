@@ -8,7 +8,7 @@ import { formatShape } from '../lib/format';
 import { training } from '../state/trainingStore';
 import { numericRule } from '../lib/numeric';
 import { formatValue, parseText } from '../lib/paramFields';
-import { type ConfigDraft, type FieldModel, type GroupModel, getAt, valueOf } from '../lib/runForm';
+import { type ConfigDraft, type FieldModel, type GroupModel, getAt, setAt, valueOf } from '../lib/runForm';
 import { NumericInput } from './NumericInput';
 import './training.css';
 
@@ -63,6 +63,7 @@ function Setting({ field, config, onChange, onValidity, datasets, id }: { field:
   const set = (v: unknown) => onChange?.(field.path, v);
   const testId = `${id}-${field.path}`;
   if (field.widget === 'dataset') return <DatasetSetting field={field} config={config} onChange={onChange} datasets={datasets} testId={testId} />;
+  if (field.variants) return <StepList field={field} steps={(value as ConfigDraft[] | undefined) ?? []} onChange={onChange && set} datasets={datasets} testId={testId} />;
   const k = field.kind;
   let control: React.ReactNode;
   if (k.kind === 'boolean') {
@@ -191,5 +192,74 @@ function DatasetSetting({ field, config, onChange, datasets, testId }: { field: 
       )}
       {uploadError && <span className="node-error">{uploadError}</span>}
     </label>
+  );
+}
+
+/** An ordered list of tagged steps (augmentation): add, pick each step's kind, set its settings. */
+function StepList({ field, steps, onChange, datasets, testId }: { field: FieldModel; steps: ConfigDraft[]; onChange?: (v: unknown) => void; datasets: DatasetList | null; testId: string }) {
+  const variants = field.variants!;
+  const tagKey = variants[0]?.tagKey ?? 'op';
+  const put = (next: ConfigDraft[]) => onChange?.(next);
+  return (
+    <div className="run-field wide step-list" role="group" aria-label={field.label} data-testid={testId} title={field.schema.description}>
+      <span className="field-name">{field.label}</span>
+      {steps.length === 0 && <span className="muted">none</span>}
+      <ol>
+        {steps.map((step, i) => {
+          const variant = variants.find((v) => v.tag === step[tagKey]);
+          return (
+            <li key={i} className="step">
+              <span className="row">
+                <select
+                  aria-label={`${field.label} step ${i + 1}`}
+                  value={String(step[tagKey])}
+                  disabled={!onChange}
+                  onChange={(e) => put(steps.map((s, j) => (j === i ? { [tagKey]: e.target.value } : s)))}
+                >
+                  {variants.map((v) => (
+                    <option key={v.tag} value={v.tag}>
+                      {v.tag}
+                    </option>
+                  ))}
+                </select>
+                {onChange && (
+                  <button type="button" className="small" aria-label={`Remove ${field.label} step ${i + 1}`} onClick={() => put(steps.filter((_, j) => j !== i))}>
+                    ✕
+                  </button>
+                )}
+              </span>
+              {variant && variant.fields.length > 0 && (
+                <div className="run-fields">
+                  {variant.fields.map((f) => (
+                    <Setting
+                      key={f.path}
+                      field={f}
+                      config={step}
+                      onChange={onChange && ((path, v) => put(steps.map((s, j) => (j === i ? setAt(s, path, v) : s))))}
+                      datasets={datasets}
+                      id={`${testId}-${i}`}
+                    />
+                  ))}
+                </div>
+              )}
+            </li>
+          );
+        })}
+      </ol>
+      {onChange && (
+        <select
+          aria-label={`Add ${field.label} step`}
+          value=""
+          onChange={(e) => e.target.value && put([...steps, { [tagKey]: e.target.value }])}
+        >
+          <option value="">+ add a step…</option>
+          {variants.map((v) => (
+            <option key={v.tag} value={v.tag} title={v.description}>
+              {v.tag}
+            </option>
+          ))}
+        </select>
+      )}
+    </div>
   );
 }

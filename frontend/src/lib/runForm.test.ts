@@ -24,6 +24,14 @@ describe('formModel', () => {
     expect(field('init.scheme').default).toBe('default');
   });
 
+  it('a list of tagged steps (augmentation) offers each kind with its own settings', () => {
+    const augment = field('data.augment');
+    expect(augment.variants?.map((v) => v.tag)).toContain('RandomCrop');
+    const crop = augment.variants!.find((v) => v.tag === 'RandomCrop')!;
+    expect(crop.fields.map((f) => [f.path, f.kind.kind, f.default])).toContainEqual(['padding', 'integer', 4]);
+    expect(field('optimizer.lr').variants).toBeNull();
+  });
+
   it('follows $ref and `| null` into nested settings', () => {
     expect(settingSchema(doc.schema, 'init.std').anyOf?.some((o) => o.type === 'null')).toBe(true);
     expect(() => settingSchema(doc.schema, 'optimizer.learning_rate')).toThrow(/no setting optimizer.learning_rate/);
@@ -54,6 +62,14 @@ describe('RunForm', () => {
     expect(html).toMatch(/aria-label="Learning rate"[^>]*value="0.001"/);
     expect(html).toMatch(/aria-label="Batch size"[^>]*value="64"/);
     expect(html).not.toContain('disabled');
+  });
+
+  it('augmentation steps get their own labelled controls', () => {
+    const config = { data: { augment: [{ op: 'RandomCrop', padding: 2 }, { op: 'RandomHorizontalFlip' }] } };
+    const html = renderToStaticMarkup(createElement(RunForm, { groups, config, onChange: () => {}, datasets: null, id: 'f' }));
+    expect(html).toMatch(/aria-label="Augment step 1"[^>]*>.*<option value="RandomCrop" selected/);
+    expect(html).toMatch(/aria-label="RandomCrop Padding"[^>]*value="2"/);
+    expect(html).toMatch(/aria-label="RandomHorizontalFlip P"[^>]*value="0.5"/);
   });
 
   it('read-only shows a run config as it is', () => {

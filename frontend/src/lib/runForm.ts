@@ -19,6 +19,17 @@ export interface FieldModel {
   schema: JsonSchema;
   kind: FieldKind;
   default: unknown;
+  /** A list of tagged steps (e.g. data.augment): each kind of step and its settings. */
+  variants: StepVariant[] | null;
+}
+
+export interface StepVariant {
+  /** The tag's value, e.g. 'RandomCrop'. */
+  tag: string;
+  /** The tag's property name, e.g. 'op'. */
+  tagKey: string;
+  description: string | undefined;
+  fields: FieldModel[];
 }
 
 export interface GroupModel {
@@ -57,6 +68,26 @@ export function settingSchema(root: RunConfigForm['schema'], path: string): Json
   return s.anyOf ? { ...s, anyOf: s.anyOf.map((o) => deref(o as Schemaish, root)) } : s;
 }
 
+/** The kinds of step a list of tagged unions holds (`items: {oneOf, discriminator}`), else null. */
+function stepVariants(schema: JsonSchema, root: RunConfigForm['schema']): StepVariant[] | null {
+  const items = schema.items as (JsonSchema & { oneOf?: Schemaish[]; discriminator?: { propertyName: string } }) | undefined;
+  if (schema.type !== 'array' || !items?.oneOf || !items.discriminator) return null;
+  const tagKey = items.discriminator.propertyName;
+  return items.oneOf.map((ref) => {
+    const v = deref(ref, root);
+    const props = Object.entries(v.properties ?? {}).filter(([k]) => k !== tagKey);
+    return {
+      tag: String((v.properties?.[tagKey] as JsonSchema).const),
+      tagKey,
+      description: v.description,
+      fields: props.map(([k, ps]) => {
+        const leaf = deref(ps as Schemaish, root);
+        return { path: k, label: `${v.title ?? ''} ${leaf.title ?? k}`.trim(), common: true, widget: null, schema: leaf, kind: classify(leaf), default: leaf.default, variants: null };
+      }),
+    };
+  });
+}
+
 export function formModel(doc: RunConfigForm): GroupModel[] {
   return doc.groups.map((g) => ({
     id: g.id,
@@ -71,6 +102,7 @@ export function formModel(doc: RunConfigForm): GroupModel[] {
         schema,
         kind: classify(schema),
         default: schema.default,
+        variants: stepVariants(schema, doc.schema),
       };
     }),
   }));

@@ -1,0 +1,343 @@
+"""from_module on what people publish: sequence models, and the building blocks of MobileNetV2,
+MnasNet, EfficientNet, ShuffleNetV2 and DenseNet, written here as their reference implementations
+write them (small sizes). The judge is torch: import, build, load the ORIGINAL state_dict with
+strict=True, same outputs in eval mode, and the generated code too (test_import.assert_round_trip).
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F  # noqa: N812
+from torch import nn
+
+import layerlab
+from layerlab.importer import UnsupportedModuleError, from_module
+from test_import import assert_round_trip, ops
+
+# ---------------------------------------------------------------------------------------------
+# Sequences
+
+
+class LSTMClassifier(nn.Module):
+    """The usual text classifier: ids → embedding → LSTM → the last step → logits."""
+
+    def __init__(self, vocab: int = 10, dim: int = 8, hidden: int = 12, classes: int = 3) -> None:
+        super().__init__()
+        self.embedding = nn.Embedding(vocab, dim)
+        self.lstm = nn.LSTM(dim, hidden, batch_first=True)
+        self.fc = nn.Linear(hidden, classes)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = self.embedding(x)  # (B, L, D)
+        out, _ = self.lstm(x)  # (B, L, H)
+        return self.fc(out[:, -1])  # (B, classes)
+
+
+class Tagger(nn.Module):
+    """A bidirectional two-layer GRU tagging every step."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.gru = nn.GRU(4, 6, num_layers=2, bidirectional=True, batch_first=True, dropout=0.1)
+        self.head = nn.Linear(12, 5)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        out, h = self.gru(x)  # (B, L, 2·6); the final states h are not used
+        return self.head(out)
+
+
+class TextTransformer(nn.Module):
+    """Token ids → embedding → nn.TransformerEncoder (batch first) → mean over the steps → logits."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.embed = nn.Embedding(20, 16)
+        layer = nn.TransformerEncoderLayer(16, 4, dim_feedforward=32, dropout=0.1, batch_first=True)
+        self.encoder = nn.TransformerEncoder(layer, num_layers=2)
+        self.classifier = nn.Linear(16, 2)
+
+    def forward(self, ids: torch.Tensor) -> torch.Tensor:
+        x = self.encoder(self.embed(ids))  # (B, L, 16)
+        return self.classifier(x.mean(dim=1))
+
+
+class AttentionPool(nn.Module):
+    """Self-attention written with nn.MultiheadAttention's (q, k, v) call."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.attn = nn.MultiheadAttention(8, 2, batch_first=True)
+        self.norm = nn.LayerNorm(8)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        out, _ = self.attn(x, x, x, need_weights=False)
+        return self.norm(out + x)
+
+
+def test_lstm_last_step_from_int64_ids() -> None:
+    graph = assert_round_trip(LSTMClassifier(), [7], dtype="int64")
+    assert ops(graph) == ["Input", "Embedding", "LSTM", "Linear", "Output"]
+    lstm = next(n for n in graph.nodes if n.op == "LSTM")
+    assert lstm.params.output == "last"
+    assert layerlab.infer(graph).node(lstm.id).output_shape == [12]
+
+
+def test_bidirectional_multi_layer_gru() -> None:
+    graph = assert_round_trip(Tagger(), [6, 4])
+    gru = next(n for n in graph.nodes if n.op == "GRU")
+    assert (gru.params.num_layers, gru.params.bidirectional, gru.params.output) == (2, True, "sequence")
+    assert layerlab.infer(graph).output_shape == [6, 5]
+
+
+def test_transformer_encoder_batch_first() -> None:
+    graph = assert_round_trip(TextTransformer(), [9], dtype="int64")
+    assert ops(graph) == ["Input", "Embedding", "TransformerEncoder", "Mean", "Linear", "Output"]
+    enc = next(n for n in graph.nodes if n.op == "TransformerEncoder")
+    assert (enc.params.num_layers, enc.params.nhead, enc.params.dim_feedforward) == (2, 4, 32)
+    report = layerlab.infer(graph)
+    assert report.totals.params == sum(p.numel() for p in TextTransformer().parameters())
+
+
+def test_self_attention_called_with_q_k_v() -> None:
+    graph = assert_round_trip(AttentionPool(), [5, 8])
+    assert ops(graph) == ["Input", "MultiheadAttention", "Add", "LayerNorm", "Output"]
+
+
+def test_batch_second_sequences_are_refused_by_name() -> None:
+    model = nn.Sequential(nn.LSTM(4, 4))  # batch_first=False: (L, B, F), not LayerLab's per-sample layout
+    try:
+        from_module(model, [3, 4])
+    except UnsupportedModuleError as e:
+        assert e.path == "0" and "batch_first=False" in str(e)
+    else:  # pragma: no cover - the assertion is the point
+        raise AssertionError("an LSTM with batch_first=False was imported")
+
+
+def test_lstm_states_are_refused_by_name() -> None:
+    class UsesStates(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.lstm = nn.LSTM(4, 4, batch_first=True)
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            _, (h, _) = self.lstm(x)
+            return h[-1]
+
+    try:
+        from_module(UsesStates(), [3, 4])
+    except UnsupportedModuleError as e:
+        assert e.path == "lstm" and "element 1" in str(e)
+    else:  # pragma: no cover
+        raise AssertionError("the LSTM's final states were imported")
+
+
+# ---------------------------------------------------------------------------------------------
+# Image models' building blocks
+
+
+class ConvBNReLU6(nn.Sequential):
+    def __init__(self, c_in: int, c_out: int, kernel: int = 3, stride: int = 1, groups: int = 1) -> None:
+        super().__init__(
+            nn.Conv2d(c_in, c_out, kernel, stride, (kernel - 1) // 2, groups=groups, bias=False),
+            nn.BatchNorm2d(c_out),
+            nn.ReLU6(inplace=True),
+        )
+
+
+class InvertedResidual(nn.Module):
+    """MobileNetV2's block: expand 1×1, depthwise 3×3, project 1×1; a skip when the shape stays."""
+
+    def __init__(self, c_in: int, c_out: int, stride: int, expand: int) -> None:
+        super().__init__()
+        hidden = c_in * expand
+        self.use_res_connect = stride == 1 and c_in == c_out
+        self.conv = nn.Sequential(
+            ConvBNReLU6(c_in, hidden, kernel=1),
+            ConvBNReLU6(hidden, hidden, stride=stride, groups=hidden),
+            nn.Conv2d(hidden, c_out, 1, bias=False),
+            nn.BatchNorm2d(c_out),
+        )
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.use_res_connect:
+            return x + self.conv(x)
+        return self.conv(x)
+
+
+class MobileNetV2Tiny(nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.features = nn.Sequential(ConvBNReLU6(3, 8, stride=2), InvertedResidual(8, 8, 1, 2),
+                                      InvertedResidual(8, 12, 2, 2))
+        self.classifier = nn.Sequential(nn.Dropout(0.2), nn.Linear(12, 10))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = self.features(x)
+        x = F.adaptive_avg_pool2d(x, (1, 1))
+        x = torch.flatten(x, 1)
+        return self.classifier(x)
+
+
+class MnasNetTiny(nn.Module):
+    """MnasNet's head: the global pool is a mean over H and W."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.layers = nn.Sequential(nn.Conv2d(3, 8, 3, 2, 1, bias=False), nn.BatchNorm2d(8), nn.ReLU(inplace=True))
+        self.classifier = nn.Sequential(nn.Dropout(p=0.2, inplace=True), nn.Linear(8, 10))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = self.layers(x)
+        x = x.mean([2, 3])  # (B, 8)
+        return self.classifier(x)
+
+
+class SqueezeExcitation(nn.Module):
+    """EfficientNet's gate: a per-channel scale from the pooled input, multiplied onto the input."""
+
+    def __init__(self, c: int, squeeze: int) -> None:
+        super().__init__()
+        self.avgpool = nn.AdaptiveAvgPool2d(1)
+        self.fc1 = nn.Conv2d(c, squeeze, 1)
+        self.fc2 = nn.Conv2d(squeeze, c, 1)
+        self.activation = nn.SiLU()
+        self.scale_activation = nn.Sigmoid()
+
+    def forward(self, input: torch.Tensor) -> torch.Tensor:  # noqa: A002  (the reference's name)
+        scale = self.avgpool(input)
+        scale = self.fc1(scale)
+        scale = self.activation(scale)
+        scale = self.fc2(scale)
+        scale = self.scale_activation(scale)  # (B, C, 1, 1)
+        return scale * input
+
+
+class StochasticDepth(nn.Module):
+    """Drops the whole residual branch of random samples while training; the identity in eval."""
+
+    def __init__(self, p: float) -> None:
+        super().__init__()
+        self.p = p
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if not self.training or self.p == 0.0:
+            return x
+        keep = torch.empty([x.shape[0]] + [1] * (x.ndim - 1), dtype=x.dtype, device=x.device).bernoulli_(1 - self.p)
+        return x * keep / (1 - self.p)
+
+
+class MBConv(nn.Module):
+    """EfficientNet's block: expand, depthwise, squeeze-and-excitation, project; stochastic depth on
+    the residual branch."""
+
+    def __init__(self, c: int) -> None:
+        super().__init__()
+        hidden = 4 * c
+        self.block = nn.Sequential(
+            nn.Sequential(nn.Conv2d(c, hidden, 1, bias=False), nn.BatchNorm2d(hidden), nn.SiLU(inplace=True)),
+            nn.Sequential(nn.Conv2d(hidden, hidden, 3, padding=1, groups=hidden, bias=False),
+                          nn.BatchNorm2d(hidden), nn.SiLU(inplace=True)),
+            SqueezeExcitation(hidden, c // 2),
+            nn.Sequential(nn.Conv2d(hidden, c, 1, bias=False), nn.BatchNorm2d(c)),
+        )
+        self.stochastic_depth = StochasticDepth(0.2)
+
+    def forward(self, input: torch.Tensor) -> torch.Tensor:  # noqa: A002
+        result = self.block(input)
+        result = self.stochastic_depth(result)
+        return result + input
+
+
+def channel_shuffle(x: torch.Tensor, groups: int) -> torch.Tensor:
+    """ShuffleNetV2's shuffle, sizes read from the input as fx traces them."""
+    batchsize, num_channels, height, width = x.size()
+    channels_per_group = num_channels // groups
+    x = x.view(batchsize, groups, channels_per_group, height, width)
+    x = torch.transpose(x, 1, 2).contiguous()
+    return x.view(batchsize, -1, height, width)
+
+
+class ShuffleUnit(nn.Module):
+    def __init__(self, c: int) -> None:
+        super().__init__()
+        self.branch = nn.Sequential(nn.Conv2d(c, c, 1, bias=False), nn.BatchNorm2d(c), nn.ReLU(inplace=True))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        out = torch.cat((x, self.branch(x)), dim=1)
+        return channel_shuffle(out, 2)
+
+
+class DenseLayer(nn.Module):
+    """DenseNet's layer: BN-ReLU-Conv1×1-BN-ReLU-Conv3×3 on the concatenation of all earlier outputs."""
+
+    def __init__(self, c_in: int, growth: int) -> None:
+        super().__init__()
+        self.norm1 = nn.BatchNorm2d(c_in)
+        self.relu1 = nn.ReLU(inplace=True)
+        self.conv1 = nn.Conv2d(c_in, 2 * growth, 1, bias=False)
+        self.norm2 = nn.BatchNorm2d(2 * growth)
+        self.relu2 = nn.ReLU(inplace=True)
+        self.conv2 = nn.Conv2d(2 * growth, growth, 3, padding=1, bias=False)
+
+    def forward(self, inputs: list[torch.Tensor]) -> torch.Tensor:
+        concated = torch.cat(inputs, 1)
+        bottleneck = self.conv1(self.relu1(self.norm1(concated)))
+        return self.conv2(self.relu2(self.norm2(bottleneck)))
+
+
+class DenseBlock(nn.ModuleDict):
+    def __init__(self, layers: int, c_in: int, growth: int) -> None:
+        super().__init__()
+        for i in range(layers):
+            self.add_module(f"denselayer{i + 1}", DenseLayer(c_in + i * growth, growth))
+
+    def forward(self, init: torch.Tensor) -> torch.Tensor:
+        features = [init]
+        for _, layer in self.items():
+            features.append(layer(features))
+        return torch.cat(features, 1)
+
+
+class DenseNetTiny(nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.features = nn.Sequential(nn.Conv2d(3, 8, 3, padding=1, bias=False), DenseBlock(3, 8, 4),
+                                      nn.BatchNorm2d(20))
+        self.classifier = nn.Linear(20, 10)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        out = F.relu(self.features(x), inplace=True)
+        out = torch.flatten(F.adaptive_avg_pool2d(out, (1, 1)), 1)
+        return self.classifier(out)
+
+
+def test_mobilenet_v2_relu6_and_inverted_residuals() -> None:
+    graph = assert_round_trip(MobileNetV2Tiny(), [3, 16, 16])
+    assert ops(graph).count("ReLU6") == 5
+    assert ops(graph).count("Add") == 1  # only the block that keeps its shape has the skip
+
+
+def test_mnasnet_mean_over_h_and_w() -> None:
+    graph = assert_round_trip(MnasNetTiny(), [3, 8, 8])
+    mean = next(n for n in graph.nodes if n.op == "Mean")
+    assert mean.params.dim == [2, 3]
+
+
+def test_efficientnet_block_squeeze_excitation_and_stochastic_depth() -> None:
+    graph = assert_round_trip(MBConv(4), [4, 6, 6])
+    assert "Multiply" in ops(graph) and "SiLU" in ops(graph)
+    # stochastic depth is the identity in eval, and holds no weights: nothing is left of it
+    assert not any("stochastic" in n.id for n in graph.nodes)
+
+
+def test_shufflenet_channel_shuffle_from_traced_sizes() -> None:
+    graph = assert_round_trip(nn.Sequential(ShuffleUnit(4)), [4, 5, 5])
+    assert [op for op in ops(graph) if op in ("Unflatten", "Permute", "Flatten")] == ["Unflatten", "Permute",
+                                                                                        "Flatten"]
+
+
+def test_densenet_block_concatenates_every_earlier_output() -> None:
+    graph = assert_round_trip(DenseNetTiny(), [3, 6, 6])
+    assert ops(graph).count("Concat") == 3  # before layers 2 and 3, and the block's output
+    report = layerlab.infer(graph)
+    assert report.totals.params == sum(p.numel() for p in DenseNetTiny().parameters())
