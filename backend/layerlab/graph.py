@@ -191,6 +191,9 @@ class GraphInvalidError(ValueError):
         lines = [f"- {e.message}" + (f" ({e.suggestion})" if e.suggestion else "") for e in errors]
         super().__init__("the graph is invalid:\n" + "\n".join(lines))
 
+    def __reduce__(self) -> tuple[Any, ...]:  # raised in a worker process, re-raised in the server
+        return (type(self), (self.errors,))
+
 
 _GRAPH_ADAPTER = TypeAdapter(Graph)
 

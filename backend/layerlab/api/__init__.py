@@ -8,7 +8,12 @@ from __future__ import annotations
 
 import ipaddress
 import logging
+import os
+import signal
+import threading
+import time
 from pathlib import Path
+from types import FrameType
 
 from .app import create_app
 from .settings import Settings
@@ -51,10 +56,40 @@ def serve_settings(host: str, data_dir: str | Path | None = None, *, insecure: b
     return settings
 
 
+# SIGTERM (docker stop, systemd, Kubernetes) must end the process within 5 s whatever is in flight:
+# requests get GRACE_S to finish, then the app shuts down (runs, workers, the event writer), and
+# a process still alive DEADLINE_S after the signal exits anyway.
+GRACE_S = 1
+DEADLINE_S = 4.5
+
+
 def serve(host: str = "127.0.0.1", port: int = 8000, data_dir: str | Path | None = None, *,
           insecure: bool = False, log_level: str = "info") -> None:
     """Run the server with uvicorn (blocking). Binds to loopback unless told otherwise."""
     import uvicorn
 
     settings = serve_settings(host, data_dir, insecure=insecure)
-    uvicorn.run(create_app(settings), host=host, port=port, log_level=log_level, ws_max_size=1 << 20)
+    config = uvicorn.Config(create_app(settings), host=host, port=port, log_level=log_level, ws_max_size=1 << 20,
+                            timeout_graceful_shutdown=GRACE_S)
+    _server_class()(config).run()
+
+
+def _server_class() -> type:
+    import uvicorn
+
+    class Server(uvicorn.Server):
+        """uvicorn's server with a deadline on SIGTERM."""
+
+        def handle_exit(self, sig: int, frame: FrameType | None) -> None:
+            if sig == signal.SIGTERM and not self.should_exit:
+                threading.Thread(target=_exit_after, args=(DEADLINE_S,), name="sigterm-deadline", daemon=True).start()
+            super().handle_exit(sig, frame)
+
+    return Server
+
+
+def _exit_after(seconds: float) -> None:
+    time.sleep(seconds)
+    log.error("still shutting down %.1f s after SIGTERM: exiting now", seconds)
+    logging.shutdown()
+    os._exit(1)

@@ -11,6 +11,8 @@ from fastapi import Depends, HTTPException, WebSocketException, status
 from sqlalchemy.orm import Session
 from starlette.requests import HTTPConnection
 
+from layerlab.offload import CpuPool
+
 from .db import Database
 from .runs import RunManager
 from .security import origin_ok, token_ok
@@ -27,6 +29,7 @@ class AppState:
     writer: EventWriter
     hub: EventHub
     runs: RunManager
+    cpu: CpuPool
     builtin_datasets: list[Any] | None = None
     datasets_lock: threading.Lock = field(default_factory=threading.Lock)
 

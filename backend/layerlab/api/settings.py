@@ -40,6 +40,13 @@ class Settings(BaseModel):
     train_threads: Annotated[int, Field(ge=1, le=1024)] | None = Field(
         None, description="torch threads per local run; default (cores − 1) / max_concurrent_runs."
     )
+    cpu_workers: Annotated[int, Field(ge=1, le=64)] = Field(
+        default_factory=lambda: max(1, min(4, (os.cpu_count() or 2) - 1)),
+        description="Worker processes for reports, exports and run checks (LAYERLAB_CPU_WORKERS); "
+        "default cores − 1, at most 4.",
+    )
+    cpu_max_pending: Annotated[int, Field(ge=0)] = Field(
+        64, description="Jobs that may wait for a worker; past that a 503 (LAYERLAB_CPU_MAX_PENDING).")
     static_dir: Path = STATIC_DIR
     demo: bool = Field(True, description="Create a demo project when the database is empty.")
     ws_queue_size: Annotated[int, Field(ge=8)] = 2000
@@ -66,6 +73,8 @@ class Settings(BaseModel):
             ("max_upload_bytes", "LAYERLAB_MAX_UPLOAD_BYTES"),
             ("max_concurrent_runs", "LAYERLAB_MAX_RUNS"),
             ("train_threads", "LAYERLAB_TRAIN_THREADS"),
+            ("cpu_workers", "LAYERLAB_CPU_WORKERS"),
+            ("cpu_max_pending", "LAYERLAB_CPU_MAX_PENDING"),
         ):
             if env.get(name):
                 values[key] = int(env[name])

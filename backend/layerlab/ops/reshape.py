@@ -218,6 +218,9 @@ class Permute(OpSpec):
                 f"dims={p.dims} must name all {rank} dims of the input (batch included), received {x.describe()}",
                 field="dims",
             )
+        if not -rank <= p.dims[0] < rank:
+            raise NodeProblem(f"dims={p.dims}: {p.dims[0]} is out of range for {rank} dims (batch included)",
+                              field="dims")
         if p.dims[0] % rank != 0:
             raise NodeProblem(f"dims={p.dims} must keep the batch dim first (0)", field="dims",
                               suggestion="start dims with 0")

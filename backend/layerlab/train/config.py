@@ -33,9 +33,10 @@ class _Strict(BaseModel):
 
 
 class UploadRef(_Strict):
-    """A user's own data: a .npz with arrays ``x`` and ``y``, or a .csv with a target column."""
+    """A user's own data: a .npz with arrays ``x`` and ``y``, a .csv with a target column, or a .zip
+    of images with one folder per class."""
 
-    path: str = Field(description="Path of the stored upload (.npz or .csv).")
+    path: str = Field(description="Path of the stored upload (.npz, .csv or .zip).")
     target_column: str | int | None = Field(
         None, description="CSV only: the target's column name or index; default the last column."
     )
@@ -45,6 +46,12 @@ class UploadRef(_Strict):
     sample_shape: list[Annotated[int, Field(ge=1)]] | None = Field(
         None, description="Reshape each sample, e.g. [1, 28, 28] for flattened images."
     )
+    image_size: int = Field(32, ge=4, le=512, description=".zip of images only: each image becomes size × size.")
+    image_fit: Literal["center_crop", "resize"] = Field(
+        "center_crop", description=".zip only: 'center_crop' scales the shorter side and crops the middle; "
+        "'resize' stretches the whole image."
+    )
+    image_color: Literal["rgb", "grayscale"] = Field("rgb", description=".zip only: 3 channels or 1.")
 
 
 # --- augmentation: kornia.augmentation steps, applied to training batches on the device ---------

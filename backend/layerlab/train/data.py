@@ -12,6 +12,7 @@ from __future__ import annotations
 import csv
 import logging
 import math
+import zipfile
 from collections.abc import Iterator
 from dataclasses import dataclass
 from itertools import chain, islice
@@ -28,6 +29,7 @@ from .augment import problem as augment_problem
 from .config import DataConfig, UploadRef
 from .datasets import REGISTRY
 from .events import DatasetSummary
+from .images import IMAGE_SUFFIXES, read_image_folder
 
 log = logging.getLogger(__name__)
 
@@ -110,8 +112,11 @@ def load_upload(ref: UploadRef, *, limits: UploadLimits | None = None) -> ArrayD
         x, y = _read_npz(path, limits)
     elif suffix == ".csv":
         x, y, class_names = _read_csv(path, ref.target_column, limits)
+    elif suffix == ".zip":
+        x, y, class_names = _read_image_zip(path, ref, limits)
     else:
-        raise DatasetError(f"upload {path.name!r}: only .npz (arrays x and y) and .csv are supported")
+        raise DatasetError(f"upload {path.name!r}: only .npz (arrays x and y), .csv and .zip (images, one "
+                           "folder per class) are supported")
     if len(x) != len(y):
         raise DatasetError(f"upload {path.name!r}: x has {len(x)} samples but y has {len(y)}")
     if len(x) < 2:
@@ -126,6 +131,23 @@ def load_upload(ref: UploadRef, *, limits: UploadLimits | None = None) -> ArrayD
             )
         x = x.reshape(len(x), *ref.sample_shape)
     return _with_targets(path.stem, x, y, ref.task, limits=limits, class_names=class_names)
+
+
+def _read_image_zip(path: Path, ref: UploadRef, limits: UploadLimits) -> tuple[np.ndarray, np.ndarray, list[str]]:
+    """Check the archive from its headers (file count, decompressed bytes, the decoded array's size),
+    then decode it with the same function the training script embeds."""
+    try:
+        with open_zip_checked(path, limits) as zf:
+            n_images = sum(1 for n in zf.namelist() if n.lower().endswith(IMAGE_SUFFIXES))
+    except zipfile.BadZipFile as e:
+        raise DatasetError(f"upload {path.name!r} is not a readable .zip file: {e}") from e
+    channels = 1 if ref.image_color == "grayscale" else 3
+    check_expanded(f"upload {path.name!r} ({n_images:,} images of {channels}×{ref.image_size}×{ref.image_size})",
+                   n_images * channels * ref.image_size**2 * 4, limits)
+    try:
+        return read_image_folder(str(path), size=ref.image_size, fit=ref.image_fit, color=ref.image_color)
+    except ValueError as e:
+        raise DatasetError(f"upload {path.name!r}: {e}") from e
 
 
 def _npz_declared_bytes(path: Path, limits: UploadLimits) -> None:

@@ -9,11 +9,13 @@ applies. The reproduction tests (tests/test_script.py) run both and compare.
 
 from __future__ import annotations
 
+import inspect
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from . import images
 from .config import DataConfig, UploadRef
-from .data import _is_number, load_upload
+from .data import ArrayDataset, _is_number, load_upload
 from .datasets import REGISTRY
 
 
@@ -33,6 +35,8 @@ def _upload(ref: UploadRef) -> DataCode:
     ds = load_upload(ref)  # the same checks a run makes, and the task the run infers
     path = Path(ref.path)
     constants = [f"DATA_FILE = Path({str(path.resolve())!r})  # your upload; change the path if you move it"]
+    if path.suffix.lower() == ".zip":
+        return _image_zip(ref, ds, constants)
     lines = ["def load_data() -> tuple[np.ndarray, np.ndarray]:"]
     imports: list[str] = []
     if path.suffix.lower() == ".npz":
@@ -60,6 +64,23 @@ def _upload(ref: UploadRef) -> DataCode:
     return DataCode("\n".join(lines), ds.task, imports=imports, constants=constants,
                     integer_inputs=ds.x.dtype.kind in "iu",
                     nbytes=len(ds.x) * (4 * ds.x[0].size + y_bytes))
+
+
+def _image_zip(ref: UploadRef, ds: ArrayDataset, constants: list[str]) -> DataCode:
+    """A .zip of images: the very function the run decodes it with, then the call."""
+    constants = [*constants, f"IMAGE_SUFFIXES = {images.IMAGE_SUFFIXES!r}",
+                 f"MAX_IMAGE_PIXELS = {images.MAX_IMAGE_PIXELS}  # one image's width × height"]
+    call = (f"read_image_folder(str(DATA_FILE), size={ref.image_size}, fit={ref.image_fit!r}, "
+            f"color={ref.image_color!r})")
+    source = "\n".join([
+        inspect.getsource(images.read_image_folder).rstrip(), "", "",
+        "def load_data() -> tuple[np.ndarray, np.ndarray]:",
+        '    """Your images: one folder per class in the .zip."""',
+        f"    x, y, _class_names = {call}",
+        "    return x, y", "", "",
+        "x, y = load_data()",
+    ])
+    return DataCode(source, "classification", constants=constants, nbytes=len(ds.x) * (4 * ds.x[0].size + 8))
 
 
 def _csv_lines(path: Path, target: str | int | None) -> list[str]:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, HTTPException, Query, Request, Response
@@ -10,15 +9,15 @@ from fastapi.exceptions import RequestValidationError
 from pydantic import BaseModel, Field, ValidationError
 from starlette.concurrency import run_in_threadpool
 
-from layerlab import Report, infer
+from layerlab import Report
 from layerlab.export import (
     TRAINING_FORMATS,
     ExportFormat,
     ExportUnavailableError,
-    export_graph,
     onnx_available,
 )
 from layerlab.graph import GraphError, GraphInvalidError
+from layerlab.offload import export_file, parse_json_body, report_json
 from layerlab.script import ScriptUnsupportedError, script_sections
 from layerlab.shapes import OptimizerName
 from layerlab.train.config import RunConfig
@@ -27,7 +26,6 @@ from layerlab.train.data import DatasetError
 from ..db import Run
 from ..deps import SessionDep, StateDep
 from ..schemas import Invalid, Problem
-from .runs import _resolve_config as resolve_config
 
 router = APIRouter(tags=["graphs"])
 
@@ -39,30 +37,24 @@ GRAPH_BODY = {
 
 async def read_json(request: Request) -> Any:
     """The raw JSON body; 422 in the graph-error shape when it is not JSON."""
-    body = await request.body()
-    try:
-        return json.loads(body)
-    except (ValueError, RecursionError) as e:
-        raise GraphInvalidError([GraphError(message="the request body is not valid JSON",
-                                            suggestion="send the graph as a JSON object")]) from e
+    return parse_json_body(await request.body())
 
 
-@router.post("/graphs/report", openapi_extra={"requestBody": GRAPH_BODY}, responses={422: {"model": Invalid}})
+BUSY = {503: {"model": Problem, "description": "Every worker is busy and the line is full; retry."}}
+
+
+@router.post("/graphs/report", openapi_extra={"requestBody": GRAPH_BODY}, response_model=Report,
+             responses={422: {"model": Invalid}, **BUSY})
 async def report(
     request: Request,
+    state: StateDep,
     batch_size: Annotated[int, Query(ge=1, le=1_000_000)] = 32,
     optimizer: OptimizerName = "adam",
-) -> Report:
+) -> Response:
     """Shapes, parameters, MACs, memory and errors per node; 200 even when the graph has errors."""
-    data = await read_json(request)
-    return await run_in_threadpool(_infer, data, batch_size, optimizer)
-
-
-def _infer(data: Any, batch_size: int, optimizer: str) -> Report:
-    try:
-        return infer(data, batch_size=batch_size, optimizer=optimizer)
-    except RecursionError:
-        return Report(valid=False, errors=[GraphError(message="the graph is nested too deeply")])
+    # parsed, analysed and serialized in a worker process: the event loop only passes bytes on
+    body = await state.cpu.run(report_json, await request.body(), batch_size, optimizer)
+    return Response(body, media_type="application/json")
 
 
 class ScriptView(BaseModel):
@@ -77,6 +69,7 @@ EXPORT_RESPONSES: dict[int | str, dict[str, Any]] = {
           "description": "The file, as an attachment."},
     422: {"model": Invalid},
     501: {"model": Problem, "description": "ONNX export without onnx and onnxscript, ipynb without nbformat."},
+    **BUSY,
 }
 
 
@@ -94,7 +87,7 @@ async def export(
     config = None
     if format in TRAINING_FORMATS:
         data, config = _graph_and_config(data, session, state)
-    return await _export(data, format, config)
+    return await _export(state, data, format, config)
 
 
 @router.get("/runs/{run_id}/export", response_class=Response, responses=EXPORT_RESPONSES)
@@ -107,7 +100,7 @@ async def export_run(run_id: str, session: SessionDep, state: StateDep,
     if run.parent_run_id is not None:
         raise HTTPException(409, "this run fine-tunes another run's weights; the script starts from fresh "
                                  "weights, so export the run it started from")
-    return await _export(run.graph, format, _validated(run.config))
+    return await _export(state, run.graph, format, _validated(run.config))
 
 
 @router.post("/graphs/script", openapi_extra={"requestBody": GRAPH_BODY}, responses={422: {"model": Invalid}})
@@ -134,7 +127,7 @@ def _graph_and_config(data: Any, session: SessionDep, state: StateDep) -> tuple[
     else:
         graph, config = data, RunConfig()
     if config.data.upload is not None:
-        config = RunConfig.model_validate(resolve_config(config, session, state))
+        config = RunConfig.model_validate(state.runs.resolve_config(session, config))
     return graph, config
 
 
@@ -145,9 +138,9 @@ def _script(graph: Any, config: RunConfig) -> Any:
         raise GraphInvalidError([GraphError(field="config", message=str(e))]) from e
 
 
-async def _export(data: Any, fmt: str, config: RunConfig | None) -> Response:
+async def _export(state: StateDep, data: Any, fmt: str, config: RunConfig | None) -> Response:
     try:
-        out = await run_in_threadpool(export_graph, data, fmt, config=config)
+        out = await state.cpu.run(export_file, data, fmt, config)
     except ExportUnavailableError as e:
         raise HTTPException(501, str(e)) from e
     except (ScriptUnsupportedError, DatasetError) as e:
