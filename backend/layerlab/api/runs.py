@@ -315,6 +315,7 @@ class RunManager:
         analysis = analyze(graph, batch_size=config.data.batch_size, optimizer=config.optimizer.name)
         if not analysis.report.valid:
             raise GraphInvalidError(analysis.report.errors)
+        check_memory(analysis.report.totals.memory, config)
         data = config.data.model_copy(update={"n_samples": min(config.data.n_samples, CHECK_SAMPLES)})
         try:
             spec = spec_from_analysis(analysis, config)
@@ -471,6 +472,49 @@ class RunManager:
 
     def forget(self, run_id: str) -> None:
         self.writer.forget_run(run_id)
+
+
+def check_memory(memory: Any, config: RunConfig) -> None:
+    """Refuse a run whose training-memory estimate does not fit where it would train: free memory of
+    the GPU on CUDA, available RAM on the CPU (a 422 quoting the estimate and its biggest parts)."""
+    if memory is None:
+        return
+    where, available = available_memory(config.device)
+    if available is None or memory.total_bytes <= available:
+        return
+    parts = sorted([(memory.activations_bytes, f"activations at batch size {memory.batch_size}"),
+                    (memory.optimizer_bytes, f"{memory.optimizer} optimizer state"),
+                    (memory.gradients_bytes, "gradients"), (memory.weights_bytes, "weights")], reverse=True)
+    biggest = ", ".join(f"{what} {_gib(size)}" for size, what in parts[:2])
+    raise GraphInvalidError([GraphError(
+        field="config.data.batch_size",
+        message=f"this run needs about {_gib(memory.total_bytes)} to train but {where} has {_gib(available)} "
+                f"available; the biggest parts: {biggest}",
+        suggestion="use a smaller data.batch_size (activations grow with it), freeze layers (no gradients or "
+                   "optimizer state for them), or train in bf16 on a GPU",
+    )])
+
+
+def available_memory(device: str) -> tuple[str, int | None]:
+    """(where, bytes free): the GPU a CUDA run would use, else this machine's available RAM."""
+    import torch
+
+    if device != "cpu" and torch.cuda.is_available():
+        index = int(device.split(":")[1]) if device.startswith("cuda:") else 0
+        free, _ = torch.cuda.mem_get_info(index)
+        return f"cuda:{index}", free
+    try:
+        with open("/proc/meminfo") as f:
+            for line in f:
+                if line.startswith("MemAvailable:"):
+                    return "this machine", int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    return "this machine", None
+
+
+def _gib(n: int) -> str:
+    return f"{n / 2**30:,.2f} GiB" if n >= 2**28 else f"{n / 2**20:,.1f} MiB"
 
 
 def _kill_worker(run_log: RunLog) -> None:
