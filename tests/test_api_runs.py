@@ -90,6 +90,7 @@ def test_metrics_carry_the_run_header_and_step_times(client: TestClient, finishe
     assert metrics["started"] == started
     assert started["device"] == "cpu" and started["device_name"] is None and started["threads"] >= 1
     assert metrics["times"] == [[e["step"], e["time"]] for e in events if e["type"] == "step"]
+    assert metrics["layer_stats"] == [e for e in events if e["type"] == "layer_stats"] != []
 
 
 def test_checkpoint_is_safetensors_of_the_graph(client: TestClient, finished_run: tuple) -> None:

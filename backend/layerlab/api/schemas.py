@@ -9,7 +9,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from layerlab.graph import GraphError
 from layerlab.train.config import RunConfig
-from layerlab.train.events import EpochMetrics, RunStarted
+from layerlab.train.events import EpochMetrics, LayerStatsEvent, RunStarted
 
 Name = Annotated[str, Field(min_length=1, max_length=200)]
 GraphJSON = Annotated[
@@ -191,6 +191,8 @@ class Metrics(BaseModel):
     times: list[tuple[int, float]] = Field(default_factory=list,
                                            description="(step, wall-clock seconds since the epoch) at each step event.")
     epochs: list[EpochRow]
+    layer_stats: list[LayerStatsEvent] = Field(default_factory=list,
+                                               description="Every layer_stats event: per-layer history.")
     started: RunStarted | None = Field(None, description="The latest run_started event (device, precision, "
                                            "dataset sizes, steps per epoch), if the run has started.")
 

@@ -991,6 +991,58 @@ export interface components {
             /** Detail */
             detail: components["schemas"]["GraphError"][];
         };
+        /** LayerStat */
+        LayerStat: {
+            /**
+             * Node
+             * @description The graph node id (the last module-path part that is one).
+             */
+            node: string;
+            /**
+             * Path
+             * @description The full dotted module path, e.g. 'block1.0.conv1'.
+             */
+            path: string;
+            /** Grad Norm */
+            grad_norm?: number | null;
+            /** Weight Norm */
+            weight_norm?: number | null;
+            /**
+             * Update Ratio
+             * @description ||Δw|| / ||w|| for this step.
+             */
+            update_ratio?: number | null;
+            /**
+             * Dead Fraction
+             * @description ReLU: fraction of output units that are zero for every sample of the batch.
+             */
+            dead_fraction?: number | null;
+        };
+        /** LayerStatsEvent */
+        LayerStatsEvent: {
+            /** Run Id */
+            run_id: string;
+            /**
+             * Seq
+             * @description Monotonic per run, starting at 0.
+             * @default 0
+             */
+            seq: number;
+            /**
+             * Time
+             * @description Wall-clock seconds since the epoch.
+             */
+            time?: number;
+            /**
+             * @description discriminator enum property added by openapi-typescript
+             * @enum {string}
+             */
+            type: "layer_stats";
+            /** Step */
+            step: number;
+            /** Layers */
+            layers: components["schemas"]["LayerStat"][];
+        };
         /** LossConfig */
         LossConfig: {
             /**
@@ -1069,6 +1121,11 @@ export interface components {
             ][];
             /** Epochs */
             epochs: components["schemas"]["EpochRow"][];
+            /**
+             * Layer Stats
+             * @description Every layer_stats event: per-layer history.
+             */
+            layer_stats?: components["schemas"]["LayerStatsEvent"][];
             /** @description The latest run_started event (device, precision, dataset sizes, steps per epoch), if the run has started. */
             started?: components["schemas"]["RunStarted"] | null;
         };
@@ -6037,66 +6094,6 @@ export interface components {
              * @enum {string}
              */
             type: "epoch";
-        };
-        /** LayerStat */
-        LayerStat: {
-            /**
-             * Node
-             * @description The graph node id (the last module-path part that is one).
-             */
-            node: string;
-            /**
-             * Path
-             * @description The full dotted module path, e.g. 'block1.0.conv1'.
-             */
-            path: string;
-            /**
-             * Grad Norm
-             * @default null
-             */
-            grad_norm: number | null;
-            /**
-             * Weight Norm
-             * @default null
-             */
-            weight_norm: number | null;
-            /**
-             * Update Ratio
-             * @description ||Δw|| / ||w|| for this step.
-             * @default null
-             */
-            update_ratio: number | null;
-            /**
-             * Dead Fraction
-             * @description ReLU: fraction of output units that are zero for every sample of the batch.
-             * @default null
-             */
-            dead_fraction: number | null;
-        };
-        /** LayerStatsEvent */
-        LayerStatsEvent: {
-            /** Run Id */
-            run_id: string;
-            /**
-             * Seq
-             * @description Monotonic per run, starting at 0.
-             * @default 0
-             */
-            seq: number;
-            /**
-             * Time
-             * @description Wall-clock seconds since the epoch.
-             */
-            time?: number;
-            /**
-             * @description discriminator enum property added by openapi-typescript
-             * @enum {string}
-             */
-            type: "layer_stats";
-            /** Step */
-            step: number;
-            /** Layers */
-            layers: components["schemas"]["LayerStat"][];
         };
         /** RunFailed */
         RunFailed: {

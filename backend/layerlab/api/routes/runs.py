@@ -12,7 +12,7 @@ from starlette.concurrency import run_in_threadpool
 
 from layerlab.export import safe_name
 from layerlab.train.config import RunConfig
-from layerlab.train.events import RunStarted
+from layerlab.train.events import LayerStatsEvent, RunStarted
 
 from ..db import ACTIVE_STATUSES, Run
 from ..deps import SessionDep, StateDep
@@ -186,12 +186,13 @@ def delete(run_id: str, session: SessionDep, state: StateDep) -> Response:
 def metrics(run_id: str, session: SessionDep, state: StateDep) -> Metrics:
     """The whole loss curve and the per-epoch metrics so far."""
     run = get_run(session, state, run_id)
-    events = state.runs.history(run_id, types=("step", "epoch", "run_started"))
+    events = state.runs.history(run_id, types=("step", "epoch", "run_started", "layer_stats"))
     steps: list[tuple[int, float]] = []
     lrs: list[tuple[int, float]] = []
     times: list[tuple[int, float]] = []
     epochs: list[EpochRow] = []
     started: RunStarted | None = None
+    layer_stats: list[LayerStatsEvent] = []
     for e in events:
         if e["type"] == "step":
             steps.extend((int(p[0]), p[1]) for p in e["points"] if p[1] is not None)
@@ -199,11 +200,13 @@ def metrics(run_id: str, session: SessionDep, state: StateDep) -> Metrics:
             times.append((e["step"], e["time"]))
         elif e["type"] == "epoch":
             epochs.append(EpochRow.model_validate({k: e.get(k) for k in EpochRow.model_fields}))
+        elif e["type"] == "layer_stats":
+            layer_stats.append(LayerStatsEvent.model_validate(e))
         else:
             started = RunStarted.model_validate(e)
     last_seq = events[-1]["seq"] if events else -1
     return Metrics(run_id=run_id, status=run.status, last_seq=last_seq, steps=steps, lr=lrs, times=times,
-                   epochs=epochs, started=started)
+                   epochs=epochs, started=started, layer_stats=layer_stats)
 
 
 @router.get("/{run_id}/events/history")
