@@ -142,6 +142,9 @@ class RunCreate(_Request):
         default_factory=RunConfig,
         description="With dataset 'upload', data.upload.path is the id of an upload (POST /api/datasets).",
     )
+    init_weights: Annotated[str, Field(pattern=r"^[0-9a-f]{32}$")] | None = Field(
+        None, description="Start from uploaded weights (the id from POST /api/runs/weights); every tensor's name "
+                          "and shape must match the graph.")
 
 
 class FinetuneCreate(_Request):
@@ -176,6 +179,13 @@ class RunSummary(BaseModel):
 class RunDetail(RunSummary):
     graph: dict[str, Any]
     config: dict[str, Any]
+
+
+class WeightsInfo(BaseModel):
+    id: str
+    filename: str
+    tensors: int
+    elements: int
 
 
 class WorkerPool(BaseModel):

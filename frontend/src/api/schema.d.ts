@@ -350,6 +350,26 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api/runs/weights": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Upload Weights
+         * @description Upload weights to start a run from; a .pt is read with torch.load(weights_only=True).
+         */
+        post: operations["upload_weights_api_runs_weights_post"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/runs/workers": {
         parameters: {
             query?: never;
@@ -618,6 +638,14 @@ export interface components {
             /**
              * File
              * @description .npz (arrays x, y), .csv, .zip of images in one folder per class, or .txt
+             */
+            file: string;
+        };
+        /** Body_upload_weights_api_runs_weights_post */
+        Body_upload_weights_api_runs_weights_post: {
+            /**
+             * File
+             * @description .safetensors, or a .pt/.pth state_dict
              */
             file: string;
         };
@@ -1671,6 +1699,11 @@ export interface components {
             name?: string | null;
             /** @description With dataset 'upload', data.upload.path is the id of an upload (POST /api/datasets). */
             config?: components["schemas"]["RunConfig"];
+            /**
+             * Init Weights
+             * @description Start from uploaded weights (the id from POST /api/runs/weights); every tensor's name and shape must match the graph.
+             */
+            init_weights?: string | null;
         };
         /** RunDetail */
         RunDetail: {
@@ -2067,6 +2100,17 @@ export interface components {
              * Format: date-time
              */
             created_at: string;
+        };
+        /** WeightsInfo */
+        WeightsInfo: {
+            /** Id */
+            id: string;
+            /** Filename */
+            filename: string;
+            /** Tensors */
+            tensors: number;
+            /** Elements */
+            elements: number;
         };
         /** WorkerPool */
         WorkerPool: {
@@ -7290,6 +7334,57 @@ export interface operations {
             };
             /** @description Not Found */
             404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Unprocessable Entity */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Invalid"];
+                };
+            };
+        };
+    };
+    upload_weights_api_runs_weights_post: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "multipart/form-data": components["schemas"]["Body_upload_weights_api_runs_weights_post"];
+            };
+        };
+        responses: {
+            /** @description Successful Response */
+            201: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["WeightsInfo"];
+                };
+            };
+            /** @description Not Found */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Request Entity Too Large */
+            413: {
                 headers: {
                     [name: string]: unknown;
                 };
