@@ -159,6 +159,16 @@ def test_conv1d_on_signals(tmp_path: Path) -> None:
     run_both(signal_net(), config, tmp_path)
 
 
+def test_augmentation_with_fixed_normalization(tmp_path: Path) -> None:
+    config = {"epochs": 2, "data": {"dataset": "digits", "batch_size": 128, "normalize": False, "augment": [
+        {"op": "RandomCrop", "padding": 1}, {"op": "RandomHorizontalFlip"}, {"op": "Normalize", "mean": [0.3],
+                                                                            "std": [0.35]}]},
+              "optimizer": {"name": "adamw", "lr": 0.003}}
+    src = to_script(small_cnn(), config)
+    assert "K.RandomCrop(size=(8, 8), padding=1" in src and "xb = (xb - mean_t) / std_t" in src
+    run_both(small_cnn(), config, tmp_path)
+
+
 def test_npz_upload_through_a_dataloader(tmp_path: Path) -> None:
     rng = np.random.default_rng(0)
     x = rng.normal(size=(120, 5)).astype(np.float64)
