@@ -100,7 +100,7 @@ class DatasetInfo(DatasetDescription):
 class UploadInfo(DatasetDescription):
     id: str = Field(description="Use as config.data.upload.path with dataset 'upload'.")
     filename: str = Field(description="The name the file was uploaded under (display only).")
-    kind: Literal["npz", "csv", "zip"]
+    kind: Literal["npz", "csv", "zip", "txt"]
     size: int
     created_at: datetime
 
@@ -155,6 +155,10 @@ class RunSummary(BaseModel):
 class RunDetail(RunSummary):
     graph: dict[str, Any]
     config: dict[str, Any]
+
+
+class WorkerPool(BaseModel):
+    ready: int = Field(description="Warm worker processes waiting for a run (torch and the trainer loaded).")
 
 
 class RunAccepted(BaseModel):
