@@ -9,7 +9,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from layerlab.graph import GraphError
 from layerlab.train.config import RunConfig
-from layerlab.train.events import EpochMetrics, RunStarted
+from layerlab.train.events import EpochMetrics, LayerStatsEvent, RunStarted
 
 Name = Annotated[str, Field(min_length=1, max_length=200)]
 GraphJSON = Annotated[
@@ -121,6 +121,9 @@ class RunCreate(_Request):
         default_factory=RunConfig,
         description="With dataset 'upload', data.upload.path is the id of an upload (POST /api/datasets).",
     )
+    init_weights: Annotated[str, Field(pattern=r"^[0-9a-f]{32}$")] | None = Field(
+        None, description="Start from uploaded weights (the id from POST /api/runs/weights); every tensor's name "
+                          "and shape must match the graph.")
 
 
 class FinetuneCreate(_Request):
@@ -157,6 +160,13 @@ class RunDetail(RunSummary):
     config: dict[str, Any]
 
 
+class WeightsInfo(BaseModel):
+    id: str
+    filename: str
+    tensors: int
+    elements: int
+
+
 class WorkerPool(BaseModel):
     ready: int = Field(description="Warm worker processes waiting for a run (torch and the trainer loaded).")
 
@@ -181,6 +191,8 @@ class Metrics(BaseModel):
     times: list[tuple[int, float]] = Field(default_factory=list,
                                            description="(step, wall-clock seconds since the epoch) at each step event.")
     epochs: list[EpochRow]
+    layer_stats: list[LayerStatsEvent] = Field(default_factory=list,
+                                               description="Every layer_stats event: per-layer history.")
     started: RunStarted | None = Field(None, description="The latest run_started event (device, precision, "
                                            "dataset sizes, steps per epoch), if the run has started.")
 

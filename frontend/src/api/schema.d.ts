@@ -330,6 +330,26 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api/runs/weights": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Upload Weights
+         * @description Upload weights to start a run from; a .pt is read with torch.load(weights_only=True).
+         */
+        post: operations["upload_weights_api_runs_weights_post"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/runs/workers": {
         parameters: {
             query?: never;
@@ -564,6 +584,14 @@ export interface components {
             /**
              * File
              * @description .npz (arrays x, y), .csv, .zip of images in one folder per class, or .txt
+             */
+            file: string;
+        };
+        /** Body_upload_weights_api_runs_weights_post */
+        Body_upload_weights_api_runs_weights_post: {
+            /**
+             * File
+             * @description .safetensors, or a .pt/.pth state_dict
              */
             file: string;
         };
@@ -963,6 +991,58 @@ export interface components {
             /** Detail */
             detail: components["schemas"]["GraphError"][];
         };
+        /** LayerStat */
+        LayerStat: {
+            /**
+             * Node
+             * @description The graph node id (the last module-path part that is one).
+             */
+            node: string;
+            /**
+             * Path
+             * @description The full dotted module path, e.g. 'block1.0.conv1'.
+             */
+            path: string;
+            /** Grad Norm */
+            grad_norm?: number | null;
+            /** Weight Norm */
+            weight_norm?: number | null;
+            /**
+             * Update Ratio
+             * @description ||Δw|| / ||w|| for this step.
+             */
+            update_ratio?: number | null;
+            /**
+             * Dead Fraction
+             * @description ReLU: fraction of output units that are zero for every sample of the batch.
+             */
+            dead_fraction?: number | null;
+        };
+        /** LayerStatsEvent */
+        LayerStatsEvent: {
+            /** Run Id */
+            run_id: string;
+            /**
+             * Seq
+             * @description Monotonic per run, starting at 0.
+             * @default 0
+             */
+            seq: number;
+            /**
+             * Time
+             * @description Wall-clock seconds since the epoch.
+             */
+            time?: number;
+            /**
+             * @description discriminator enum property added by openapi-typescript
+             * @enum {string}
+             */
+            type: "layer_stats";
+            /** Step */
+            step: number;
+            /** Layers */
+            layers: components["schemas"]["LayerStat"][];
+        };
         /** LossConfig */
         LossConfig: {
             /**
@@ -1041,6 +1121,11 @@ export interface components {
             ][];
             /** Epochs */
             epochs: components["schemas"]["EpochRow"][];
+            /**
+             * Layer Stats
+             * @description Every layer_stats event: per-layer history.
+             */
+            layer_stats?: components["schemas"]["LayerStatsEvent"][];
             /** @description The latest run_started event (device, precision, dataset sizes, steps per epoch), if the run has started. */
             started?: components["schemas"]["RunStarted"] | null;
         };
@@ -1545,6 +1630,11 @@ export interface components {
             name?: string | null;
             /** @description With dataset 'upload', data.upload.path is the id of an upload (POST /api/datasets). */
             config?: components["schemas"]["RunConfig"];
+            /**
+             * Init Weights
+             * @description Start from uploaded weights (the id from POST /api/runs/weights); every tensor's name and shape must match the graph.
+             */
+            init_weights?: string | null;
         };
         /** RunDetail */
         RunDetail: {
@@ -1941,6 +2031,17 @@ export interface components {
              * Format: date-time
              */
             created_at: string;
+        };
+        /** WeightsInfo */
+        WeightsInfo: {
+            /** Id */
+            id: string;
+            /** Filename */
+            filename: string;
+            /** Tensors */
+            tensors: number;
+            /** Elements */
+            elements: number;
         };
         /** WorkerPool */
         WorkerPool: {
@@ -5994,66 +6095,6 @@ export interface components {
              */
             type: "epoch";
         };
-        /** LayerStat */
-        LayerStat: {
-            /**
-             * Node
-             * @description The graph node id (the last module-path part that is one).
-             */
-            node: string;
-            /**
-             * Path
-             * @description The full dotted module path, e.g. 'block1.0.conv1'.
-             */
-            path: string;
-            /**
-             * Grad Norm
-             * @default null
-             */
-            grad_norm: number | null;
-            /**
-             * Weight Norm
-             * @default null
-             */
-            weight_norm: number | null;
-            /**
-             * Update Ratio
-             * @description ||Δw|| / ||w|| for this step.
-             * @default null
-             */
-            update_ratio: number | null;
-            /**
-             * Dead Fraction
-             * @description ReLU: fraction of output units that are zero for every sample of the batch.
-             * @default null
-             */
-            dead_fraction: number | null;
-        };
-        /** LayerStatsEvent */
-        LayerStatsEvent: {
-            /** Run Id */
-            run_id: string;
-            /**
-             * Seq
-             * @description Monotonic per run, starting at 0.
-             * @default 0
-             */
-            seq: number;
-            /**
-             * Time
-             * @description Wall-clock seconds since the epoch.
-             */
-            time?: number;
-            /**
-             * @description discriminator enum property added by openapi-typescript
-             * @enum {string}
-             */
-            type: "layer_stats";
-            /** Step */
-            step: number;
-            /** Layers */
-            layers: components["schemas"]["LayerStat"][];
-        };
         /** RunFailed */
         RunFailed: {
             /** Run Id */
@@ -7182,6 +7223,57 @@ export interface operations {
             };
             /** @description Not Found */
             404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Unprocessable Entity */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Invalid"];
+                };
+            };
+        };
+    };
+    upload_weights_api_runs_weights_post: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "multipart/form-data": components["schemas"]["Body_upload_weights_api_runs_weights_post"];
+            };
+        };
+        responses: {
+            /** @description Successful Response */
+            201: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["WeightsInfo"];
+                };
+            };
+            /** @description Not Found */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Request Entity Too Large */
+            413: {
                 headers: {
                     [name: string]: unknown;
                 };
