@@ -30,7 +30,7 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     if metafunc.module.__name__ in DATABASE_MODULES and "database" not in metafunc.fixturenames:
         metafunc.fixturenames.append("database")
     if "database" in metafunc.fixturenames:
-        metafunc.parametrize("database", ["sqlite", "postgresql"], indirect=True)
+        metafunc.parametrize("database", ["sqlite", "postgresql"], indirect=True, scope="module")
 
 
 @pytest.fixture(scope="session")
@@ -48,14 +48,17 @@ def postgres_server() -> Iterator[object]:
     server.stop()
 
 
-@pytest.fixture
-def database(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
+@pytest.fixture(scope="module")
+def database(request: pytest.FixtureRequest) -> Iterator[str]:
     """'sqlite' (the default: a file in the data dir) or 'postgresql': every app a test creates
-    without an explicit database_url gets a PostgreSQL database of its own data directory."""
-    if request.param == "postgresql":
-        server = request.getfixturevalue("postgres_server")
-        from layerlab.api.settings import Settings
+    without an explicit database_url gets a PostgreSQL database of its own data directory.
+    Module-scoped, so a module's shared server fixtures take it as an argument and exist once per
+    database."""
+    with pytest.MonkeyPatch.context() as patch:
+        if request.param == "postgresql":
+            server = request.getfixturevalue("postgres_server")
+            from layerlab.api.settings import Settings
 
-        monkeypatch.setattr(Settings, "db_url",
-                            property(lambda self: self.database_url or server.database_for(self.data_dir)))
-    return request.param
+            patch.setattr(Settings, "db_url",
+                          property(lambda self: self.database_url or server.database_for(self.data_dir)))
+        yield request.param

@@ -2,7 +2,7 @@
 // computes, break it and fix it with the server's suggestion, freeze a block.
 import assert from 'node:assert/strict';
 import { after, before, test } from 'node:test';
-import { badge, connectNodes, dropLayer, shot, startBackend, startBrowser, until } from './harness.mjs';
+import { badge, connectNodes, dropLayer, openEmptyCanvas, shot, startBackend, startBrowser, until } from './harness.mjs';
 
 let backend;
 let browser;
@@ -12,14 +12,7 @@ let consoleErrors;
 before(async () => {
   backend = await startBackend();
   ({ browser, page, consoleErrors } = await startBrowser());
-  await page.goto(backend.url);
-  await page.getByTestId('palette-Conv2d').waitFor();
-  // The demo project opens first; start from an empty canvas.
-  await page.locator('.react-flow__node').first().waitFor();
-  await page.getByTestId('canvas').click({ position: { x: 20, y: 20 } });
-  await page.keyboard.press('Control+a');
-  await page.keyboard.press('Delete');
-  await until(async () => (await page.locator('.react-flow__node').count()) === 0, 5000, 'an empty canvas');
+  await openEmptyCanvas(page, backend.url);
 });
 
 after(async () => {

@@ -323,3 +323,62 @@ test('drawing: arrowheads, a residual skip path, dragging a layer into and out o
   await page.getByTestId('residual-block_1').uncheck();
   assert.equal(await page.getByTestId('skip-path-block_1').count(), 0);
 });
+
+test('search-and-insert at the cursor, a wider side panel, dark mode from the system and the toggle', async () => {
+  // `/` over the canvas opens the search box; typing key by key and Enter inserts there.
+  const canvas = await page.getByTestId('canvas').boundingBox();
+  const at = { x: canvas.x + canvas.width - 150, y: canvas.y + 120 };
+  await page.mouse.click(at.x, at.y); // on the empty canvas (focus leaves any field)
+  await page.keyboard.press('/');
+  await page.getByTestId('quick-insert').waitFor();
+  await page.keyboard.type('gelu');
+  await shot(page, 'q12_quick_insert');
+  await page.keyboard.press('Enter');
+  await node('gelu_1').waitFor();
+  const g = await node('gelu_1').boundingBox();
+  assert.ok(Math.abs(g.x + g.width / 2 - at.x) < 40 && Math.abs(g.y + 20 - at.y) < 40, `inserted at the cursor: ${JSON.stringify(g)} vs ${JSON.stringify(at)}`);
+  await page.keyboard.press('Delete'); // the new layer is selected
+  await until(async () => (await node('gelu_1').count()) === 0, 3000, 'gelu_1 removed');
+  // A double-click on the empty canvas opens it too; Escape closes it.
+  await page.mouse.dblclick(canvas.x + 60, canvas.y + canvas.height - 60);
+  await page.getByTestId('quick-insert').waitFor();
+  await page.keyboard.press('Escape');
+  await until(async () => (await page.getByTestId('quick-insert').count()) === 0, 2000, 'closed');
+
+  // The side panel widens by dragging its edge; the code keeps whole lines (scrolls instead).
+  await page.getByTestId('tab-code').click();
+  const before = (await page.getByTestId('side-panel').boundingBox()).width;
+  const split = await page.getByTestId('side-splitter').boundingBox();
+  await page.mouse.move(split.x + 3, split.y + 200);
+  await page.mouse.down();
+  await page.mouse.move(split.x - 200, split.y + 200, { steps: 8 });
+  await page.mouse.up();
+  const after = (await page.getByTestId('side-panel').boundingBox()).width;
+  assert.ok(after > before + 150, `side panel ${before} → ${after}`);
+  await until(async () => (await page.getByTestId('code').textContent()).includes('nn.Conv2d'), 10_000, 'the code');
+  const overflow = await page.getByTestId('code').evaluate((el) => getComputedStyle(el).overflowX);
+  assert.equal(overflow, 'auto');
+  await shot(page, 'q13_wide_code');
+
+  // Dark mode: the system's preference is followed; the toggle overrides it.
+  await page.emulateMedia({ colorScheme: 'dark' });
+  await until(async () => (await page.evaluate(() => document.documentElement.dataset.theme)) === 'dark', 3000, 'dark from the system');
+  const bg = await page.locator('.side').evaluate((el) => getComputedStyle(el).backgroundColor);
+  assert.equal(bg, 'rgb(28, 34, 43)');
+  await page.getByTestId('tab-inspector').click();
+  await page.setViewportSize({ width: 1920, height: 1080 });
+  await shot(page, 'q14_dark_1920');
+  await page.setViewportSize({ width: 1280, height: 720 });
+  await shot(page, 'q15_dark_1280');
+  const toggle = page.getByTestId('theme-toggle');
+  await toggle.click(); // system → dark (stays dark)
+  await toggle.click(); // dark → light
+  assert.equal(await page.evaluate(() => document.documentElement.dataset.theme), 'light');
+  await page.reload();
+  await page.locator('.react-flow__node').first().waitFor();
+  assert.equal(await page.evaluate(() => document.documentElement.dataset.theme), 'light', 'the choice is kept');
+  await page.getByTestId('theme-toggle').click(); // light → system (dark)
+  assert.equal(await page.evaluate(() => document.documentElement.dataset.theme), 'dark');
+  await page.emulateMedia({ colorScheme: 'light' });
+  await until(async () => (await page.evaluate(() => document.documentElement.dataset.theme)) === 'light', 3000, 'following the system back');
+});

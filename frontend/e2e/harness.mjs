@@ -144,3 +144,14 @@ export async function until(fn, ms = 10_000, what = 'condition') {
   }
   throw new Error(`timed out waiting for ${what} (last: ${last})`);
 }
+
+/** Opens the editor (the demo project comes first) and clears the canvas, as a person starting over does. */
+export async function openEmptyCanvas(page, url) {
+  await page.goto(url);
+  await page.getByTestId('palette-Conv2d').waitFor();
+  await page.locator('.react-flow__node').first().waitFor();
+  await page.getByTestId('canvas').click({ position: { x: 20, y: 20 } });
+  await page.keyboard.press('Control+a');
+  await page.keyboard.press('Delete');
+  await until(async () => (await page.locator('.react-flow__node').count()) === 0, 5000, 'an empty canvas');
+}

@@ -1,5 +1,5 @@
 import { ReactFlowProvider, useReactFlow } from '@xyflow/react';
-import { useCallback, useEffect, useState } from 'react';
+import { useCallback, useEffect, useRef, useState } from 'react';
 import { api } from './api/client';
 import { Canvas } from './components/Canvas';
 import { CodeView, EXPORTS, exportModel } from './components/CodeView';
@@ -9,6 +9,8 @@ import { ProjectsPanel } from './components/ProjectsPanel';
 import { HelpOverlay, useShortcuts } from './components/Shortcuts';
 import { StatusBar } from './components/StatusBar';
 import { TrainingPanel } from './components/TrainingPanel';
+import { readPref, writePref } from './lib/prefs';
+import { cycleTheme, useTheme, watchTheme } from './lib/theme';
 import { editor, useEditor } from './state/editorStore';
 import { projects, useProject, watchUnsaved } from './state/projectStore';
 import { startReportSync } from './state/reportWiring';
@@ -31,6 +33,7 @@ function TopBar({ onHelp }: { onHelp: () => void }) {
   const project = useProject((s) => s.projectName);
   const version = useProject((s) => s.version);
   const dirty = useProject((s) => s.dirty);
+  const themeChoice = useTheme((s) => s.choice);
   return (
     <header className="top-bar">
       <span className="brand">LayerLab</span>
@@ -71,6 +74,15 @@ function TopBar({ onHelp }: { onHelp: () => void }) {
           {x.label}
         </button>
       ))}
+      <button
+        type="button"
+        onClick={cycleTheme}
+        data-testid="theme-toggle"
+        aria-label={`Theme: ${themeChoice}`}
+        title={`Theme: ${themeChoice === 'system' ? 'following the system' : themeChoice} (click to change)`}
+      >
+        {themeChoice === 'dark' ? '☾' : themeChoice === 'light' ? '☀' : '◐'}
+      </button>
       <button type="button" onClick={onHelp} title="Keyboard shortcuts (?)">
         ?
       </button>
@@ -112,12 +124,43 @@ function DraftBanner() {
   );
 }
 
+const SIDE_MIN = 320;
+const sideMax = () => Math.max(SIDE_MIN, Math.round(window.innerWidth * 0.7));
+
+/** The right-hand panel's width: dragged on its edge (the code view can be made wide), kept in the browser. */
+function useSideWidth() {
+  const [width, setWidth] = useState(() => Math.min(sideMax(), Math.max(SIDE_MIN, Number(readPref('layerlab_side_width')) || 400)));
+  const drag = useRef<{ x: number; w: number } | null>(null);
+  const onPointerDown = (e: React.PointerEvent) => {
+    drag.current = { x: e.clientX, w: width };
+    (e.target as HTMLElement).setPointerCapture(e.pointerId);
+  };
+  const onPointerMove = (e: React.PointerEvent) => {
+    if (!drag.current) return;
+    setWidth(Math.min(sideMax(), Math.max(SIDE_MIN, drag.current.w + drag.current.x - e.clientX)));
+  };
+  const onPointerUp = () => {
+    if (drag.current) writePref('layerlab_side_width', String(width));
+    drag.current = null;
+  };
+  const onKeyDown = (e: React.KeyboardEvent) => {
+    const step = e.key === 'ArrowLeft' ? 40 : e.key === 'ArrowRight' ? -40 : 0;
+    if (!step) return;
+    e.preventDefault();
+    const w = Math.min(sideMax(), Math.max(SIDE_MIN, width + step));
+    setWidth(w);
+    writePref('layerlab_side_width', String(w));
+  };
+  return { width, handle: { onPointerDown, onPointerMove, onPointerUp, onKeyDown } };
+}
+
 function Editor() {
   const [tab, setTab] = useState<Tab>('inspector');
   const [help, setHelp] = useState(false);
   const toggleHelp = useCallback(() => setHelp((h) => !h), []);
   const closeHelp = useCallback(() => setHelp(false), []);
   useShortcuts(toggleHelp, closeHelp);
+  const side = useSideWidth();
   return (
     <div className="app">
       <TopBar onHelp={toggleHelp} />
@@ -125,7 +168,18 @@ function Editor() {
       <div className="main">
         <Palette />
         <Canvas />
-        <aside className="side">
+        <div
+          className="splitter"
+          role="separator"
+          aria-orientation="vertical"
+          aria-label="Resize the side panel"
+          aria-valuenow={side.width}
+          tabIndex={0}
+          data-testid="side-splitter"
+          title="Drag to resize (or focus and use ← →)"
+          {...side.handle}
+        />
+        <aside className="side" style={{ width: side.width }} data-testid="side-panel">
           <nav className="tabs">
             {TABS.map(([t, label]) => (
               <button key={t} type="button" className={tab === t ? 'active' : ''} onClick={() => setTab(t)} data-testid={`tab-${t}`}>
@@ -161,10 +215,12 @@ export function App() {
     void projects.restore().then(() => training.resume());
     const stopRunList = watchRunList();
     const stopUnsaved = watchUnsaved();
+    const stopTheme = watchTheme();
     return () => {
       stop();
       stopRunList();
       stopUnsaved();
+      stopTheme();
     };
   }, []);
   return (

@@ -14,6 +14,7 @@ import type {
   RunDetail,
   RunSummary,
   RunConfigFormDoc,
+  ScriptView,
   UploadInfo,
   VersionDetail,
   VersionSummary,
@@ -91,19 +92,29 @@ export const api = {
     return request<Report>('POST', `/graphs/report${qs ? `?${qs}` : ''}`, graph, signal);
   },
 
-  /** The exported file as a Blob, with the server's file name. */
-  async export(graph: GraphDoc, format: ExportFormat, signal?: AbortSignal): Promise<{ blob: Blob; filename: string }> {
+  /** The exported file as a Blob, with the server's file name. A training script or notebook
+   *  ('script', 'ipynb') takes the run's settings too. */
+  async export(
+    graph: GraphDoc,
+    format: ExportFormat,
+    signal?: AbortSignal,
+    config?: Record<string, unknown>,
+  ): Promise<{ blob: Blob; filename: string }> {
     const res = await fetch(`/api/export?format=${format}`, {
       method: 'POST',
       signal,
       headers: headers({ 'Content-Type': 'application/json' }),
-      body: JSON.stringify(graph),
+      body: JSON.stringify(config === undefined ? graph : { graph, config }),
     });
     if (!res.ok) return fail(res);
     const disposition = res.headers.get('Content-Disposition') ?? '';
     const filename = /filename="([^"]+)"/.exec(disposition)?.[1] ?? `model.${format}`;
     return { blob: await res.blob(), filename };
   },
+
+  /** The training script of the graph under these run settings, with each node's lines. */
+  trainingScript: (graph: GraphDoc, config: Record<string, unknown>, signal?: AbortSignal) =>
+    request<ScriptView>('POST', '/graphs/script', { graph, config }, signal),
 
   datasets: () => request<DatasetList>('GET', '/datasets'),
   async uploadDataset(file: File): Promise<UploadInfo> {

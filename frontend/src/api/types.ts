@@ -94,7 +94,9 @@ export interface Catalog {
   ops: OpSpec[];
 }
 
-export type ExportFormat = 'python' | 'torchscript' | 'onnx' | 'json';
+export type ExportFormat = 'python' | 'torchscript' | 'onnx' | 'json' | 'script' | 'ipynb';
+/** The training script for the code view: its text, each node's lines, the freezing lines. */
+export type ScriptView = S['ScriptView'];
 
 export type ProjectSummary = S['ProjectSummary'];
 export type ProjectDetail = S['ProjectDetail'];

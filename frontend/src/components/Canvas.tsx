@@ -17,9 +17,11 @@ import type { OpName } from '../api/types';
 import { connectionProblem, withDescendants } from '../graph/edit';
 import { type FlowEdge, type FlowNode, isBlock } from '../graph/kinds';
 import { readPref, writePref } from '../lib/prefs';
+import { useTheme } from '../lib/theme';
 import { editor, useEditor } from '../state/editorStore';
 import { BlockNode } from './BlockNode';
 import { LayerNode } from './LayerNode';
+import { type InsertPoint, QuickInsert } from './QuickInsert';
 
 // Module scope: a new object per render would remount every node.
 const nodeTypes: NodeTypes = { layer: LayerNode, block: BlockNode };
@@ -40,6 +42,7 @@ export function Canvas() {
   const edges = useEditor((s) => s.edges);
   const loadCount = useEditor((s) => s.loadCount);
   const direction = useEditor((s) => s.direction);
+  const theme = useTheme((s) => s.theme);
   const [minimap, setMinimap] = useState(() => readPref('layerlab_minimap') === 'on');
   const toggleMinimap = useCallback(() => {
     setMinimap((m) => {
@@ -139,6 +142,38 @@ export function Canvas() {
     [getInternalNode],
   );
 
+  // Search-and-insert at the cursor: double-click on the empty canvas, or `/`.
+  const [insertAt, setInsertAt] = useState<InsertPoint | null>(null);
+  const pointer = useRef<{ x: number; y: number } | null>(null);
+  const openInsert = useCallback(
+    (clientX: number, clientY: number) => {
+      const r = box.current?.getBoundingClientRect();
+      if (!r) return;
+      const box_ = { x: Math.min(clientX - r.left, r.width - 260), y: Math.min(clientY - r.top, r.height - 260) };
+      setInsertAt({ box: box_, flow: screenToFlowPosition({ x: clientX, y: clientY }) });
+    },
+    [screenToFlowPosition],
+  );
+  const onDoubleClick = useCallback(
+    (e: React.MouseEvent) => {
+      if ((e.target as HTMLElement).closest('.react-flow__pane')) openInsert(e.clientX, e.clientY);
+    },
+    [openInsert],
+  );
+  useEffect(() => {
+    const onKey = (e: KeyboardEvent) => {
+      const el = e.target as HTMLElement | null;
+      if (e.key !== '/' || e.ctrlKey || e.metaKey || e.altKey || (el && (el.tagName === 'INPUT' || el.tagName === 'TEXTAREA' || el.tagName === 'SELECT' || el.isContentEditable))) return;
+      const r = box.current?.getBoundingClientRect();
+      if (!r) return;
+      e.preventDefault();
+      const p = pointer.current ?? { x: r.left + r.width / 2, y: r.top + r.height / 3 };
+      openInsert(p.x, p.y);
+    };
+    window.addEventListener('keydown', onKey);
+    return () => window.removeEventListener('keydown', onKey);
+  }, [openInsert]);
+
   // Edges are checked while drawing: one across a block boundary or closing a cycle is refused,
   // and the reason shows until the drag ends.
   const [refusal, setRefusal] = useState<string | null>(null);
@@ -155,11 +190,22 @@ export function Canvas() {
   }, []);
 
   return (
-    <div ref={box} className={`canvas dir-${direction}`} onDragOver={onDragOver} onDrop={onDrop} data-testid="canvas">
+    <div ref={box} className={`canvas dir-${direction}`} onDragOver={onDragOver}
+      onDrop={onDrop}
+      onDoubleClick={onDoubleClick}
+      onMouseMove={(e) => {
+        pointer.current = { x: e.clientX, y: e.clientY };
+      }}
+      onMouseLeave={() => {
+        pointer.current = null;
+      }}
+      data-testid="canvas"
+    >
       <ReactFlow<FlowNode>
         nodes={nodes}
         edges={edges}
         nodeTypes={nodeTypes}
+        colorMode={theme}
         onNodesChange={editor.onNodesChange}
         onEdgesChange={editor.onEdgesChange}
         onConnect={onConnect}
@@ -175,6 +221,7 @@ export function Canvas() {
         connectionRadius={30}
         proOptions={{ hideAttribution: true }}
         onlyRenderVisibleElements={nodes.length > 150}
+        zoomOnDoubleClick={false}
       >
         <Background gap={16} />
         {refusal && (
@@ -186,6 +233,7 @@ export function Canvas() {
           <div className="empty-canvas" data-testid="empty-canvas">
             <h2>Start a model</h2>
             <p>Drag a layer from the palette on the left, beginning with an Input.</p>
+            <p>Or double-click here (or press /) to search for a layer and insert it.</p>
             <p>Or open a template in the Projects tab: a small CNN, a ResNet, an MLP…</p>
           </div>
         )}
@@ -198,6 +246,7 @@ export function Canvas() {
           </ControlButton>
         </Controls>
       </ReactFlow>
+      {insertAt && <QuickInsert at={insertAt} onClose={() => setInsertAt(null)} />}
     </div>
   );
 }

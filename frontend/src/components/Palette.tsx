@@ -45,7 +45,7 @@ export function Palette() {
               className="palette-item"
               draggable
               data-testid={`palette-${o.op}`}
-              title={`${o.help}\nDrag onto the canvas, or double-click to add.`}
+              title={`${o.op}${o.torch_class ? ` (${o.torch_class})` : ''}: ${o.help}\nDrag onto the canvas, or double-click to add.`}
               tabIndex={0}
               onDoubleClick={() => addAtCenter(o.op)}
               onKeyDown={(e) => e.key === 'Enter' && addAtCenter(o.op)}

@@ -6,6 +6,7 @@ import { projects } from '../state/projectStore';
 export const SHORTCUTS: [string, string][] = [
   ['Drag from the palette', 'add a layer (drop onto a block to put it inside)'],
   ['Drag handle → handle', 'connect'],
+  ['Double-click the canvas, or /', 'search for a layer and insert it there'],
   ['Delete / Backspace', 'delete the selection (a layer in a chain: its neighbours are joined)'],
   ['Ctrl+Delete', 'delete without joining the neighbours'],
   ['Shift/Ctrl + click, Shift + drag', 'multi-select'],

@@ -199,19 +199,6 @@ export function toggleFrozen(g: FlowGraph, id: string): FlowGraph {
   return node ? updateNodeData(g, id, { frozen: !node.data.frozen }) : g;
 }
 
-/** True when the node or a block around it is frozen (display only; the report decides). */
-export function frozenByAncestor(nodes: FlowNode[], id: string): boolean {
-  const byId = new Map(nodes.map((n) => [n.id, n] as const));
-  let p = byId.get(id)?.parentId;
-  while (p) {
-    const b = byId.get(p);
-    if (!b) break;
-    if (b.data.frozen) return true;
-    p = b.parentId;
-  }
-  return false;
-}
-
 /**
  * Inserts a new `op` node in front of `targetId`: every edge that fed the target now feeds the
  * new node, which feeds the target (the backend's `insert_before` fix).

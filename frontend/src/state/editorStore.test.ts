@@ -37,12 +37,22 @@ describe('editor store', () => {
     expect(useEditor.getState().nodes.find((n) => n.id === 'relu_1')!.position).toEqual(start);
   });
 
-  it('a frozen block marks its children as inherited-frozen, undo clears it', () => {
-    expect(useEditor.getState().frozenInherited).toEqual({ conv2d_2: true, relu_1: true });
-    editor.toggleFrozen('block_1');
+  it('inherited freezing is what the report says: frozen nodes that are not frozen themselves', () => {
+    const node = (id: string, frozen: boolean) => ({ id, op: 'ReLU', status: 'ok' as const, input_shapes: [], output_shape: [8], dtype: 'float32', params: 0, trainable_params: 0, frozen_params: 0, frozen, macs: 0, activations: 0, instances: 1, formula: [], resolved: {} });
+    const report = (frozen: boolean) => ({
+      format: 'layerlab.report/1' as const,
+      valid: true,
+      input_shape: [1, 8, 8],
+      input_dtype: 'float32',
+      output_shape: [10],
+      nodes: [node('block_1', frozen), node('relu_1', frozen), node('linear_1', false)],
+      totals: { params: 0, trainable_params: 0, frozen_params: 0, macs: 0, activations: 0, memory: null },
+      errors: [],
+    });
+    editor.setReport(report(true));
+    expect(useEditor.getState().frozenInherited).toEqual({ relu_1: true }); // block_1 is frozen itself
+    editor.setReport(report(false));
     expect(useEditor.getState().frozenInherited).toEqual({});
-    editor.undo();
-    expect(useEditor.getState().frozenInherited.relu_1).toBe(true);
   });
 
   it('typing into a field coalesces into one step', () => {

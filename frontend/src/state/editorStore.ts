@@ -36,7 +36,7 @@ export interface EditorState {
   history: History<FlowGraph>;
   nodes: FlowNode[];
   edges: FlowEdge[];
-  /** Nodes shown frozen because a block around them is (the report confirms). */
+  /** Nodes the report calls frozen though they are not frozen themselves: a block around them is. */
   frozenInherited: Record<string, true>;
   report: Report | null;
   reportPending: boolean;
@@ -84,27 +84,9 @@ export const useEditor = create<EditorState>()(() => ({
 const get = useEditor.getState;
 const set = useEditor.setState;
 
-function inherited(nodes: FlowNode[]): Record<string, true> {
-  const byId = new Map(nodes.map((n) => [n.id, n] as const));
-  const out: Record<string, true> = {};
-  for (const n of nodes) {
-    let p = n.parentId;
-    while (p) {
-      const b = byId.get(p);
-      if (!b) break;
-      if (b.data.frozen) {
-        out[n.id] = true;
-        break;
-      }
-      p = b.parentId;
-    }
-  }
-  return out;
-}
-
 function show(history: History<FlowGraph>) {
   const { nodes, edges } = history.present;
-  return { history, nodes, edges, frozenInherited: inherited(nodes) };
+  return { history, nodes, edges };
 }
 
 /** Records an edit as an undo step. */
@@ -351,7 +333,13 @@ export const editor = {
     };
     const nodeErrors = keep(get().nodeErrors, grouped);
     const nodeHints = keep(get().nodeHints, hinted);
-    set({ report, nodeReports, nodeErrors, nodeHints, graphErrors, reportPending: false, reportFailed: null });
+    // Inherited freezing as the backend decided it, not worked out again here.
+    const own = new Set(get().nodes.filter((n) => n.data.frozen).map((n) => n.id));
+    const byBlock: Record<string, true> = {};
+    for (const n of report.nodes) if (n.frozen && !own.has(n.id)) byBlock[n.id] = true;
+    const oldInherited = get().frozenInherited;
+    const frozenInherited = JSON.stringify(oldInherited) === JSON.stringify(byBlock) ? oldInherited : byBlock;
+    set({ report, nodeReports, nodeErrors, nodeHints, graphErrors, frozenInherited, reportPending: false, reportFailed: null });
   },
 
   dismissNotice() {
