@@ -145,6 +145,14 @@ class _Script:
             raise ScriptUnsupportedError(
                 f"the run trains data-parallel on {cfg.devices} processes; the script shows a single-process run "
                 "(set devices to 1)")
+        if cfg.data.augment:
+            raise ScriptUnsupportedError(
+                "data.augment is not in the training script yet (its kornia code is "
+                "layerlab.train.augment.pipeline_code); remove the augmentation to export")
+        if cfg.data.dataset == "upload" and cfg.data.upload is not None \
+                and cfg.data.upload.path.lower().endswith(".txt"):
+            raise ScriptUnsupportedError("a .txt upload (next-character windows, split in order) is not in the "
+                                         "training script yet")
         if cfg.precision != "fp32":
             raise ScriptUnsupportedError(
                 f"precision '{cfg.precision}' is not in the training script yet; it trains in fp32 (set precision "

@@ -100,7 +100,7 @@ class DatasetInfo(DatasetDescription):
 class UploadInfo(DatasetDescription):
     id: str = Field(description="Use as config.data.upload.path with dataset 'upload'.")
     filename: str = Field(description="The name the file was uploaded under (display only).")
-    kind: Literal["npz", "csv", "zip"]
+    kind: Literal["npz", "csv", "zip", "txt"]
     size: int
     created_at: datetime
 

@@ -563,7 +563,7 @@ export interface components {
         Body_upload_api_datasets_post: {
             /**
              * File
-             * @description .npz (arrays x, y), .csv, or .zip of images in one folder per class
+             * @description .npz (arrays x, y), .csv, .zip of images in one folder per class, or .txt
              */
             file: string;
         };
@@ -642,7 +642,7 @@ export interface components {
              * @default digits
              * @enum {string}
              */
-            dataset: "digits" | "mnist" | "iris" | "wine" | "breast_cancer" | "diabetes" | "two_moons" | "spirals" | "blobs" | "signals" | "upload";
+            dataset: "digits" | "mnist" | "iris" | "wine" | "breast_cancer" | "diabetes" | "two_moons" | "spirals" | "blobs" | "signals" | "tokens" | "seasonal" | "upload";
             /** @description Required when dataset is 'upload'. */
             upload?: components["schemas"]["UploadRef"] | null;
             /**
@@ -712,6 +712,18 @@ export interface components {
              * @default 64
              */
             signal_length: number;
+            /**
+             * Seq Length
+             * @description tokens and seasonal: steps per sequence.
+             * @default 32
+             */
+            seq_length: number;
+            /**
+             * Horizon
+             * @description seasonal: future steps to forecast.
+             * @default 8
+             */
+            horizon: number;
         };
         /** DatasetInfo */
         DatasetInfo: {
@@ -1813,7 +1825,7 @@ export interface components {
              * Kind
              * @enum {string}
              */
-            kind: "npz" | "csv" | "zip";
+            kind: "npz" | "csv" | "zip" | "txt";
             /** Size */
             size: number;
             /**
@@ -1824,13 +1836,13 @@ export interface components {
         };
         /**
          * UploadRef
-         * @description A user's own data: a .npz with arrays ``x`` and ``y``, a .csv with a target column, or a .zip
-         *     of images with one folder per class.
+         * @description A user's own data: a .npz with arrays ``x`` and ``y``, a .csv with a target column, a .zip
+         *     of images with one folder per class, or a .txt for next-character prediction.
          */
         UploadRef: {
             /**
              * Path
-             * @description Path of the stored upload (.npz, .csv or .zip).
+             * @description Path of the stored upload (.npz, .csv, .zip or .txt).
              */
             path: string;
             /**
@@ -1868,6 +1880,12 @@ export interface components {
              * @enum {string}
              */
             image_color: "rgb" | "grayscale";
+            /**
+             * Context
+             * @description .txt only: characters the model sees to predict the next.
+             * @default 32
+             */
+            context: number;
         };
         /** ValidationError */
         ValidationError: {

@@ -21,7 +21,7 @@ from ..schemas import DatasetInfo, DatasetList, Invalid, Problem, UploadInfo
 log = logging.getLogger(__name__)
 router = APIRouter(prefix="/datasets", tags=["datasets"])
 
-KINDS = {".npz": "npz", ".csv": "csv", ".zip": "zip"}
+KINDS = {".npz": "npz", ".csv": "csv", ".zip": "zip", ".txt": "txt"}
 
 
 def builtin_datasets(state: StateDep) -> list[DatasetInfo]:
@@ -55,15 +55,15 @@ def list_datasets(state: StateDep, session: SessionDep) -> DatasetList:
 
 @router.post("", status_code=status.HTTP_201_CREATED,
              responses={413: {"model": Problem}, 422: {"model": Invalid}})
-async def upload(file: Annotated[UploadFile, File(description=".npz (arrays x, y), .csv, or .zip of images in one folder per class")],
+async def upload(file: Annotated[UploadFile, File(description=".npz (arrays x, y), .csv, .zip of images in one folder per class, or .txt")],
                  state: StateDep, session: SessionDep) -> UploadInfo:
     """Upload a dataset; it is read once here (never unpickled) to report its shape and task."""
     filename = (file.filename or "upload").replace("\\", "/").rsplit("/", 1)[-1][:255] or "upload"
     suffix = "." + filename.rsplit(".", 1)[-1].lower() if "." in filename else ""
     if suffix not in KINDS:
         raise GraphInvalidError([GraphError(field="file", message=f"unsupported file type {suffix or filename!r}",
-                                            suggestion="upload a .npz (arrays x and y), a .csv, or a .zip of images "
-                                                       "(one folder per class)")])
+                                            suggestion="upload a .npz (arrays x and y), a .csv, a .zip of images "
+                                                       "(one folder per class) or a .txt")])
     folder = state.settings.uploads_dir
     folder.mkdir(parents=True, exist_ok=True)
     upload_id = new_id()
