@@ -213,8 +213,18 @@ test('two projects with the same node ids: training one leaves the other clean',
   assert.match(await page.getByTestId('run-version').textContent(), new RegExp(`^graph v${run.version}$`));
   assert.equal(await page.locator('[data-testid="stats-version"]').count(), 0);
 
-  // An edit: the tints say which graph version they come from.
+  // Inside a layer: the history of its statistics as sparklines.
   await page.getByTestId('tab-inspector').click();
+  await page.locator('.react-flow__node[data-id="conv1"]').click();
+  const insight = page.getByTestId('layer-insight');
+  await until(async () => Number(await insight.getByTestId('spark-grad_norm').getAttribute('data-points')) >= 3, 60_000, 'three grad-norm samples');
+  for (const k of ['weight_norm', 'update_ratio']) assert.ok(Number(await insight.getByTestId(`spark-${k}`).getAttribute('data-points')) >= 3, k);
+  assert.match(await insight.getByTestId('spark-grad_norm').locator('.spark-value').textContent(), /^\d\.\d\de[-+]\d+$/);
+  await page.locator('.react-flow__node[data-id="relu1"]').click();
+  await until(async () => (await page.getByTestId('layer-insight').getByTestId('spark-dead_fraction').count()) === 1, 10_000, 'dead fraction of relu1');
+  await shot(page, 'panel_layer_insight');
+
+  // An edit: the tints say which graph version they come from.
   await page.locator('.react-flow__node[data-id="fc"]').click();
   await typeInto(page.getByTestId('field-out_features').getByRole('textbox'), '12');
   await until(async () => (await page.locator('.react-flow__node[data-id="conv1"] [data-testid="stats-version"]').count()) === 1, 10_000, 'the version note');

@@ -9,7 +9,7 @@ import { type ConfigDraft, type GroupModel, type RunConfigForm, formModel, setAt
 import { readPref, writePref } from '../lib/prefs';
 import { createFrameBatcher } from './frameBatcher';
 import { useProject } from './projectStore';
-import { type Changes, type LayerLive, type RunSeries, type RunStatus, applyEvents, applyStarted, emptySeries, isTerminal } from './runSeries';
+import { type Changes, type LayerLive, type RunSeries, type RunStatus, applyEvents, applyLayerStats, applyStarted, emptySeries, isTerminal } from './runSeries';
 
 export interface TrainingState {
   activeRunId: string | null;
@@ -145,6 +145,7 @@ export function seriesFromMetrics(runId: string, m: Metrics): RunSeries {
     s.time.push(t);
   }
   if (m.started) applyStarted(s, m.started as Extract<RunEvent, { type: 'run_started' }>);
+  for (const ev of m.layer_stats ?? []) applyLayerStats(s, ev as Extract<RunEvent, { type: 'layer_stats' }>);
   for (const e of m.epochs) {
     s.epochX.push(e.epoch);
     s.trainLoss.push(e.train_loss);
