@@ -10,6 +10,7 @@ import { refreshRuns, training, useTraining } from '../state/trainingStore';
 import { RunCharts } from './RunCharts';
 import { RunForm } from './RunForm';
 import { RunHeader, SelectedRunSettings } from './RunHeader';
+import { WeightsPicker } from './WeightsPicker';
 
 export function TrainingPanel() {
   const datasets = useTraining((s) => s.datasets);
@@ -73,6 +74,7 @@ export function TrainingPanel() {
           ))}
         </div>
       )}
+      <WeightsPicker />
       <div className="row">
         <button
           type="button"
