@@ -1,5 +1,6 @@
 // The backend's HTTP API. Every response type comes from the generated OpenAPI schema.
 import type {
+  AugmentPreview,
   Catalog,
   DatasetList,
   ExportFormat,
@@ -126,6 +127,9 @@ export const api = {
     request<ScriptView>('POST', '/graphs/script', { graph, config }, signal),
 
   datasets: () => request<DatasetList>('GET', '/datasets'),
+  /** A few training images as loaded and through the run's random augment steps. */
+  augmentPreview: (data: Record<string, unknown>, signal?: AbortSignal) =>
+    request<AugmentPreview>('POST', '/datasets/augment-preview', { data, samples: 4, draws: 3 }, signal),
   uploadDataset: (file: File) => postFile<UploadInfo>('/datasets', file),
   /** Weights to start a run from: .safetensors, or a .pt state_dict (read as weights only). */
   uploadWeights: (file: File) => postFile<WeightsInfo>('/runs/weights', file),
