@@ -106,3 +106,8 @@ def torch_layer(op: str, params: dict[str, Any], in_shape: list[int] | tuple[int
             raise ValueError("padding='same' on a pool needs stride 1 and an odd effective kernel")
         kw["padding"] = 0 if kw["padding"] == "valid" else tuple(di * (ki - 1) // 2 for ki, di in zip(k, d))
     return getattr(nn, op)(**kw)
+
+
+def started_event(events: list[Any]) -> Any:
+    """A run's run_started event (after the run_starting events that say what it waits for)."""
+    return next(e for e in events if e.type == "run_started")

@@ -46,7 +46,7 @@ class ScriptedExecutor:
         return lambda: self.subscribers.remove(callback)
 
     def submit(self, run_id: str, graph: dict, config: dict, *, resume_from: str | None = None,
-               init_from: str | None = None, start_seq: int | None = None) -> None:
+               init_from: str | None = None, start_seq: int | None = None, spec: Any = None) -> None:
         self.seq[run_id] = start_seq or 0
         self.submitted.append({"run_id": run_id, "graph": graph, "config": config, "init_from": init_from})
 
@@ -154,6 +154,10 @@ def test_live_events_then_replay_after_reconnect(h: Harness) -> None:
     # A finished run replays in full and closes.
     with h.client.websocket_connect(f"/api/runs/{run_id}/events") as ws:
         assert [e["seq"] for e in receive_until_closed(ws)] == list(range(7))
+    # ... also when the client has everything already, or claims more than there is.
+    for after in (4, 6, 50):
+        with h.client.websocket_connect(f"/api/runs/{run_id}/events?after={after}") as ws:
+            assert [e["seq"] for e in receive_until_closed(ws)] == list(range(after + 1, 7)), after
 
 
 def test_two_watchers_get_every_event(h: Harness) -> None:

@@ -12,6 +12,7 @@ import torch
 
 import layerlab
 from helpers import n_params, sample_input
+from layerlab import Graph
 from layerlab.compile import build
 
 EXAMPLES_DIR = Path(__file__).resolve().parent.parent / "examples"
@@ -88,3 +89,40 @@ def test_example_survives_from_module(example: dict[str, Any]) -> None:
     x = sample_input(shape, dtype=dtype)
     with torch.no_grad():
         torch.testing.assert_close(again(x), model(x))
+
+
+def structure(graph: Graph | dict[str, Any]) -> dict[str, Any]:
+    """A graph as its module tree: every node by its module path (merges by what they join), with
+    its op, params (inferred sizes left out) and frozen flag; a residual's 'auto' shortcut as what
+    it resolves to. Ids, labels and positions are the editor's and do not count."""
+    g = graph if isinstance(graph, Graph) else Graph.model_validate(graph)
+    report = layerlab.infer(g)
+    by_id = {n.id: n for n in g.nodes}
+
+    def path(n: Any) -> str:
+        parts = []
+        while n is not None:
+            parts.append(n.module_name)
+            n = by_id.get(n.parent) if n.parent else None
+        return ".".join(reversed(parts))
+
+    out: dict[str, Any] = {}
+    for n in g.nodes:
+        params = n.params.model_dump(exclude=set(layerlab.ops.get_op(n.op).input_size_args))
+        if n.op == "Block" and params["residual"] and params["shortcut"] == "auto":
+            r = report.node(n.id)
+            params["shortcut"] = "identity" if r.input_shapes[0] == r.output_shape else "projection"
+        key = n.op if n.op in ("Input", "Output") else path(n)
+        if layerlab.ops.get_op(n.op).merge is not None:
+            key = f"{path(by_id[n.parent]) if n.parent else ''}:{n.op}{report.node(n.id).input_shapes}"
+        out[key] = (n.op, params, n.frozen)
+    return out
+
+
+def test_export_then_import_gives_the_same_graph(example: dict[str, Any]) -> None:
+    """Built, then imported: the same nodes, blocks (repeats and residuals included) and params."""
+    model = build(example, seed=7).eval()
+    shape, dtype = input_of(example)
+    graph = layerlab.from_module(model, shape, input_dtype=dtype, name=example.get("name"))
+    assert structure(graph) == structure(example)
+    assert repr(build(graph)) == repr(model)

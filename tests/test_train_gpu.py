@@ -8,6 +8,7 @@ from typing import Any
 import pytest
 import torch
 
+from helpers import started_event
 from layerlab.train import RunConfig, read_state, train
 from layerlab.train.control import Control
 from layerlab.train.events import Event
@@ -44,7 +45,7 @@ def _run(cfg: dict[str, Any], tmp_path: Path, **kw: Any) -> list[Event]:
 def test_precisions_train_on_cuda(tmp_path: Path, precision: str) -> None:
     events = _run({"device": "cuda", "precision": precision, "epochs": 3, "optimizer": {"lr": 3e-3}}, tmp_path)
     assert events[-1].type == "run_finished", events[-1]
-    started = events[0]
+    started = started_event(events)
     assert started.device == "cuda:0"
     assert started.precision in (precision, "fp16")  # bf16 falls back to fp16 on old GPUs
     epochs = [e for e in events if e.type == "epoch"]
@@ -56,7 +57,7 @@ def test_precisions_train_on_cuda(tmp_path: Path, precision: str) -> None:
 def test_channels_last_and_auto_device(tmp_path: Path) -> None:
     events = _run({"device": "auto", "channels_last": True, "epochs": 2}, tmp_path)
     assert events[-1].type == "run_finished"
-    assert events[0].device.startswith("cuda")
+    assert started_event(events).device.startswith("cuda")
     assert not [e for e in events if e.type == "warning"]
 
 
@@ -70,6 +71,6 @@ def test_resume_on_cuda_continues_the_run(tmp_path: Path) -> None:
     first = _run(cfg, tmp_path / "a", control=StopAt())
     assert first[-1].type == "run_stopped" and first[-1].step == 7
     second = _run(cfg, tmp_path / "b", resume_from=first[-1].checkpoint)
-    assert second[0].start_step == 7 and second[-1].type == "run_finished"
+    assert started_event(second).start_step == 7 and second[-1].type == "run_finished"
     steps = [s for e in second if e.type == "step" for s, _ in e.points]
     assert steps[0] == 8 and steps[-1] == second[0].total_steps

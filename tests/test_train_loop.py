@@ -10,6 +10,7 @@ import pytest
 import torch
 from torch import nn
 
+from helpers import started_event
 from layerlab import build
 from layerlab.train import (
     Control,
@@ -89,13 +90,15 @@ BLOBS = {"data": {"dataset": "blobs", "n_samples": 300, "batch_size": 32}, "laye
 
 def test_loss_decreases_on_digits_with_a_small_cnn(tmp_path: Path) -> None:
     events = _run(digits_cnn(), {"epochs": 3, "optimizer": {"lr": 3e-3}, "layer_stats_every": 10}, tmp_path)
-    assert events[0].type == "run_started" and events[-1].type == "run_finished"
+    assert [(e.type, getattr(e, "phase", None)) for e in events[:3]] == [
+        ("run_starting", "data"), ("run_starting", "model"), ("run_started", None)]  # why it waits, then go
+    assert events[-1].type == "run_finished"
     assert [e.seq for e in events] == list(range(len(events)))
     epochs = _of(events, "epoch")
     assert [e.epoch for e in epochs] == [1, 2, 3]
     assert epochs[-1].train_loss < epochs[0].train_loss * 0.7
     assert epochs[-1].val_accuracy > 0.8
-    started = events[0]
+    started = started_event(events)
     assert started.dataset.name == "digits" and started.dataset.num_classes == 10
     assert started.model.output_shape == [10]
     assert started.model.params_frozen == 16 and started.model.frozen == ["bn1.weight", "bn1.bias"]
@@ -110,7 +113,7 @@ def test_loss_decreases_on_digits_with_a_small_cnn(tmp_path: Path) -> None:
 def test_every_step_loss_arrives_despite_coalescing(tmp_path: Path) -> None:
     events = _run(mlp(), {**BLOBS, "epochs": 2, "step_event_interval_s": 0.0}, tmp_path / "a")
     steps = [s for s, _ in _points(events)]
-    total = events[0].total_steps
+    total = started_event(events).total_steps
     assert steps == list(range(1, total + 1))
     # A long interval: far fewer events, still every point.
     slow = _run(mlp(), {**BLOBS, "epochs": 2, "step_event_interval_s": 5.0}, tmp_path / "b")
@@ -121,12 +124,15 @@ def test_every_step_loss_arrives_despite_coalescing(tmp_path: Path) -> None:
 
 def test_step_buffer_drains_every_point_in_one_read() -> None:
     buf = StepBuffer(interval_s=3600)
-    for step in range(1, 6):
+    buf.add(1, torch.tensor(0.1), batch_size=8)
+    assert buf.due(), "the first step goes out at once"
+    assert buf.drain()[0] == [(1, pytest.approx(0.1))]
+    for step in range(2, 7):
         buf.add(step, torch.tensor(float(step) / 10), batch_size=8)
-    assert not buf.due() and len(buf) == 5
+    assert not buf.due() and len(buf) == 5, "after it, steps are coalesced"
     points, rate = buf.drain()
-    assert points == [(1, pytest.approx(0.1)), (2, pytest.approx(0.2)), (3, pytest.approx(0.3)),
-                      (4, pytest.approx(0.4)), (5, pytest.approx(0.5))]
+    assert points == [(2, pytest.approx(0.2)), (3, pytest.approx(0.3)), (4, pytest.approx(0.4)),
+                      (5, pytest.approx(0.5)), (6, pytest.approx(0.6))]
     assert rate > 0 and len(buf) == 0 and buf.drain() == ([], 0.0)
     eager = StepBuffer(interval_s=0.0)
     eager.add(1, torch.tensor(1.0), 1)
@@ -144,10 +150,10 @@ def test_frozen_params_do_not_move_and_bn_stats_stay(tmp_path: Path) -> None:
     assert end["bn1.num_batches_tracked"] == 0
     for name in ("conv2.weight", "bn2.weight", "bn2.running_mean", "fc.weight"):
         assert not torch.equal(start[name], end[name]), name
-    groups = events[0].param_groups
+    groups = started_event(events).param_groups
     listed = [n for g in groups for n in g.params]
     assert not any(n.startswith(("conv1.", "bn1.")) for n in listed)
-    assert events[0].model.frozen_bn == ["bn1"]
+    assert started_event(events).model.frozen_bn == ["bn1"]
 
 
 def test_unfrozen_bn_stats_move_when_switch_is_off(tmp_path: Path) -> None:
@@ -204,7 +210,7 @@ def test_resume_after_stop_matches_an_uninterrupted_run(tmp_path: Path, loader: 
     assert stopped.type == "run_stopped" and stopped.step == 11 and stopped.epoch == 1
     assert _of(first, "checkpoint")[-1].reason == "stop"
     second = _run(mlp(), cfg, tmp_path / "second", resume_from=stopped.checkpoint)
-    assert second[0].start_step == 11 and second[-1].type == "run_finished"
+    assert started_event(second).start_step == 11 and second[-1].type == "run_finished"
 
     expected = _points(full)
     assert _points(first) == expected[:11]
@@ -230,8 +236,8 @@ def test_early_stopping(tmp_path: Path) -> None:
 
 def test_input_shape_mismatch_says_what_to_change(tmp_path: Path) -> None:
     events = _run(digits_cnn(shape=[1, 28, 28]), {"epochs": 1}, tmp_path)
-    assert [e.type for e in events] == ["run_failed"]
-    failed = events[0]
+    assert [e.type for e in events] == ["run_starting", "run_failed"]  # failed while loading the data
+    failed = events[-1]
     assert "(1, 28, 28)" in failed.reason and "(1, 8, 8)" in failed.reason and "digits" in failed.reason
     assert failed.hint == "set x's shape to [1, 8, 8]" and failed.node == "x"
 

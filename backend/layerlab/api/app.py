@@ -41,7 +41,7 @@ def create_app(settings: Settings | None = None, *, executor_factory: ExecutorFa
     hub = EventHub(queue_size=settings.ws_queue_size)
     if executor_factory is None:
         executor_factory = functools.partial(default_executor, num_threads=settings.train_threads)
-    manager = RunManager(db=db, writer=writer, hub=hub, runs_dir=settings.runs_dir,
+    manager = RunManager(db=db, writer=writer, hub=hub, runs_dir=settings.runs_dir, uploads_dir=settings.uploads_dir,
                          max_concurrent=settings.max_concurrent_runs, executor_factory=executor_factory)
     cpu = CpuPool(settings.cpu_workers, max_pending=settings.cpu_max_pending)
     state = AppState(settings=settings, db=db, writer=writer, hub=hub, runs=manager, cpu=cpu)
@@ -50,12 +50,13 @@ def create_app(settings: Settings | None = None, *, executor_factory: ExecutorFa
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         settings.data_dir.mkdir(parents=True, exist_ok=True)
         db.create_tables()
-        orphans = manager.mark_orphans_failed()
+        orphans = manager.recover()
         if orphans:
-            log.warning("marked %d runs failed (the server stopped while they ran)", len(orphans))
+            log.warning("recovered %d runs from their logs (the server stopped while they ran)", len(orphans))
         if settings.demo:
             ensure_demo(db)
         manager.bind_loop(asyncio.get_running_loop())
+        manager.warm_up()
         writer.start()
         cpu.start()
         try:

@@ -29,7 +29,9 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column, relationship, sessionmaker
 from sqlalchemy.pool import StaticPool
 
-ACTIVE_STATUSES = ("queued", "running", "paused")
+from layerlab.train.events import ACTIVE_STATUSES as _ACTIVE_STATUSES
+
+ACTIVE_STATUSES = _ACTIVE_STATUSES  # defined once, with the events that set them
 TERMINAL_STATUSES = ("finished", "failed", "stopped")
 
 
@@ -139,6 +141,11 @@ class Upload(Base):
     size: Mapped[int] = mapped_column(Integer)
     info: Mapped[dict[str, Any]] = mapped_column(JSON)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+    @property
+    def stored_name(self) -> str:
+        """The file's name in the uploads folder."""
+        return f"{self.id}.{self.kind}"
 
 
 class Database:

@@ -1,8 +1,15 @@
-"""Runs: the bridge between the executor's events and the database and websocket watchers.
+"""Runs: the run service (starting, continuing, controlling runs) and the bridge between the
+executor's events and the database and websocket watchers.
 
-The executor calls :meth:`RunManager.on_event` from its own threads. Each event is buffered for
-the batched writer (with the run row's new status and metrics), then published on the event loop
-to the run's watchers and, when the status changed, to the status watchers.
+Starting a run happens in one place, :meth:`RunManager.start`: the graph is analysed once, the
+data and the graph are checked against each other, the run row is written, and the analysed
+model goes to the executor. The routes only call it.
+
+The executor calls :meth:`RunManager.on_event` from its own threads with each event, already in
+the run's log (``events.jsonl``). Each is buffered for the batched writer (with the run row's new
+status and metrics), then published on the event loop to the run's watchers and, when the status
+changed, to the status watchers. The database is an index of the logs: at start-up,
+:meth:`RunManager.recover` adds whatever the previous server had not written yet.
 """
 
 from __future__ import annotations
@@ -11,32 +18,46 @@ import asyncio
 import json
 import logging
 import os
+import signal
 import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from fastapi import HTTPException
 from sqlalchemy import select
+from sqlalchemy.orm import Session
 
-from layerlab.train.events import RunFailed
+from layerlab.graph import GraphError, GraphInvalidError
+from layerlab.train.config import RunConfig
+from layerlab.train.events import (
+    ACTIVE_STATUSES,
+    CheckpointEvent,
+    Emitter,
+    EpochEvent,
+    Event,
+    LayerStatsEvent,
+    RunFailed,
+    RunFinished,
+    RunLog,
+    RunPaused,
+    RunStarted,
+    RunStopped,
+    StepEvent,
+    parse_event,
+)
 
-from .db import ACTIVE_STATUSES, Database, Run, RunEvent, utcnow
+from .db import Database, GraphVersion, Project, Run, RunEvent, Upload, utcnow
 from .streaming import EventHub, EventWriter, call_on_loop
 
 log = logging.getLogger(__name__)
 
 SERVER_STOPPED = "server stopped"
-STATUS_OF = {
-    "run_queued": "queued",
-    "run_started": "running",
-    "run_paused": "paused",
-    "run_resumed": "running",
-    "run_finished": "finished",
-    "run_failed": "failed",
-    "run_stopped": "stopped",
-}
-TERMINAL_EVENTS = frozenset({"run_finished", "run_failed", "run_stopped"})
+RECOVER_WAIT_S = 10.0  # at start-up, how long a run's worker may take to finish stopping
+# Synthetic sets are checked at this size: their shapes and classes do not depend on it.
+CHECK_SAMPLES = 200
 
 ExecutorFactory = Callable[[Path, int], Any]
 
@@ -78,13 +99,57 @@ def worker_threads(max_concurrent: int) -> int:
 
 @dataclass
 class LiveRun:
-    """What the manager knows about a run it has submitted this session."""
+    """What the manager knows about a run it has submitted since it started."""
 
     project_id: str | None
     status: str = "queued"
     last_seq: int = -1
     pause_requested: bool = False
     changes: dict[str, Any] = field(default_factory=dict)  # the run row as the events left it
+
+
+def row_changes(event: Event) -> dict[str, Any]:
+    """The run row's columns as this event leaves them."""
+    changes: dict[str, Any] = {"last_seq": event.seq}
+    if event.status is not None:
+        changes["status"] = event.status
+    if isinstance(event, (StepEvent, EpochEvent, LayerStatsEvent, CheckpointEvent, RunFinished, RunStopped,
+                          RunPaused)):
+        changes["step"] = event.step
+    if isinstance(event, (StepEvent, EpochEvent, CheckpointEvent, RunFinished, RunStopped)):
+        changes["epoch"] = event.epoch
+    if isinstance(event, RunStarted):
+        changes.update(started_at=utcnow(), total_steps=event.total_steps, step=event.start_step,
+                       epoch=event.start_epoch)
+    elif isinstance(event, StepEvent) and event.points:
+        changes["train_loss"] = _finite(event.points[-1][1])
+    elif isinstance(event, EpochEvent):
+        changes.update(train_loss=_finite(event.train_loss), val_loss=_finite(event.val_loss),
+                       val_accuracy=event.val_accuracy)
+    elif isinstance(event, CheckpointEvent):
+        changes["checkpoint"] = event.path
+    if event.terminal:
+        changes["finished_at"] = utcnow()
+    if isinstance(event, (RunFinished, RunStopped)) and event.checkpoint:
+        changes["checkpoint"] = event.checkpoint
+    if isinstance(event, RunFinished):
+        for key in ("train_loss", "val_loss", "val_accuracy"):
+            if getattr(event, key) is not None:
+                changes[key] = _finite(getattr(event, key))
+    elif isinstance(event, RunFailed):
+        changes["error"] = event.reason
+    elif isinstance(event, RunStopped):
+        changes["error"] = "interrupted: the server stopped during the run" if event.reason == "interrupted" else None
+    return changes
+
+
+def _finite(x: float | None) -> float | None:
+    return _json_safe(x)
+
+
+def event_json(event: Event) -> dict[str, Any]:
+    """An event as it is stored and streamed: JSON, NaN and infinite losses as null."""
+    return _json_safe(event.model_dump(mode="json"))
 
 
 class RunManager:
@@ -95,6 +160,7 @@ class RunManager:
         writer: EventWriter,
         hub: EventHub,
         runs_dir: Path,
+        uploads_dir: Path | None = None,
         max_concurrent: int,
         executor_factory: ExecutorFactory | None = None,
     ) -> None:
@@ -102,6 +168,7 @@ class RunManager:
         self.writer = writer
         self.hub = hub
         self.runs_dir = runs_dir.resolve()
+        self.uploads_dir = (uploads_dir or runs_dir.parent / "uploads").resolve()
         self._max_concurrent = max_concurrent
         self._factory = executor_factory or default_executor
         self._executor: Any = None
@@ -117,51 +184,150 @@ class RunManager:
 
     @property
     def executor(self) -> Any:
-        """The executor, created on first use (it imports torch)."""
+        """The executor, created on first use (it imports torch and starts the warm workers)."""
         with self._lock:
             if self._executor is None:
                 self._executor = self._factory(self.runs_dir, self._max_concurrent)
                 self._unsubscribe = self._executor.subscribe(self.on_event)
             return self._executor
 
-    def mark_orphans_failed(self) -> list[str]:
-        """At start-up: runs the database thinks are active died with the previous server."""
+    def warm_up(self) -> None:
+        """Create the executor in the background, so its workers are ready before the first run."""
+        threading.Thread(target=lambda: self.executor, name="layerlab-executor-start", daemon=True).start()
+
+    def recover(self) -> list[str]:
+        """At start-up: the runs the database thinks are active were cut off when the previous server
+        ended. Their logs hold every event they made, also those the database had not got yet: those
+        are added. A worker still finishing (it stops with a checkpoint when its server is gone) is
+        waited for; a run whose log does not end is marked failed. Returns the runs recovered."""
         with self.db.session() as session:
             orphans = list(session.scalars(select(Run).where(Run.status.in_(ACTIVE_STATUSES))))
+            deadline = time.monotonic() + RECOVER_WAIT_S
             for run in orphans:
-                self._fail_row(session, run, SERVER_STOPPED)
+                self._recover_run(session, run, deadline)
             session.commit()
             return [run.id for run in orphans]
 
-    def _fail_row(self, session: Any, run: Run, reason: str) -> None:
-        last = session.scalar(select(RunEvent.type).where(RunEvent.run_id == run.id).order_by(RunEvent.seq.desc()).limit(1))
-        if last != "run_failed":  # the history already ends in a failure: do not add a second
-            seq = run.last_seq + 1
-            event = RunFailed(run_id=run.id, seq=seq, reason=reason, step=run.step or None)
-            session.add(RunEvent(run_id=run.id, seq=seq, type="run_failed",
-                                 data=_json_safe(event.model_dump(mode="json"))))
-            run.last_seq = seq
-        run.status, run.error, run.finished_at = "failed", reason, utcnow()
+    def _recover_run(self, session: Session, run: Run, deadline: float) -> None:
+        run_log = RunLog(self.runs_dir / run.id)
+        while run_log.held_elsewhere() and time.monotonic() < deadline:
+            time.sleep(0.05)
+        if run_log.held_elsewhere():
+            _kill_worker(run_log)
+        logged = run_log.read()
+        missed = [e for e in logged if e.seq > run.last_seq]
+        if logged:
+            ended = logged[-1].terminal
+        else:  # no log (a run from before logs were kept): the database's last event tells
+            last = session.scalar(select(RunEvent.data).where(RunEvent.run_id == run.id)
+                                  .order_by(RunEvent.seq.desc()).limit(1))
+            ended = last is not None and parse_event(last).terminal
+        if not ended:
+            failed = Emitter(run.id, missed.append, start_seq=run_log.next_seq(at_least=run.last_seq + 1)).emit(
+                RunFailed, reason=SERVER_STOPPED, step=run.step or None)
+            run_log.append(failed)
+            run_log.close()
+        if not missed:  # the row is behind its own last event
+            changes = row_changes(logged[-1]) if logged else {}
+            run.status, run.error, run.finished_at = changes.get("status", "failed"), changes.get(
+                "error", SERVER_STOPPED), utcnow()
+        for event in missed:
+            session.add(RunEvent(run_id=run.id, seq=event.seq, type=event.type, data=event_json(event)))
+            for key, value in row_changes(event).items():
+                setattr(run, key, value)
 
-    def shutdown(self) -> None:
+    def shutdown(self, *, timeout: float = 3.0) -> None:
+        """Stop every run gracefully (each saves a checkpoint and ends as stopped, interrupted), then
+        write what is buffered: the one way this server lets go of its runs. ``timeout`` bounds the
+        wait for the runs (then they are killed), well inside the 5 s a SIGTERM allows."""
         with self._lock:
             executor, self._executor = self._executor, None
             unsubscribe, self._unsubscribe = self._unsubscribe, None
         if executor is not None:
             try:
-                executor.shutdown(timeout=5.0)
+                executor.shutdown(timeout=timeout)
             except Exception:
                 log.exception("the executor did not shut down cleanly")
         if unsubscribe is not None:
             unsubscribe()
         self.writer.flush()
         # Whatever did not end by itself is marked now (and again at start-up, after a crash).
-        self.mark_orphans_failed()
+        self.recover()
 
-    # --- submitting --------------------------------------------------------------------------------
+    # --- starting ----------------------------------------------------------------------------------
+
+    def start(self, session: Session, *, project_id: str, version: int | None, name: str | None,
+              config: RunConfig, parent: Run | None = None, init_from: str | None = None) -> Run:
+        """Start training a project version: analyse its graph (once), check it against the data,
+        write the run row and hand the analysed model to the executor. Raises GraphInvalidError (422)
+        when the run could not start, HTTPException 404 for an unknown project or version."""
+        project = session.get(Project, project_id)
+        if project is None:
+            raise HTTPException(404, "project not found")
+        row = session.scalar(select(GraphVersion).where(GraphVersion.project_id == project.id,
+                                                        GraphVersion.version == (version or project.latest_version)))
+        if row is None:
+            raise HTTPException(404, "version not found")
+        worker_config = self.resolve_config(session, config)
+        spec = self._preflight(row.graph, RunConfig.model_validate(worker_config))
+        run = Run(project_id=project.id, version=row.version, graph=row.graph, config=worker_config,
+                  name=name or f"{project.name} v{row.version}", parent_run_id=parent.id if parent else None,
+                  status="queued")
+        session.add(run)
+        session.commit()
+        self.submit(run.id, project_id=project.id, graph=row.graph, config=worker_config, init_from=init_from,
+                    spec=spec)
+        return run
+
+    def continue_run(self, session: Session, run: Run) -> None:
+        """Continue a stopped run from its checkpoint under the same id (HTTPException 409 if it cannot)."""
+        if (self.live_status(run.id) or run.status) != "stopped":
+            raise HTTPException(409, "run is not stopped")
+        path = checkpoint_file(self.runs_dir, run.id, run.checkpoint)
+        if path is None:
+            raise HTTPException(409, "run has no checkpoint")
+        spec = self._preflight(run.graph, RunConfig.model_validate(run.config))
+        start_seq = self.last_seq(run) + 1
+        run.status, run.finished_at, run.error = "queued", None, None
+        session.commit()
+        self.submit(run.id, project_id=run.project_id, graph=run.graph, config=run.config,
+                    resume_from=str(path.parent), start_seq=start_seq, spec=spec)
+
+    def resolve_config(self, session: Session, config: RunConfig) -> dict[str, Any]:
+        """The config as the worker gets it: an upload id becomes the stored file's path."""
+        data = config.model_dump(mode="json")
+        upload = data["data"].get("upload")
+        if upload is not None:
+            row = session.get(Upload, str(upload["path"]))
+            if row is None:
+                raise HTTPException(404, "upload not found")
+            upload["path"] = str(self.uploads_dir / row.stored_name)
+        return data
+
+    def _preflight(self, graph: dict[str, Any], config: RunConfig) -> Any:
+        """The graph analysed once, and the trainer's own checks (dataset loadable, graph against data
+        and loss), so a run that cannot start is a 422 naming the node, not a failed run a moment
+        later. Returns the model spec the worker builds from."""
+        from layerlab.shapes import analyze
+        from layerlab.train.data import DatasetError, load_dataset
+        from layerlab.train.spec import RunSetupError, check_data, spec_from_analysis
+
+        analysis = analyze(graph, batch_size=config.data.batch_size, optimizer=config.optimizer.name)
+        if not analysis.report.valid:
+            raise GraphInvalidError(analysis.report.errors)
+        data = config.data.model_copy(update={"n_samples": min(config.data.n_samples, CHECK_SAMPLES)})
+        try:
+            spec = spec_from_analysis(analysis, config)
+            check_data(spec, load_dataset(data, seed=config.seed), config.loss)
+        except RunSetupError as e:
+            raise GraphInvalidError([GraphError(node=e.node, message=e.reason, suggestion=e.hint)]) from e
+        except DatasetError as e:
+            raise GraphInvalidError([GraphError(field="config.data", message=str(e))]) from e
+        return spec
 
     def submit(self, run_id: str, *, project_id: str | None, graph: dict[str, Any], config: dict[str, Any],
-               init_from: str | None = None, resume_from: str | None = None, start_seq: int = 0) -> None:
+               init_from: str | None = None, resume_from: str | None = None, start_seq: int = 0,
+               spec: Any = None) -> None:
         """Hand a run (already in the database) to the executor; a continued run (``resume_from``)
         numbers its events on from ``start_seq``."""
         with self._lock:
@@ -169,80 +335,49 @@ class RunManager:
         self.publish_status(run_id, project_id, "queued", **({} if resume_from else {"step": 0, "epoch": 0}))
         try:
             self.executor.submit(run_id, graph, config, init_from=init_from, resume_from=resume_from,
-                                 start_seq=start_seq)
+                                 start_seq=start_seq, spec=spec)
         except Exception as e:  # the executor refused (shut down, bad resource): the run failed
             log.exception("submitting run %s failed", run_id)
-            self.emit_synthetic(RunFailed(run_id=run_id, reason=f"the run could not be submitted: {e}"))
+            run_log = RunLog(self.runs_dir / run_id)
+            Emitter(run_id, self._log_and_handle(run_log), start_seq=run_log.next_seq(at_least=start_seq)).emit(
+                RunFailed, reason=f"the run could not be submitted: {e}")
+            run_log.close()
 
-    def emit_synthetic(self, event: Any) -> None:
-        """An event made by the server itself (seq follows the run's last)."""
-        with self._lock:
-            live = self._live.get(event.run_id)
-            seq = live.last_seq + 1 if live else 0
-        self.on_event(event.model_copy(update={"seq": seq}))
+    def _log_and_handle(self, run_log: RunLog) -> Callable[[Event], None]:
+        def sink(event: Event) -> None:
+            run_log.append(event)
+            self.on_event(event)
+
+        return sink
 
     # --- events ------------------------------------------------------------------------------------
 
-    def on_event(self, event: Any) -> None:
+    def on_event(self, event: Event) -> None:
         """Called by the executor (any thread) for every event, in seq order per run."""
-        data = _json_safe(event.model_dump(mode="json") if hasattr(event, "model_dump") else dict(event))
-        run_id, seq, kind = data["run_id"], int(data["seq"]), data["type"]
+        run_id, seq = event.run_id, event.seq
         with self._lock:
             live = self._live.get(run_id)
             if live is None:
-                log.warning("event %s for unknown run %s dropped", kind, run_id)
+                log.warning("event %s for unknown run %s dropped", event.type, run_id)
                 return
             if seq <= live.last_seq:
                 return  # a duplicate
             live.last_seq = seq
             old_status = live.status
-            new_status = STATUS_OF.get(kind, old_status)
-            if kind == "run_paused":
+            new_status = event.status or old_status
+            if isinstance(event, RunPaused):
                 live.pause_requested = False
             live.status = new_status
-            changes = self._row_changes(data, new_status)
+            changes = row_changes(event)
             live.changes.update(changes)
+            data = event_json(event)
             self.writer.append(run_id, data, changes)
-            text = dumps(data)
-            call_on_loop(self.loop, self.hub.publish, run_id, seq, text)
-        if new_status != old_status or kind in ("epoch",):
+            call_on_loop(self.loop, self.hub.publish, run_id, seq, dumps(data), event.terminal)
+        if new_status != old_status or isinstance(event, EpochEvent):
             self.publish_status(
-                run_id, live.project_id, new_status, step=data.get("step"), epoch=data.get("epoch"), seq=seq,
-                error=data.get("reason") if kind == "run_failed" else None,
+                run_id, live.project_id, new_status, step=changes.get("step"), epoch=changes.get("epoch"), seq=seq,
+                error=event.reason if isinstance(event, RunFailed) else None,
             )
-
-    @staticmethod
-    def _row_changes(data: dict[str, Any], status: str) -> dict[str, Any]:
-        kind = data["type"]
-        now = utcnow()
-        changes: dict[str, Any] = {"last_seq": int(data["seq"]), "status": status}
-        if isinstance(data.get("step"), int):
-            changes["step"] = data["step"]
-        if isinstance(data.get("epoch"), int):
-            changes["epoch"] = data["epoch"]
-        if kind == "run_started":
-            changes.update(started_at=now, total_steps=data.get("total_steps"),
-                           step=data.get("start_step", 0), epoch=data.get("start_epoch", 0))
-        elif kind == "step":
-            points = data.get("points") or []
-            if points:
-                changes["train_loss"] = points[-1][1]
-        elif kind == "epoch":
-            changes.update(train_loss=data.get("train_loss"), val_loss=data.get("val_loss"),
-                           val_accuracy=data.get("val_accuracy"))
-        elif kind == "checkpoint":
-            changes["checkpoint"] = data.get("path")
-        elif kind in TERMINAL_EVENTS:
-            changes["finished_at"] = now
-            if data.get("checkpoint"):
-                changes["checkpoint"] = data["checkpoint"]
-            if kind == "run_finished":
-                for key in ("train_loss", "val_loss", "val_accuracy"):
-                    if data.get(key) is not None:
-                        changes[key] = data[key]
-            if kind == "run_failed":
-                changes["error"] = data.get("reason")
-        return changes
 
     def publish_status(self, run_id: str, project_id: str | None, status: str, **extra: Any) -> None:
         message = {"type": "run_status", "run_id": run_id, "project_id": project_id, "status": status, **extra}
@@ -258,6 +393,10 @@ class RunManager:
             live = self._live.get(run_id)
             return live.status if live else None
 
+    def is_active(self, run: Run) -> bool:
+        """Whether the run is queued, running or paused now (a stopped run may have been continued)."""
+        return (self.live_status(run.id) or run.status) in ACTIVE_STATUSES
+
     def live_overlay(self, run: Run) -> Run:
         """The row with the newest status of a run that is still buffered for the writer."""
         with self._lock:
@@ -266,6 +405,13 @@ class RunManager:
                 for key, value in live.changes.items():
                     setattr(run, key, value)
         return run
+
+    def ready_workers(self) -> int:
+        """Warm worker processes waiting for a run (0 for executors without a pool)."""
+        with self._lock:
+            executor = self._executor
+        ready = getattr(executor, "ready_workers", None)
+        return ready() if ready is not None else 0
 
     def stop(self, run_id: str) -> None:
         self.executor.stop(run_id)
@@ -288,12 +434,13 @@ class RunManager:
         self.executor.resume(run_id)
 
     def last_seq(self, run: Run) -> int:
-        """The seq of the run's last event, wherever it is (row, live state or write buffer)."""
+        """The seq of the run's last event, wherever it is (log, row, live state or write buffer)."""
         with self._lock:
             live = self._live.get(run.id)
             live_seq = live.last_seq if live is not None else -1
         pending = [e["seq"] for e in self.writer.pending_for(run.id)]
-        return max([run.last_seq, live_seq, *pending])
+        logged = RunLog(self.runs_dir / run.id).next_seq() - 1
+        return max([run.last_seq, live_seq, logged, *pending])
 
     def can_resume(self, run_id: str) -> bool:
         with self._lock:
@@ -324,6 +471,21 @@ class RunManager:
 
     def forget(self, run_id: str) -> None:
         self.writer.forget_run(run_id)
+
+
+def _kill_worker(run_log: RunLog) -> None:
+    """A worker that still holds its run's log long after its server died is stuck: end it."""
+    pid = run_log.holder_pid()
+    if pid is None:
+        return
+    try:
+        os.kill(pid, signal.SIGKILL)
+    except OSError:
+        return
+    for _ in range(100):
+        if not run_log.held_elsewhere():
+            return
+        time.sleep(0.05)
 
 
 def checkpoint_file(runs_dir: Path, run_id: str, checkpoint: str | None) -> Path | None:

@@ -157,6 +157,10 @@ class RunDetail(RunSummary):
     config: dict[str, Any]
 
 
+class WorkerPool(BaseModel):
+    ready: int = Field(description="Warm worker processes waiting for a run (torch and the trainer loaded).")
+
+
 class RunAccepted(BaseModel):
     id: str
     status: RunStatus

@@ -139,16 +139,19 @@ class EventWriter:
         self.flush()
 
 
-class Watcher:
-    """One websocket client's bounded queue of (seq, json text) items."""
+Item = tuple[int, str, bool]  # (seq, json text, the run's terminal event)
 
-    RESYNC = (-1, "")
+
+class Watcher:
+    """One websocket client's bounded queue of (seq, json text, terminal) items."""
+
+    RESYNC: Item = (-1, "", False)
 
     def __init__(self, maxsize: int) -> None:
-        self.queue: asyncio.Queue[tuple[int, str]] = asyncio.Queue(maxsize=maxsize)
+        self.queue: asyncio.Queue[Item] = asyncio.Queue(maxsize=maxsize)
         self.overflowed = False
 
-    def offer(self, item: tuple[int, str]) -> None:
+    def offer(self, item: Item) -> None:
         if self.overflowed:
             return
         try:
@@ -189,13 +192,13 @@ class EventHub:
     def unwatch_status(self, watcher: Watcher) -> None:
         self.status_watchers.discard(watcher)
 
-    def publish(self, run_id: str, seq: int, text: str) -> None:
+    def publish(self, run_id: str, seq: int, text: str, terminal: bool = False) -> None:
         for watcher in list(self.runs.get(run_id, ())):
-            watcher.offer((seq, text))
+            watcher.offer((seq, text, terminal))
 
     def publish_status(self, text: str) -> None:
         for watcher in list(self.status_watchers):
-            watcher.offer((0, text))
+            watcher.offer((0, text, False))
 
     def watcher_count(self, run_id: str) -> int:
         return len(self.runs.get(run_id, ()))

@@ -2,8 +2,9 @@
 
 Each run is a :class:`RunActor` that asks Ray for ``num_gpus`` (the run's device count on a GPU
 cluster, 0 on the CPU). Its ``train`` method is a streaming generator: the trainer's events come
-back one by one as they are emitted, and a reader thread here re-stamps their ``seq`` and hands
-them to subscribers, exactly as the local executor does. Controls are actor calls that run on a
+back one by one as they are emitted (numbered in the actor, from the seq the run's log is at), and
+a reader thread here writes each to the run's log on this machine before handing it to
+subscribers, as the local executor does with the events its workers write. Controls are actor calls that run on a
 second thread of the actor and set the same :class:`~layerlab.train.ProcessControl` flags the
 local worker uses, so stop, pause and resume behave alike.
 
@@ -32,7 +33,7 @@ from pydantic import ValidationError
 from ray.exceptions import RayActorError, RayError
 
 from layerlab.train.config import RunConfig
-from layerlab.train.events import Event, RunFailed, RunQueued, RunStopped, parse_event
+from layerlab.train.events import Event, RunFailed, RunStopped, parse_event
 from layerlab.train.executor import QueueingExecutor, RunRecord
 
 log = logging.getLogger(__name__)
@@ -62,12 +63,15 @@ class RunActor:
         resume_from: str | None = None,
         init_from: str | None = None,
         num_threads: int | None = None,
+        start_seq: int = 0,
+        spec: Any = None,
     ) -> Iterator[dict[str, Any]]:
         """Train the run; yields each event (as a plain dict) as soon as the trainer emits it."""
         import torch  # noqa: PLC0415
 
         from layerlab.cluster.ddp import train_ddp  # noqa: PLC0415
-        from layerlab.train.trainer import train  # noqa: PLC0415
+        from layerlab.train.config import RunConfig  # noqa: PLC0415
+        from layerlab.train.trainer import train, train_spec  # noqa: PLC0415
 
         if gpus and torch.cuda.is_available() and str(config.get("device", "auto")) != "cpu":
             # Ray made only this actor's GPUs visible: they are cuda:0 .. cuda:gpus-1 here.
@@ -82,12 +86,14 @@ class RunActor:
 
         def work() -> None:
             try:
+                common = dict(run_id=run_id, run_dir=run_dir, control=self.control, resume_from=resume_from,
+                              init_from=init_from, start_seq=start_seq)
                 if devices > 1:
-                    train_ddp(graph, config, emit=sink, devices=devices, run_id=run_id, run_dir=run_dir,
-                              control=self.control, resume_from=resume_from, init_from=init_from)
+                    train_ddp(graph, config, emit=sink, devices=devices, **common)
+                elif spec is not None:
+                    train_spec(spec, RunConfig.model_validate(config), emit=sink, **common)
                 else:
-                    train(graph, config, emit=sink, run_id=run_id, run_dir=run_dir, control=self.control,
-                          resume_from=resume_from, init_from=init_from)
+                    train(graph, config, emit=sink, **common)
             except BaseException as e:  # the trainer reports its own failures; this is the last resort
                 log.exception("run %s crashed", run_id)
                 sink(RunFailed(run_id=run_id, reason=f"the worker crashed: {type(e).__name__}: {e}"))
@@ -100,8 +106,8 @@ class RunActor:
             yield item
         thread.join()
 
-    def stop(self) -> None:
-        self.control.request_stop()
+    def stop(self, interrupted: bool = False) -> None:
+        self.control.request_stop(interrupted=interrupted)
 
     def pause(self) -> None:
         self.control.request_pause()
@@ -145,8 +151,7 @@ class RayExecutor(QueueingExecutor):
         poll_s: float = 2.0,
         init_kwargs: dict[str, Any] | None = None,
     ) -> None:
-        super().__init__()
-        self.runs_dir = Path(runs_dir).resolve()
+        super().__init__(runs_dir)
         self.max_concurrent = max_concurrent
         self.cpus_per_run = cpus_per_run
         self.num_threads = num_threads
@@ -175,6 +180,7 @@ class RayExecutor(QueueingExecutor):
         resume_from: str | None = None,
         init_from: str | None = None,
         start_seq: int | None = None,
+        spec: Any = None,
     ) -> None:
         """Queue a run; ``config.devices`` > 1 trains it data-parallel on that many GPUs of one node
         (or CPU processes)."""
@@ -183,26 +189,20 @@ class RayExecutor(QueueingExecutor):
         if hasattr(graph, "model_dump"):
             graph = graph.model_dump(mode="json")
         with self._lock:
-            if self._closed:
-                raise RuntimeError("the executor is shut down")
-            previous = self._runs.get(run_id)
-            if previous is not None and not previous.done:
-                raise ValueError(f"run {run_id!r} is already {previous.state}")
-            run = _Run(
-                run_id=run_id,
+            run = self._new_record(
+                _Run, run_id, start_seq=start_seq,
                 graph=graph,
+                spec=spec,
                 config=cfg.model_dump(mode="json"),
                 devices=devices,
                 gpus=devices if self._wants_gpu(cfg.device) else 0,
                 resume_from=None if resume_from is None else str(resume_from),
                 init_from=None if init_from is None else str(init_from),
-                seq=start_seq if start_seq is not None else previous.seq if previous is not None else 0,
             )
             self._runs[run_id] = run
             too_big = self._too_big(run)
             if too_big is not None:
-                self._deliver(run, RunFailed(run_id=run_id, reason=too_big,
-                                             hint="lower devices, or add a node with that many GPUs"))
+                self._emit(run, RunFailed, reason=too_big, hint="lower devices, or add a node with that many GPUs")
                 return
             self._waiting.append(run_id)
             self._schedule()
@@ -252,15 +252,17 @@ class RayExecutor(QueueingExecutor):
                 except (RayError, ValueError, TypeError) as e:  # Ray refused the actor: this run fails, the queue goes on
                     log.exception("run %s could not start on Ray", run_id)
                     run.actor = None
-                    self._deliver(run, RunFailed(run_id=run_id, reason=f"Ray could not start the run: {e}"))
+                    self._emit(run, RunFailed, reason=f"Ray could not start the run: {e}")
                     continue
                 gpus_busy += run.gpus
                 cpu_runs += 0 if run.gpus else 1
-            for position, run_id in enumerate(self._waiting, start=1):
-                run = self._runs[run_id]
-                if run.position != position:
-                    run.position = position
-                    self._deliver(run, RunQueued(run_id=run_id, position=position))
+            self._tell_positions(self._holder)
+
+    def _holder(self, run: RunRecord) -> str | None:
+        """A running run holding the kind of resource (GPU or CPU slot) this one waits for."""
+        wants_gpu = bool(getattr(run, "gpus", 0))
+        return next((r.run_id for r in self._runs.values() if r.actor is not None and bool(r.gpus) == wants_gpu),
+                    None)
 
     def _tick(self, poll_s: float) -> None:
         while not self._wake.wait(poll_s):
@@ -288,7 +290,7 @@ class RayExecutor(QueueingExecutor):
         stream = run.actor.train.options(num_returns="streaming").remote(
             run.run_id, run.graph, run.config, str(self.runs_dir / run.run_id),
             devices=run.devices, gpus=run.gpus, resume_from=run.resume_from, init_from=run.init_from,
-            num_threads=self.num_threads,
+            num_threads=self.num_threads, start_seq=run.next_seq, spec=run.spec,
         )
         run.reader = threading.Thread(target=self._read, args=(run, stream), name=f"events-{run.run_id}",
                                       daemon=True)
@@ -305,7 +307,7 @@ class RayExecutor(QueueingExecutor):
                 except ValidationError:
                     log.exception("run %s sent an invalid event", run.run_id)
                     continue
-                self._deliver(run, event)
+                self._record(run, event)
         except RayActorError as e:
             failure = f"the Ray worker running this run died: {type(e).__name__}"
             log.warning("run %s: %s", run.run_id, e)
@@ -321,14 +323,12 @@ class RayExecutor(QueueingExecutor):
                 return
             if not run.done:
                 if run.killed:
-                    self._deliver(run, RunFailed(run_id=run.run_id, reason="killed", step=run.last_step))
+                    self._emit(run, RunFailed, reason="killed", step=run.last_step)
                 else:
-                    self._deliver(run, RunFailed(
-                        run_id=run.run_id, step=run.last_step,
-                        reason=failure or "the run's stream ended without a final event",
-                        hint="its node may have been lost or run out of memory; start the run again "
-                             "(resume from its last checkpoint, if any)",
-                    ))
+                    self._emit(run, RunFailed, step=run.last_step,
+                               reason=failure or "the run's stream ended without a final event",
+                               hint="its node may have been lost or run out of memory; start the run again "
+                                    "(resume from its last checkpoint, if any)")
         with contextlib.suppress(RayError):
             ray.kill(actor, no_restart=True)  # frees its GPUs now, not when garbage collected
         self._schedule()
@@ -340,9 +340,9 @@ class RayExecutor(QueueingExecutor):
         with self._lock:
             return self._get(run_id).actor
 
-    def _call(self, run: _Run, method: str) -> None:
+    def _call(self, run: _Run, method: str, **kwargs: Any) -> None:
         try:
-            getattr(run.actor, method).remote()  # fire and forget: the events tell the outcome
+            getattr(run.actor, method).remote(**kwargs)  # fire and forget: the events tell the outcome
         except RayError:
             log.warning("run %s: could not send %s to its actor", run.run_id, method)
 
@@ -351,7 +351,7 @@ class RayExecutor(QueueingExecutor):
             run = self._get(run_id)
             if run.done:
                 return
-            if self._end_if_queued(run, RunStopped(run_id=run_id, step=0, epoch=0, checkpoint=None)):
+            if self._end_if_queued(run, RunStopped, step=0, epoch=0, checkpoint=None):
                 return
             self._call(run, "stop")
 
@@ -378,7 +378,7 @@ class RayExecutor(QueueingExecutor):
             run = self._get(run_id)
             if run.done:
                 return
-            if self._end_if_queued(run, RunFailed(run_id=run_id, reason="killed", step=None)):
+            if self._end_if_queued(run, RunFailed, reason="killed", step=None):
                 return
             run.killed = True
             actor, reader = run.actor, run.reader
@@ -395,12 +395,10 @@ class RayExecutor(QueueingExecutor):
                 return
             self._closed = True
             self._wake.set()
-            for run_id in list(self._waiting):
-                self._waiting.remove(run_id)
-                self._deliver(self._runs[run_id], RunStopped(run_id=run_id, step=0, epoch=0, checkpoint=None))
+            self._stop_waiting()
             running = [r for r in self._runs.values() if r.actor is not None and not r.done]
             for run in running:
-                self._call(run, "stop")
+                self._call(run, "stop", interrupted=True)
             ending = [r for r in self._runs.values() if r.actor is not None and r.done]
         for run in running:
             if run.reader is not None:

@@ -41,7 +41,8 @@ def is_merge(op: str) -> bool:
 
 
 def assemble(nodes: list[Node], *, out_key: str, shape: tuple[int, ...], dtype: str, name: str,
-             type_at: Callable[[str], str]) -> tuple[dict[str, Any], dict[str, str]]:
+             type_at: Callable[[str], str], block_params: dict[tuple[str, ...], dict[str, Any]] | None = None,
+             ) -> tuple[dict[str, Any], dict[str, str]]:
     """The graph JSON for the translated nodes (in forward order), laid out, and each graph node's
     module path (for messages). Blocks are the containers the nodes were called in."""
     blocks: dict[tuple[str, ...], str] = {}  # container path → block id
@@ -83,7 +84,7 @@ def assemble(nodes: list[Node], *, out_key: str, shape: tuple[int, ...], dtype: 
         blocks[c] = new_id(".".join(c))
     for node in nodes:
         if node.module is not None:
-            node.id = new_id(node.path)
+            node.id = new_id(".".join((*node.container, node.local)))  # as the graph nests it
             node.name = node.local if node.local != node.id else None
     for node in nodes:
         if node.module is not None:
@@ -185,7 +186,7 @@ def assemble(nodes: list[Node], *, out_key: str, shape: tuple[int, ...], dtype: 
             if c in emitted:
                 continue
             emitted.add(c)
-            entry: dict[str, Any] = {"id": blocks[c], "op": "Block", "params": {}}
+            entry: dict[str, Any] = {"id": blocks[c], "op": "Block", "params": dict((block_params or {}).get(c, {}))}
             if len(c) > 1:
                 entry["parent"] = blocks[c[:-1]]
             if c[-1] != blocks[c]:

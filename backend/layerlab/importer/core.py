@@ -17,6 +17,7 @@ from ..plan import iter_layers
 from ..shapes import analyze
 from .assemble import INPUT_KEY, Node, assemble
 from .errors import ModuleImportError, UnsupportedModuleError
+from .structure import Structure
 from .trace import SHAPE, FunctionTable, Shapes, Tracer, catalog_classes, container_of, live_nodes, qualname
 
 
@@ -83,8 +84,12 @@ class _Importer:
         self.translate(gm, live)
         self.hoist_merges()
         self.check_weights_used()
-        data, self.paths = assemble(list(self.nodes.values()), out_key=self.out_key, shape=self.shape,
-                                    dtype=self.dtype, name=self.name, type_at=self.type_at)
+        structure = Structure(self.module, self.nodes, self.out_key)  # residual blocks and repeats back
+        self.out_key = structure.run()
+        data, self.paths = assemble(
+            list(self.nodes.values()), out_key=self.out_key, shape=self.shape, dtype=self.dtype, name=self.name,
+            type_at=lambda path: self.type_at(structure.origin.get(_split(path), path)), block_params=structure.params,
+        )
         graph = self.validate(data)
         self.compare(graph)
         return graph
@@ -502,16 +507,20 @@ class _Importer:
         if want != got:
             diff = sorted(set(want.items()) ^ set(got.items()))[:6]
             raise ModuleImportError("", f"the imported graph's state_dict differs from the module's: {diff}")
-        for node in self.nodes.values():
-            if node.module is None:
+        for path, m in self.module.named_modules():  # every layer, also those folded into a repeat or a shortcut
+            if type(m) not in self.leaves or not path:
                 continue
-            mine, theirs = _attrs(node.module), _attrs(built.get_submodule(node.path))
+            try:
+                theirs = _attrs(built.get_submodule(path))
+            except AttributeError:
+                continue  # never called: no part of the graph (check_weights_used saw it holds nothing)
+            mine = _attrs(m)
             diff = {k: (v, theirs.get(k)) for k, v in mine.items() if theirs.get(k) != v}
             if diff:
                 shown = ", ".join(f"{k}={a!r} (LayerLab builds {b!r})" for k, (a, b) in diff.items())
                 raise UnsupportedModuleError(
-                    node.path, type(node.module).__name__,
-                    f"LayerLab's {node.op} cannot express {shown}; received {_short(node.module)}",
+                    path, type(m).__name__,
+                    f"LayerLab's {self.leaves[type(m)]} cannot express {shown}; received {_short(m)}",
                 )
 
 
@@ -542,7 +551,7 @@ def _tidy(op: str, params: dict[str, Any], path: str) -> dict[str, Any]:
     for k, v in params.items():
         if isinstance(v, (list, tuple)):
             v = list(v)
-            if len(v) > 1 and len(set(v)) == 1 and not isinstance(fields[k].default, list):
+            if v and len(set(v)) == 1 and not isinstance(fields[k].default, list):
                 try:
                     model.model_validate({**params, k: v[0]})
                     v = v[0]

@@ -104,6 +104,12 @@ class _PoolBase(OpSpec):
 
     extra_args: tuple[str, ...] = ("dilation", "ceil_mode")
 
+    def from_torch(self, module: Any) -> dict[str, Any]:
+        out = super().from_torch(module)
+        if out.get("stride") == out.get("kernel_size"):  # torch stores the default stride as kernel_size
+            out["stride"] = None
+        return out
+
 
 class MaxPool1dParams(Params):
     kernel_size: Kernel | tuple[Kernel] = Field(2, description="Window length.")

@@ -10,6 +10,7 @@ from __future__ import annotations
 import multiprocessing as mp
 from multiprocessing.context import BaseContext
 from multiprocessing.synchronize import Event as MpEvent
+from typing import Literal
 
 
 class Control:
@@ -24,9 +25,14 @@ class Control:
     def wait_while_paused(self, timeout: float) -> None:
         """Block up to ``timeout`` seconds or until resumed or stopped."""
 
+    def stop_reason(self) -> Literal["requested", "interrupted"]:
+        """Why a stop was requested: by a person, or because the server is going away."""
+        return "requested"
+
 
 class ProcessControl(Control):
-    """Two multiprocessing events shared with the parent: ``stop`` and ``pause``.
+    """Multiprocessing events shared with the parent: ``stop`` and ``pause`` (and ``interrupted``,
+    set with ``stop`` when the server is the reason).
 
     Pausing sets ``pause``; resuming clears it and sets ``wake`` so a paused worker reacts at once.
     """
@@ -36,6 +42,7 @@ class ProcessControl(Control):
         self.stop: MpEvent = ctx.Event()
         self.pause: MpEvent = ctx.Event()
         self.wake: MpEvent = ctx.Event()
+        self.interrupted: MpEvent = ctx.Event()
 
     def stop_requested(self, step: int) -> bool:
         return self.stop.is_set()
@@ -47,8 +54,13 @@ class ProcessControl(Control):
         self.wake.wait(timeout)
         self.wake.clear()
 
-    # The parent's side.
-    def request_stop(self) -> None:
+    def stop_reason(self) -> Literal["requested", "interrupted"]:
+        return "interrupted" if self.interrupted.is_set() else "requested"
+
+    # The parent's side (and the worker's own, when it finds its parent gone).
+    def request_stop(self, *, interrupted: bool = False) -> None:
+        if interrupted:
+            self.interrupted.set()
         self.stop.set()
         self.wake.set()
 

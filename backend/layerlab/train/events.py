@@ -1,22 +1,43 @@
-"""Training events: one tagged union, discriminated on ``type``.
+"""Training events: one tagged union, discriminated on ``type``, and the log that numbers them.
 
-The trainer only ever calls ``emit(event)``. Whatever carries the events (a multiprocessing
-queue, a websocket, a test's list) is someone else's business. Every event names its run and
-carries a ``seq`` that increases by one per event of that run, so a consumer can tell order and
-gaps without trusting arrival order.
+The trainer only ever calls ``emit(event)``. Whatever carries the events (a run's log file, a
+websocket, a test's list) is someone else's business. Every event names its run and carries a
+``seq`` that increases by one per event of that run, so a consumer can tell order and gaps
+without trusting arrival order.
+
+A run's events live in one file, ``events.jsonl`` in its run directory (:class:`RunLog`). Seq
+numbers come from one place, :class:`Emitter`, started from the log's next seq by whoever writes
+the log at that moment: the executor while the run waits or after its process has ended, the
+run's own process while it trains. Each event is in the file before anyone else sees it, so an
+event a client has received survives any crash and its seq is never handed out twice.
+
+What an event means for its run (the status it puts the run in, whether it is the last) is
+defined here once, on the event types: :attr:`status` and :attr:`terminal`.
 """
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
+import json
+import os
 import time
 from collections.abc import Callable
-from typing import Annotated, Any, Literal, Union
+from pathlib import Path
+from typing import Annotated, Any, ClassVar, Literal, Union
 
-from pydantic import BaseModel, ConfigDict, Field, TypeAdapter
+from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
+
+RunStatus = Literal["queued", "running", "paused", "finished", "failed", "stopped"]
+ACTIVE_STATUSES: tuple[RunStatus, ...] = ("queued", "running", "paused")
 
 
 class _EventBase(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    # NaN and infinite losses are written as NaN/Infinity in the log and read back as floats.
+    model_config = ConfigDict(extra="forbid", ser_json_inf_nan="constants")
+
+    status: ClassVar[RunStatus | None] = None  # the run's status after this event (None: unchanged)
+    terminal: ClassVar[bool] = False  # the run's last event (until it is continued)
 
     run_id: str
     seq: int = Field(0, ge=0, description="Monotonic per run, starting at 0.")
@@ -80,11 +101,26 @@ class LayerStat(BaseModel):
 
 
 class RunQueued(_EventBase):
+    status: ClassVar[RunStatus | None] = "queued"
+
     type: Literal["run_queued"] = "run_queued"
     position: int = Field(ge=1, description="1 = next to start.")
+    behind: str | None = Field(None, description="The run it waits for: the one ahead in the queue, or "
+                                                 "the running run whose device it needs.")
+
+
+class RunStarting(_EventBase):
+    """The run has left the queue and is being set up; ``phase`` says what it is waiting for."""
+
+    type: Literal["run_starting"] = "run_starting"
+    phase: Literal["process", "data", "model"] = Field(
+        description="process: its worker process is still starting (importing torch); data: loading "
+        "and preparing the dataset; model: building the model (and loading weights).")
 
 
 class RunStarted(_EventBase):
+    status: ClassVar[RunStatus | None] = "running"
+
     type: Literal["run_started"] = "run_started"
     model: ModelSummary
     param_groups: list[ParamGroupInfo]
@@ -149,16 +185,23 @@ class WarningEvent(_EventBase):
 
 
 class RunPaused(_EventBase):
+    status: ClassVar[RunStatus | None] = "paused"
+
     type: Literal["run_paused"] = "run_paused"
     step: int
 
 
 class RunResumed(_EventBase):
+    status: ClassVar[RunStatus | None] = "running"
+
     type: Literal["run_resumed"] = "run_resumed"
     step: int
 
 
 class RunFinished(_EventBase):
+    status: ClassVar[RunStatus | None] = "finished"
+    terminal: ClassVar[bool] = True
+
     type: Literal["run_finished"] = "run_finished"
     step: int
     epoch: int
@@ -171,6 +214,9 @@ class RunFinished(_EventBase):
 
 
 class RunFailed(_EventBase):
+    status: ClassVar[RunStatus | None] = "failed"
+    terminal: ClassVar[bool] = True
+
     type: Literal["run_failed"] = "run_failed"
     reason: str
     step: int | None = None
@@ -180,15 +226,22 @@ class RunFailed(_EventBase):
 
 
 class RunStopped(_EventBase):
+    status: ClassVar[RunStatus | None] = "stopped"
+    terminal: ClassVar[bool] = True
+
     type: Literal["run_stopped"] = "run_stopped"
     step: int
     epoch: int
     checkpoint: str | None
+    reason: Literal["requested", "interrupted"] = Field(
+        "requested", description="interrupted: the server stopped (shut down or died) during the run; "
+        "Continue goes on from the checkpoint.")
 
 
 Event = Annotated[
     Union[  # noqa: UP007
         RunQueued,
+        RunStarting,
         RunStarted,
         StepEvent,
         EpochEvent,
@@ -204,7 +257,6 @@ Event = Annotated[
     Field(discriminator="type"),
 ]
 EventAdapter: TypeAdapter[Event] = TypeAdapter(Event)
-TERMINAL_TYPES: frozenset[str] = frozenset({"run_finished", "run_failed", "run_stopped"})
 
 Emit = Callable[[Event], None]
 
@@ -215,22 +267,150 @@ def parse_event(data: dict[str, Any]) -> Event:
 
 
 def is_terminal(event: Event) -> bool:
-    return event.type in TERMINAL_TYPES
+    return event.terminal
 
 
 class Emitter:
-    """Stamps ``run_id`` and ``seq`` on events and hands them to a sink.
-
-    One per run; the trainer builds events without seq and this fills it in.
-    """
+    """Stamps ``run_id`` and ``seq`` on events and hands them to a sink: the one place seq
+    numbers are made. One per run and writer; ``start_seq`` is the log's next seq."""
 
     def __init__(self, run_id: str, sink: Emit, *, start_seq: int = 0) -> None:
         self.run_id = run_id
         self._sink = sink
         self._seq = start_seq
 
+    @property
+    def next_seq(self) -> int:
+        return self._seq
+
     def emit(self, event_cls: type[_EventBase], **fields: Any) -> Event:
         event = event_cls(run_id=self.run_id, seq=self._seq, **fields)
         self._seq += 1
         self._sink(event)  # type: ignore[arg-type]
         return event  # type: ignore[return-value]
+
+
+class RunLog:
+    """A run's ``events.jsonl``: one event per line, appended and flushed one by one.
+
+    The process that writes the log while a run trains holds an exclusive ``flock`` on it
+    (:meth:`hold`), so a server starting up can tell a worker that is still finishing from one
+    that is gone. A line cut short by a crash is ignored when reading, and the next append starts
+    on a fresh line.
+    """
+
+    FILE = "events.jsonl"
+    PID_FILE = "worker.pid"
+
+    def __init__(self, run_dir: str | Path) -> None:
+        self.path = Path(run_dir) / self.FILE
+        self._file: Any = None
+
+    # --- reading ---------------------------------------------------------------------------
+
+    def read(self, *, after: int = -1) -> list[Event]:
+        """Every complete event with a seq above ``after``, in file order."""
+        try:
+            data = self.path.read_bytes()
+        except FileNotFoundError:
+            return []
+        return [e for e in _parse_lines(data.split(b"\n")) if e.seq > after]
+
+    def next_seq(self, *, at_least: int = 0) -> int:
+        events = self.read()
+        return max(events[-1].seq + 1 if events else 0, at_least)
+
+    # --- writing ---------------------------------------------------------------------------
+
+    def size(self) -> int:
+        try:
+            return self.path.stat().st_size
+        except FileNotFoundError:
+            return 0
+
+    def append(self, event: Event) -> None:
+        """Write one event and flush it to the OS (it survives this process being killed)."""
+        file = self._open()
+        file.write(event.model_dump_json().encode() + b"\n")
+        file.flush()
+
+    def hold(self) -> None:
+        """Take the writer's lock for this process's lifetime (released by the OS when it exits)."""
+        fcntl.flock(self._open().fileno(), fcntl.LOCK_EX)
+        self.path.with_name(self.PID_FILE).write_text(str(os.getpid()))
+
+    def holder_pid(self) -> int | None:
+        """The process that last took the writer's lock (see :meth:`hold`)."""
+        try:
+            return int(self.path.with_name(self.PID_FILE).read_text())
+        except (OSError, ValueError):
+            return None
+
+    def _open(self) -> Any:
+        if self._file is None:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            self._file = open(self.path, "ab")  # noqa: SIM115 - kept open across appends
+            if self._file.tell() > 0 and not _ends_with_newline(self.path):
+                self._file.write(b"\n")  # a line cut short by a crash stays on its own
+        return self._file
+
+    def held_elsewhere(self) -> bool:
+        """Whether another process (a run's worker) holds the writer's lock now."""
+        try:
+            fd = os.open(self.path, os.O_RDONLY)
+        except FileNotFoundError:
+            return False
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            return True
+        finally:
+            os.close(fd)  # closing drops a lock taken here
+        return False
+
+    def close(self) -> None:
+        if self._file is not None:
+            with contextlib.suppress(OSError):
+                self._file.close()
+            self._file = None
+
+
+class LogTail:
+    """Reads the events another process appends to a :class:`RunLog`, from where it left off."""
+
+    def __init__(self, log: RunLog, *, offset: int = 0) -> None:
+        self.path = log.path
+        self._offset = offset
+        self._rest = b""
+
+    def poll(self) -> list[Event]:
+        try:
+            with open(self.path, "rb") as f:
+                f.seek(self._offset)
+                chunk = f.read()
+        except FileNotFoundError:
+            return []
+        if not chunk:
+            return []
+        self._offset += len(chunk)
+        lines = (self._rest + chunk).split(b"\n")
+        self._rest = lines.pop()  # the part after the last newline: not complete yet
+        return _parse_lines(lines)
+
+
+def _ends_with_newline(path: Path) -> bool:
+    with open(path, "rb") as f:
+        f.seek(-1, os.SEEK_END)
+        return f.read(1) == b"\n"
+
+
+def _parse_lines(lines: list[bytes]) -> list[Event]:
+    out = []
+    for line in lines:
+        if not line.strip():
+            continue
+        try:
+            out.append(EventAdapter.validate_json(line))
+        except (ValidationError, json.JSONDecodeError, ValueError):
+            continue  # a line cut short by a crash
+    return out

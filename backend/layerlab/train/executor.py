@@ -4,6 +4,15 @@
 own spawned process on this machine, one run per GPU (and ``max_concurrent`` on the CPU), queues
 the rest, and forwards events to subscribers. A cluster executor (Ray) can implement the same
 interface without touching the trainer: the trainer only needs ``emit`` and a ``Control``.
+
+Every event of a run is in its log (``events.jsonl`` in the run directory) before a subscriber
+sees it. The executor writes the events it makes itself (queue positions, a run ended before it
+started or after its process died); a local run's process writes its own, and the executor reads
+them from the file.
+
+Starting is instant where it can be: a worker process per device slot is started ahead of time
+and waits, warm (torch, the trainer and the small datasets loaded); a run takes it, and a fresh
+one is started for the next run when this one ends (or has trained for a few seconds).
 """
 
 from __future__ import annotations
@@ -14,31 +23,34 @@ import multiprocessing as mp
 import os
 import queue
 import threading
+import time
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from multiprocessing.connection import Connection
 from multiprocessing.process import BaseProcess
-from multiprocessing.queues import Queue
 from pathlib import Path
-from typing import Any, Literal
-
-from pydantic import ValidationError
+from typing import Any
 
 from .config import RunConfig
 from .control import ProcessControl
 from .events import (
+    Emitter,
     Event,
+    LogTail,
     RunFailed,
+    RunLog,
     RunQueued,
+    RunStarting,
+    RunStatus,
     RunStopped,
     is_terminal,
-    parse_event,
 )
-from .worker import run_worker
+from .worker import READY, Job, serve_one
 
 log = logging.getLogger(__name__)
 
-RunState = Literal["queued", "running", "paused", "finished", "stopped", "failed"]
+RunState = RunStatus
 Subscriber = Callable[[Event], None]
 
 
@@ -55,11 +67,13 @@ class Executor(ABC):
         resume_from: str | None = None,
         init_from: str | None = None,
         start_seq: int | None = None,
+        spec: Any = None,
     ) -> None:
         """Queue a run. ``resume_from`` continues a checkpoint (same graph); ``init_from`` starts
         from another run's weights (fine-tuning, the new graph's freezing applies). ``start_seq``
-        numbers its first event (a run continued after a restart goes on from its stored events);
-        by default a resubmitted run id continues from its last seq here, a new one starts at 0."""
+        is the lowest seq its first event may have; it goes on from the run's log in any case, so
+        a run id that comes back never reuses a seq. ``spec`` is the ModelSpec of a graph the
+        caller has analysed already (the worker then builds the model without analysing again)."""
 
     @abstractmethod
     def subscribe(self, callback: Subscriber, *, run_id: str | None = None, replay: bool = False) -> Callable[[], None]:
@@ -91,7 +105,8 @@ class Executor(ABC):
 
     @abstractmethod
     def shutdown(self, *, timeout: float = 10.0) -> None:
-        """Stop every run (gracefully for up to ``timeout`` seconds, then kill) and release resources."""
+        """Stop every run (gracefully, with a checkpoint, for up to ``timeout`` seconds, then kill)
+        and release resources. The runs end as stopped (interrupted): Continue goes on from there."""
 
     def events(self, run_id: str, *, timeout: float | None = None) -> Iterator[Event]:
         """A blocking iterator over one run's events, from its first, ending after its terminal event.
@@ -123,34 +138,27 @@ class RunRecord:
 
     run_id: str
     graph: dict[str, Any]
+    log: RunLog
+    spec: Any = None
     resume_from: str | None = None
     init_from: str | None = None
-    seq: int = 0
+    next_seq: int = 0
     state: RunState = "queued"
     position: int | None = None
     reader: threading.Thread | None = None
     last_step: int | None = None
     killed: bool = False
     done: bool = False  # a terminal event was delivered
+    ended: threading.Event = field(default_factory=threading.Event)  # its process has exited
     history: list[Event] = field(default_factory=list)
-
-
-# The state each event puts its run in (events not listed leave it as it is).
-STATE_AFTER: dict[str, RunState] = {
-    "run_started": "running",
-    "run_resumed": "running",
-    "run_paused": "paused",
-    "run_finished": "finished",
-    "run_stopped": "stopped",
-    "run_failed": "failed",
-}
 
 
 class QueueingExecutor(Executor):
     """The bookkeeping every executor shares: runs by id, one FIFO of waiting runs, subscribers,
-    and delivery of each run's events in seq order with the state they imply."""
+    each run's log, and delivery of its events in seq order with the state they imply."""
 
-    def __init__(self) -> None:
+    def __init__(self, runs_dir: str | Path) -> None:
+        self.runs_dir = Path(runs_dir).resolve()
         self._lock = threading.RLock()
         self._runs: dict[str, Any] = {}
         self._waiting: list[str] = []
@@ -178,27 +186,49 @@ class QueueingExecutor(Executor):
         with self._lock:
             return list(self._get(run_id).history)
 
-    def _deliver(self, run: RunRecord, event: Event) -> None:
-        """Stamp the run's next seq and hand the event to subscribers (always under the lock, so
-        subscribers see each run's events in seq order)."""
+    def _new_record(self, cls: type[RunRecord], run_id: str, *, start_seq: int | None, **fields: Any) -> Any:
+        """A run's record, after checking it may be (re)submitted; its seq goes on from its log."""
+        if self._closed:
+            raise RuntimeError("the executor is shut down")
+        previous = self._runs.get(run_id)
+        if previous is not None and not previous.done:
+            raise ValueError(f"run {run_id!r} is already {previous.state}")
+        run_log = RunLog(self.runs_dir / run_id)
+        floor = max(start_seq or 0, previous.next_seq if previous is not None else 0)
+        return cls(run_id=run_id, log=run_log, next_seq=run_log.next_seq(at_least=floor), **fields)
+
+    def _emit(self, run: RunRecord, event_cls: type, **fields: Any) -> None:
+        """An event the executor makes itself: numbered after the run's last, logged, delivered."""
+        Emitter(run.run_id, lambda event: self._record(run, event), start_seq=run.next_seq).emit(event_cls, **fields)
+
+    def _record(self, run: RunRecord, event: Event) -> None:
+        """An event that this process writes to the run's log, then delivers."""
         with self._lock:
-            if run.done:
-                return  # nothing after a terminal event (e.g. late events of a killed process)
-            event = event.model_copy(update={"seq": run.seq})
-            run.seq += 1
-            kind = event.type
-            if kind in STATE_AFTER:
-                run.state = STATE_AFTER[kind]
-                run.done = is_terminal(event)
-            elif kind in ("step", "epoch", "layer_stats"):
-                run.last_step = event.step  # type: ignore[union-attr]
+            if run.done or event.seq < run.next_seq:
+                return
+            run.log.append(event)
+            self._deliver(run, event)
+
+    def _deliver(self, run: RunRecord, event: Event) -> None:
+        """Hand a logged event to subscribers (always under the lock, so subscribers see each run's
+        events in seq order); events after the terminal one, or seen already, are dropped."""
+        with self._lock:
+            if run.done or event.seq < run.next_seq:
+                return
+            run.next_seq = event.seq + 1
+            if event.status is not None:
+                run.state = event.status
+            run.done = event.terminal
+            step = getattr(event, "step", None)
+            if isinstance(step, int) and event.type != "run_queued":
+                run.last_step = step
             run.history.append(event)
             for wanted, callback in list(self._subscribers):
                 if wanted is None or wanted == run.run_id:
                     try:
                         callback(event)
                     except Exception:
-                        log.exception("event subscriber failed on %s", kind)
+                        log.exception("event subscriber failed on %s", event.type)
 
     def _get(self, run_id: str) -> Any:
         try:
@@ -210,37 +240,87 @@ class QueueingExecutor(Executor):
         with self._lock:
             return self._get(run_id).state
 
-    def _end_if_queued(self, run: RunRecord, event: Event) -> bool:
-        """A run still waiting ends with ``event`` (stopped or killed before it started) and the
+    def _tell_positions(self, holders: Callable[[RunRecord], str | None]) -> None:
+        """Tell each waiting run its place (1 = next) and whom it waits for, when that changed."""
+        ahead: str | None = None
+        for position, run_id in enumerate(self._waiting, start=1):
+            run = self._runs[run_id]
+            behind = ahead if ahead is not None else holders(run)
+            if run.position != position:
+                run.position = position
+                self._emit(run, RunQueued, position=position, behind=behind)
+            ahead = run_id
+
+    def _end_if_queued(self, run: RunRecord, event_cls: type, **fields: Any) -> bool:
+        """A run still waiting ends with this event (stopped or killed before it started) and the
         queue moves up; False when the run has already started."""
         if run.run_id not in self._waiting:
             return False
         self._waiting.remove(run.run_id)
-        self._deliver(run, event)
+        self._emit(run, event_cls, **fields)
         self._schedule()
         return True
+
+    def _stop_waiting(self) -> None:
+        """At shutdown: the runs still queued end as stopped (interrupted), so they show why."""
+        for run_id in list(self._waiting):
+            self._waiting.remove(run_id)
+            self._emit(self._runs[run_id], RunStopped, step=0, epoch=0, checkpoint=None, reason="interrupted")
 
     @abstractmethod
     def _schedule(self) -> None:
         """Start whatever waiting runs can start; tell the rest their position."""
 
 
+@dataclass
+class _Worker:
+    """A spawned worker process waiting for its one run (see ``worker.serve_one``)."""
+
+    device: str  # the device slot it is for: "cpu" or "cuda:N"
+    process: BaseProcess
+    control: ProcessControl
+    jobs: Connection
+    ready: bool = False
+
+    def is_ready(self) -> bool:
+        """Whether it has finished warming up (never blocks)."""
+        if not self.ready:
+            try:
+                self.ready = self.jobs.poll() and self.jobs.recv() == READY
+            except (EOFError, OSError):
+                return False
+        return self.ready
+
+    def discard(self) -> None:
+        self.jobs.close()
+        if self.process.is_alive():
+            self.process.terminate()
+        self.process.join(timeout=5)
+        if self.process.is_alive():
+            self.process.kill()
+            self.process.join(timeout=5)
+
+
 @dataclass(kw_only=True)
 class _Run(RunRecord):
     config: RunConfig
     resource: str  # "cpu", "cuda:N", or "gpu" (any free GPU)
-    control: ProcessControl
+    control: ProcessControl | None = None  # its worker's, once started
+    pause_requested: bool = False
     device: str | None = None
     process: BaseProcess | None = None
-    queue: Queue | None = None
 
 
 class LocalExecutor(QueueingExecutor):
     """Runs each run in its own process on this machine.
 
     ``max_concurrent`` runs share the CPU (default 1); each GPU takes one run at a time. Others
-    wait in one FIFO queue and are told their position (run_queued, 1 = next).
+    wait in one FIFO queue and are told their position (run_queued, 1 = next). ``warm`` keeps a
+    ready worker process per device slot (default on).
     """
+
+    POLL_S = (0.001, 0.02)  # how often a run's log is read: right after events, then backing off
+    REFILL_AFTER_S = 5.0
 
     def __init__(
         self,
@@ -249,8 +329,9 @@ class LocalExecutor(QueueingExecutor):
         max_concurrent: int = 1,
         gpus: int | None = None,
         num_threads: int | None = None,
+        warm: bool = True,
     ) -> None:
-        self.runs_dir = Path(runs_dir)
+        super().__init__(runs_dir)
         self.max_concurrent = max_concurrent
         if gpus is None:
             import torch  # noqa: PLC0415 - only to count devices; CUDA is never initialized here
@@ -261,11 +342,71 @@ class LocalExecutor(QueueingExecutor):
             # Concurrent CPU runs share the cores instead of each spinning up a full thread pool.
             num_threads = max(1, (os.cpu_count() or 1) // max_concurrent)
         self.num_threads = num_threads
-        super().__init__()
+        self.warm = warm
         self._ctx = mp.get_context("spawn")
+        self._spares: dict[str, list[_Worker]] = {}
         # Worker processes are not daemons (their DataLoaders may start workers of their own), so
         # an interpreter exiting without shutdown() would wait for every run to end.
         atexit.register(self.shutdown)
+        if warm:
+            for device in [f"cuda:{i}" for i in range(gpus)] or ["cpu"]:
+                self._refill(device)
+
+    # --- the warm pool ------------------------------------------------------------------------------
+
+    def _spawn(self, device: str, *, visible_gpus: str | None = None) -> _Worker:
+        parent_end, child_end = self._ctx.Pipe()
+        control = ProcessControl(self._ctx)
+        process = self._ctx.Process(
+            target=serve_one, args=(child_end, control),
+            kwargs=dict(server_pid=os.getpid(), num_threads=self.num_threads, visible_gpus=visible_gpus),
+            name=f"layerlab-worker-{device}",
+        )
+        process.start()
+        child_end.close()
+        return _Worker(device=device, process=process, control=control, jobs=parent_end)
+
+    def _capacity(self, device: str) -> int:
+        return self.max_concurrent if device == "cpu" else 1
+
+    def _refill(self, device: str) -> None:
+        """Start a spare worker for this device slot unless it has enough."""
+        with self._lock:
+            spares = self._spares.setdefault(device, [])
+            spares[:] = [w for w in spares if w.process.is_alive()]
+            if self._closed or len(spares) >= self._capacity(device):
+                return
+            spares.append(self._spawn(device))
+
+    def _refill_later(self, run: _Run, device: str) -> None:
+        """A fresh spare starts when the run's process has exited, or once it has trained for
+        ``REFILL_AFTER_S``: its imports would otherwise compete with a short run for the CPU."""
+
+        def later() -> None:
+            run.ended.wait(timeout=self.REFILL_AFTER_S)
+            self._refill(device)
+
+        threading.Thread(target=later, name=f"refill-{device}", daemon=True).start()
+
+    def _take_worker(self, run: _Run, device: str) -> _Worker:
+        """A ready spare for this device if there is one, else a fresh process."""
+        if self.warm and run.config.devices == 1:
+            spares = self._spares.get(device, [])
+            while spares:
+                worker = spares.pop(0)
+                if worker.process.is_alive():
+                    self._refill_later(run, device)
+                    return worker
+                worker.discard()
+        visible: str | None = None
+        if run.resource != "cpu" and "," in device:  # a data-parallel run sees exactly its GPUs
+            visible = ",".join(d.removeprefix("cuda:") for d in device.split(","))
+        return self._spawn(device, visible_gpus=visible)
+
+    def ready_workers(self) -> int:
+        """How many spare workers have finished warming up (for benchmarks and status pages)."""
+        with self._lock:
+            return sum(w.is_ready() for spares in self._spares.values() for w in spares)
 
     # --- submitting and scheduling --------------------------------------------------------------
 
@@ -278,26 +419,15 @@ class LocalExecutor(QueueingExecutor):
         resume_from: str | None = None,
         init_from: str | None = None,
         start_seq: int | None = None,
+        spec: Any = None,
     ) -> None:
         cfg = config if isinstance(config, RunConfig) else RunConfig.model_validate(config)
         if hasattr(graph, "model_dump"):
             graph = graph.model_dump(mode="json")  # a layerlab.Graph: send plain JSON to the worker
         with self._lock:
-            if self._closed:
-                raise RuntimeError("the executor is shut down")
-            previous = self._runs.get(run_id)
-            if previous is not None and not previous.done:
-                raise ValueError(f"run {run_id!r} is already {previous.state}")
-            run = _Run(
-                run_id=run_id,
-                graph=graph,
-                config=cfg,
-                resume_from=resume_from,
-                init_from=init_from,
-                resource=self._resource_for(cfg.device),
-                control=ProcessControl(self._ctx),
-                seq=start_seq if start_seq is not None else previous.seq if previous is not None else 0,
-            )
+            run = self._new_record(_Run, run_id, start_seq=start_seq, graph=graph, spec=spec, config=cfg,
+                                   resume_from=resume_from, init_from=init_from,
+                                   resource=self._resource_for(cfg.device))
             self._runs[run_id] = run
             self._waiting.append(run_id)
             self._schedule()
@@ -323,6 +453,15 @@ class LocalExecutor(QueueingExecutor):
             return ",".join(free[:count]) if len(free) >= count else None
         return resource if resource not in busy else None
 
+    def _holder(self, run: RunRecord) -> str | None:
+        """The running run a waiting run needs the device of (the first one found)."""
+        wanted = getattr(run, "resource", "cpu")
+        for other in self._runs.values():
+            if other.process is not None and (wanted in ("gpu", other.device) or
+                                              (wanted == "cpu" and other.device == "cpu")):
+                return other.run_id
+        return None
+
     def _schedule(self) -> None:
         """Start whatever can start, in FIFO order; tell the rest their position."""
         with self._lock:
@@ -334,57 +473,48 @@ class LocalExecutor(QueueingExecutor):
                 if device is not None:
                     self._waiting.remove(run_id)
                     self._start(run, device)
-            for position, run_id in enumerate(self._waiting, start=1):
-                run = self._runs[run_id]
-                if run.position != position:
-                    run.position = position
-                    self._deliver(run, RunQueued(run_id=run_id, position=position))
+            self._tell_positions(self._holder)
 
     def _start(self, run: _Run, device: str) -> None:
         run.device = device
         run.position = None
-        run.state = "running"
         config = run.config.model_dump(mode="json")
-        visible: str | None = None
-        if run.resource != "cpu" and "," in device:
-            # a data-parallel run sees exactly its GPUs, as cuda:0..N-1
-            visible = ",".join(d.removeprefix("cuda:") for d in device.split(","))
-            config["device"] = "cuda"
-        elif run.resource != "cpu":
-            config["device"] = device  # the executor owns GPU placement
-        run_dir = self.runs_dir / run.run_id
-        run_dir.mkdir(parents=True, exist_ok=True)
-        run.queue = self._ctx.Queue()
-        run.process = self._ctx.Process(
-            target=run_worker,
-            args=(run.run_id, run.graph, config, str(run_dir), run.queue, run.control, run.resume_from,
-                  run.init_from, self.num_threads, visible),
-            name=f"layerlab-run-{run.run_id}",
-        )
-        run.process.start()
-        run.reader = threading.Thread(target=self._read, args=(run,), name=f"events-{run.run_id}", daemon=True)
+        if run.resource != "cpu":
+            config["device"] = "cuda" if "," in device else device  # the executor owns GPU placement
+        worker = self._take_worker(run, device)
+        run.process, run.control = worker.process, worker.control
+        if run.pause_requested:
+            worker.control.request_pause()
+        if not worker.is_ready():
+            self._emit(run, RunStarting, phase="process")
+        run.state = "running"
+        offset = run.log.size()  # the worker's events come after what is in the log now
+        job = Job(run_id=run.run_id, config=config, run_dir=str(run.log.path.parent), start_seq=run.next_seq,
+                  graph=run.graph, spec=run.spec, resume_from=run.resume_from, init_from=run.init_from)
+        try:
+            worker.jobs.send(job)
+        except (OSError, ValueError):
+            log.exception("could not hand run %s to its worker", run.run_id)
+        finally:
+            worker.jobs.close()
+        run.reader = threading.Thread(target=self._read, args=(run, LogTail(run.log, offset=offset)),
+                                      name=f"events-{run.run_id}", daemon=True)
         run.reader.start()
 
-    def _read(self, run: _Run) -> None:
-        """Forward one run's events until its process has exited and the queue is drained."""
-        assert run.queue is not None and run.process is not None
-        while not run.killed:
-            try:
-                data = run.queue.get(timeout=0.1)
-            except queue.Empty:
-                if not run.process.is_alive():
-                    break  # the worker flushed its queue before exiting: nothing more will come
-                continue
-            except (EOFError, OSError):
+    def _read(self, run: _Run, tail: LogTail) -> None:
+        """Deliver what the run's process writes to its log, until the process has exited."""
+        assert run.process is not None
+        idle, (fastest, slowest) = 0.0, self.POLL_S
+        while True:
+            alive = run.process.is_alive()  # before reading: whatever it wrote before exiting is read
+            events = tail.poll()
+            for event in events:
+                self._deliver(run, event)
+            if not alive:
                 break
-            try:
-                event = parse_event(data)
-            except ValidationError:
-                log.exception("run %s sent an invalid event", run.run_id)
-                continue
-            self._deliver(run, event)
-        if not run.killed:
-            self._finish(run)
+            idle = fastest if events else min(slowest, max(idle, fastest) * 2)
+            time.sleep(idle)
+        self._finish(run)
 
     def _finish(self, run: _Run) -> None:
         """After the process is gone: make sure a terminal event went out, free its slot."""
@@ -398,20 +528,14 @@ class LocalExecutor(QueueingExecutor):
                 return  # finished by another thread meanwhile
             if not run.done:
                 if run.killed:
-                    self._deliver(run, RunFailed(run_id=run.run_id, reason="killed", step=run.last_step))
+                    self._emit(run, RunFailed, reason="killed", step=run.last_step)
                 else:
-                    code = run.process.exitcode
-                    self._deliver(run, RunFailed(
-                        run_id=run.run_id, step=run.last_step,
-                        reason=f"the training process exited unexpectedly (exit code {code})",
-                        hint="it may have run out of memory; try a smaller batch_size",
-                    ))
-            run.process.close()
+                    self._emit(run, RunFailed, step=run.last_step,
+                               reason=f"the training process exited unexpectedly (exit code {process.exitcode})",
+                               hint="it may have run out of memory; try a smaller batch_size")
+            process.close()
             run.process = None
-            if run.queue is not None:
-                run.queue.close()
-                run.queue.cancel_join_thread()
-                run.queue = None
+            run.ended.set()
             self._schedule()
 
     # --- controls ---------------------------------------------------------------------------------
@@ -421,20 +545,27 @@ class LocalExecutor(QueueingExecutor):
             run = self._get(run_id)
             if run.done:
                 return
-            if self._end_if_queued(run, RunStopped(run_id=run_id, step=0, epoch=0, checkpoint=None)):
+            if self._end_if_queued(run, RunStopped, step=0, epoch=0, checkpoint=None):
                 return
-            run.control.request_stop()
+            if run.control is not None:
+                run.control.request_stop()
 
     def pause(self, run_id: str) -> None:
         with self._lock:
             run = self._get(run_id)
-            if not run.done:
-                run.control.request_pause()  # a queued run pauses as soon as it starts
+            if run.done:
+                return
+            run.pause_requested = True  # a queued run pauses as soon as it starts
+            if run.control is not None:
+                run.control.request_pause()
 
     def resume(self, run_id: str) -> None:
         with self._lock:
             run = self._get(run_id)
-            if not run.done:
+            if run.done:
+                return
+            run.pause_requested = False
+            if run.control is not None:
                 run.control.request_resume()
 
     def kill(self, run_id: str) -> None:
@@ -442,7 +573,7 @@ class LocalExecutor(QueueingExecutor):
             run = self._get(run_id)
             if run.done:
                 return
-            if self._end_if_queued(run, RunFailed(run_id=run_id, reason="killed", step=None)):
+            if self._end_if_queued(run, RunFailed, reason="killed", step=None):
                 return
             run.killed = True
             process = run.process
@@ -453,7 +584,7 @@ class LocalExecutor(QueueingExecutor):
                 process.kill()
                 process.join(timeout=5)
         if run.reader is not None:
-            run.reader.join(timeout=1)
+            run.reader.join(timeout=5)
         self._finish(run)
 
     def shutdown(self, *, timeout: float = 10.0) -> None:
@@ -462,15 +593,19 @@ class LocalExecutor(QueueingExecutor):
                 return
             self._closed = True  # nothing starts from here on
             atexit.unregister(self.shutdown)
-            for run_id in list(self._waiting):
-                self._waiting.remove(run_id)
-                self._deliver(self._runs[run_id], RunStopped(run_id=run_id, step=0, epoch=0, checkpoint=None))
+            self._stop_waiting()
             running = [r for r in self._runs.values() if r.process is not None and not r.done]
             for run in running:
-                run.control.request_stop()
+                if run.control is not None:
+                    run.control.request_stop(interrupted=True)
+            spares = [w for ws in self._spares.values() for w in ws]
+            self._spares.clear()
+        for worker in spares:
+            worker.discard()
+        deadline = time.monotonic() + timeout
         for run in running:
             if run.reader is not None:
-                run.reader.join(timeout=timeout)
+                run.reader.join(timeout=max(0.0, deadline - time.monotonic()))
         for run in running:
             if not run.done:
                 self.kill(run.run_id)

@@ -66,13 +66,32 @@ def _fmt(shape: list[int] | tuple[int, ...] | None) -> str:
     return "(" + ", ".join(str(d) for d in shape) + ")" if shape is not None else "(?)"
 
 
+@dataclass
+class PlanBuilder:
+    """Builds the model from an analysed plan (picklable, so a spec can go to a worker process)."""
+
+    plan: Any  # layerlab.plan.ModelPlan
+    init: Any
+    seed: int | None
+
+    def __call__(self) -> nn.Module:
+        from layerlab.compile import build_plan  # noqa: PLC0415 - the train package stays light
+
+        return build_plan(self.plan, init=self.init, seed=self.seed)
+
+
 def spec_from_graph(graph: Any, config: RunConfig) -> ModelSpec:
     """Validate and analyse a graph (dict or ``layerlab.Graph``); raise RunSetupError if it cannot train."""
-    # Imported here so that the train package does not import the compiler at import time.
-    from layerlab import Graph, build, infer
+    from layerlab import analyze  # noqa: PLC0415
 
-    report = infer(graph)  # parse errors come back in the report too, named by node
-    if not report.valid:
+    return spec_from_analysis(analyze(graph, batch_size=config.data.batch_size, optimizer=config.optimizer.name),
+                              config)
+
+
+def spec_from_analysis(analysis: Any, config: RunConfig) -> ModelSpec:
+    """The spec of a graph analysed once (``layerlab.analyze``): the model is built from its plan."""
+    report = analysis.report  # parse errors come back in the report too, named by node
+    if not report.valid or analysis.plan is None or analysis.graph is None:
         errors = [e.model_dump() for e in report.errors]
         first = errors[0] if errors else {"node": None, "message": "the graph is invalid", "suggestion": None}
         raise RunSetupError(
@@ -81,7 +100,7 @@ def spec_from_graph(graph: Any, config: RunConfig) -> ModelSpec:
             node=first["node"],
             errors=errors,
         )
-    parsed = graph if isinstance(graph, Graph) else Graph.model_validate(graph)
+    parsed = analysis.graph
     if report.output_shape is None:
         raise RunSetupError("the graph has no output", hint="connect the last layer to an Output node")
 
@@ -100,11 +119,8 @@ def spec_from_graph(graph: Any, config: RunConfig) -> ModelSpec:
     output_node = next((n.id for n in nodes if n.op == "Output"), None)
     head = next((e.source for e in parsed.edges if e.target == output_node), None)
     head_op = next((n.op for n in nodes if n.id == head), None)
-    init = config.init_arg()
-    seed = config.seed
-    graph_json = parsed.model_dump(mode="json")
     return ModelSpec(
-        build=lambda: build(parsed, init=init, seed=seed),
+        build=PlanBuilder(analysis.plan, config.init_arg(), config.seed),
         input_shape=list(report.input_shape),
         output_shape=list(report.output_shape),
         input_dtype=str(getattr(report, "input_dtype", "float32") or "float32"),
@@ -113,7 +129,7 @@ def spec_from_graph(graph: Any, config: RunConfig) -> ModelSpec:
         input_node=input_node,
         head_node=head,
         head_op=head_op,
-        graph=graph_json,
+        graph=parsed.model_dump(mode="json"),
     )
 
 
@@ -182,3 +198,4 @@ def check_run(graph: Any, config: RunConfig) -> list[str]:
 
     spec = spec_from_graph(graph, config)
     return check_data(spec, load_dataset(config.data, seed=config.seed), config.loss)
+

@@ -31,6 +31,7 @@ class StepBuffer:
         self._losses: list[torch.Tensor] = []
         self._samples = 0
         self._last_emit = time.monotonic()
+        self._emitted = False  # the first step goes out at once: a run shows life as soon as it can
 
     def __len__(self) -> int:
         return len(self._steps)
@@ -41,7 +42,7 @@ class StepBuffer:
         self._samples += batch_size
 
     def due(self) -> bool:
-        return bool(self._steps) and time.monotonic() - self._last_emit >= self.interval_s
+        return bool(self._steps) and (not self._emitted or time.monotonic() - self._last_emit >= self.interval_s)
 
     def drain(self) -> tuple[list[tuple[int, float]], float]:
         """Every pending (step, loss), and samples per second since the previous drain."""
@@ -54,6 +55,7 @@ class StepBuffer:
         rate = self._samples / elapsed
         self._steps, self._losses, self._samples = [], [], 0
         self._last_emit = now
+        self._emitted = True
         return points, rate
 
     def reset_clock(self) -> None:

@@ -29,7 +29,7 @@ from .checkpoint import (
 )
 from .config import RunConfig
 from .control import Control
-from .data import DatasetError, load_dataset, make_batches, prepare
+from .data import ArrayDataset, DatasetError, load_dataset, make_batches, prepare
 from .events import (
     CheckpointEvent,
     Emit,
@@ -42,6 +42,7 @@ from .events import (
     RunPaused,
     RunResumed,
     RunStarted,
+    RunStarting,
     RunStopped,
     StepEvent,
     WarningEvent,
@@ -116,6 +117,7 @@ def train(
     resume_from: str | Path | None = None,
     init_from: str | Path | None = None,
     start_seq: int = 0,
+    datasets: DatasetSource | None = None,
 ) -> RunOutcome:
     """Train a graph (a ``layerlab.graph/1`` dict or a ``layerlab.Graph``) under ``config``."""
     emitter = Emitter(run_id, emit, start_seq=start_seq)
@@ -130,7 +132,7 @@ def train(
         emitter.emit(RunFailed, reason=f"the run could not start: {e}", hint="check the run configuration")
         return RunOutcome("failed", 0, 0, reason=str(e))
     return Trainer(spec, cfg, emitter=emitter, run_dir=Path(run_dir), control=control,
-                   resume_from=resume_from, init_from=init_from).run()
+                   resume_from=resume_from, init_from=init_from, datasets=datasets).run()
 
 
 def train_spec(
@@ -143,10 +145,19 @@ def train_spec(
     control: Control | None = None,
     resume_from: str | Path | None = None,
     init_from: str | Path | None = None,
+    start_seq: int = 0,
+    datasets: DatasetSource | None = None,
 ) -> RunOutcome:
-    """Train a model given as a :class:`ModelSpec` (no graph compiler involved)."""
-    return Trainer(spec, config, emitter=Emitter(run_id, emit), run_dir=Path(run_dir), control=control,
-                   resume_from=resume_from, init_from=init_from).run()
+    """Train a model given as a :class:`ModelSpec` (a graph analysed already, or any factory)."""
+    return Trainer(spec, config, emitter=Emitter(run_id, emit, start_seq=start_seq), run_dir=Path(run_dir),
+                   control=control, resume_from=resume_from, init_from=init_from, datasets=datasets).run()
+
+
+class DatasetSource:
+    """Where a trainer gets its dataset: ``load_dataset``, unless a worker has some ready."""
+
+    def load(self, cfg: Any, *, seed: int) -> ArrayDataset:
+        return load_dataset(cfg, seed=seed)
 
 
 class Trainer:
@@ -162,8 +173,10 @@ class Trainer:
         control: Control | None = None,
         resume_from: str | Path | None = None,
         init_from: str | Path | None = None,
+        datasets: DatasetSource | None = None,
     ) -> None:
         self.spec = spec
+        self.datasets = datasets or DatasetSource()
         self.cfg = config
         self.events = emitter
         self.run_dir = run_dir
@@ -232,7 +245,8 @@ class Trainer:
         self.amp_dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(self.precision)
 
         # Data: generated or loaded under the seed, checked against the graph before anything else.
-        dataset = load_dataset(cfg.data, seed=cfg.seed)
+        self.events.emit(RunStarting, phase="data")
+        dataset = self.datasets.load(cfg.data, seed=cfg.seed)
         self.warnings += check_data(self.spec, dataset, cfg.loss)
         self.data = prepare(dataset, cfg.data, seed=cfg.seed, input_dtype=self.spec.input_dtype)
         self.train_batches, self.val_batches = make_batches(self.data, cfg.data, device=self.device, seed=cfg.seed)
@@ -244,6 +258,7 @@ class Trainer:
         self.classification = self.data.info.task == "classification"
 
         # Model: seeded, then (fine-tuning) another run's weights, then the device.
+        self.events.emit(RunStarting, phase="model")
         torch.manual_seed(cfg.seed)
         model = self.spec.build()
         if self.init_from is not None:
@@ -395,7 +410,8 @@ class Trainer:
                     self.batch_in_epoch = batch
                     self._keep_epoch_sums(loss_sum, correct, seen)
                     path = self._checkpoint("stop")
-                    self.events.emit(RunStopped, step=self.step, epoch=self.epoch, checkpoint=str(path))
+                    self.events.emit(RunStopped, step=self.step, epoch=self.epoch, checkpoint=str(path),
+                                     reason=self.control.stop_reason())
                     return RunOutcome("stopped", self.step, self.epoch, checkpoint=str(path))
 
                 if channels_last:

@@ -330,6 +330,26 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api/runs/workers": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Workers
+         * @description How many warm worker processes wait, ready to start a run at once.
+         */
+        get: operations["workers_api_runs_workers_get"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/runs/{run_id}": {
         parameters: {
             query?: never;
@@ -1903,6 +1923,14 @@ export interface components {
              * Format: date-time
              */
             created_at: string;
+        };
+        /** WorkerPool */
+        WorkerPool: {
+            /**
+             * Ready
+             * @description Warm worker processes waiting for a run (torch and the trainer loaded).
+             */
+            ready: number;
         };
         /**
          * AdaptiveAvgPool1dNode
@@ -6142,6 +6170,12 @@ export interface components {
              * @description 1 = next to start.
              */
             position: number;
+            /**
+             * Behind
+             * @description The run it waits for: the one ahead in the queue, or the running run whose device it needs.
+             * @default null
+             */
+            behind: string | null;
         };
         /** RunResumed */
         RunResumed: {
@@ -6165,6 +6199,36 @@ export interface components {
             type: "run_resumed";
             /** Step */
             step: number;
+        };
+        /**
+         * RunStarting
+         * @description The run has left the queue and is being set up; ``phase`` says what it is waiting for.
+         */
+        RunStarting: {
+            /** Run Id */
+            run_id: string;
+            /**
+             * Seq
+             * @description Monotonic per run, starting at 0.
+             * @default 0
+             */
+            seq: number;
+            /**
+             * Time
+             * @description Wall-clock seconds since the epoch.
+             */
+            time?: number;
+            /**
+             * @description discriminator enum property added by openapi-typescript
+             * @enum {string}
+             */
+            type: "run_starting";
+            /**
+             * Phase
+             * @description process: its worker process is still starting (importing torch); data: loading and preparing the dataset; model: building the model (and loading weights).
+             * @enum {string}
+             */
+            phase: "process" | "data" | "model";
         };
         /** RunStopped */
         RunStopped: {
@@ -6192,6 +6256,13 @@ export interface components {
             epoch: number;
             /** Checkpoint */
             checkpoint: string | null;
+            /**
+             * Reason
+             * @description interrupted: the server stopped (shut down or died) during the run; Continue goes on from the checkpoint.
+             * @default requested
+             * @enum {string}
+             */
+            reason: "requested" | "interrupted";
         };
         /** StepEvent */
         StepEvent: {
@@ -6261,7 +6332,7 @@ export interface components {
              */
             step: number | null;
         };
-        RunEvent: components["schemas"]["RunQueued"] | components["schemas"]["RunStarted"] | components["schemas"]["StepEvent"] | components["schemas"]["EpochEvent"] | components["schemas"]["LayerStatsEvent"] | components["schemas"]["CheckpointEvent"] | components["schemas"]["WarningEvent"] | components["schemas"]["RunPaused"] | components["schemas"]["RunResumed"] | components["schemas"]["RunFinished"] | components["schemas"]["RunFailed"] | components["schemas"]["RunStopped"];
+        RunEvent: components["schemas"]["RunQueued"] | components["schemas"]["RunStarting"] | components["schemas"]["RunStarted"] | components["schemas"]["StepEvent"] | components["schemas"]["EpochEvent"] | components["schemas"]["LayerStatsEvent"] | components["schemas"]["CheckpointEvent"] | components["schemas"]["WarningEvent"] | components["schemas"]["RunPaused"] | components["schemas"]["RunResumed"] | components["schemas"]["RunFinished"] | components["schemas"]["RunFailed"] | components["schemas"]["RunStopped"];
     };
     responses: never;
     parameters: never;
@@ -6367,6 +6438,15 @@ export interface operations {
                     "application/json": components["schemas"]["Invalid"];
                 };
             };
+            /** @description Every worker is busy and the line is full; retry. */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Problem"];
+                };
+            };
         };
     };
     export_api_export_post: {
@@ -6414,6 +6494,15 @@ export interface operations {
                     "application/json": components["schemas"]["Problem"];
                 };
             };
+            /** @description Every worker is busy and the line is full; retry. */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Problem"];
+                };
+            };
         };
     };
     export_run_api_runs__run_id__export_get: {
@@ -6452,6 +6541,15 @@ export interface operations {
             };
             /** @description ONNX export without onnx and onnxscript, ipynb without nbformat. */
             501: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Every worker is busy and the line is full; retry. */
+            503: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -7080,6 +7178,35 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["Invalid"];
+                };
+            };
+        };
+    };
+    workers_api_runs_workers_get: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["WorkerPool"];
+                };
+            };
+            /** @description Not Found */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Problem"];
                 };
             };
         };

@@ -138,10 +138,12 @@ function RunStatusLine() {
   const warnings = useTraining((s) => s.warnings);
   const connected = useTraining((s) => s.connected);
   const runId = useTraining((s) => s.activeRunId);
+  const note = useTraining((s) => s.statusNote);
   if (!runId) return <div className="muted">No run yet.</div>;
   return (
     <div className="run-status" data-testid="run-status" data-status={status}>
-      <b>{status}</b> · step <span data-testid="run-step">{step}</span>
+      <b>{status}</b>
+      {note && <span data-testid="run-note"> · {note}</span>} · step <span data-testid="run-step">{step}</span>
       {total ? ` / ${total}` : ''} · epoch {epoch}
       {sps ? ` · ${Math.round(sps)} samples/s` : ''}
       {connected ? ' · live' : ''}

@@ -27,6 +27,17 @@ describe('applyEvents', () => {
     expect(s.gap).toBe(false);
   });
 
+  it('says why a run waits: its place in the queue, then the start phase', () => {
+    const s = emptySeries('r');
+    const ev = (seq: number, e: object) => ({ run_id: 'r', seq, time: 0, ...e }) as RunEvent;
+    applyEvents(s, [ev(0, { type: 'run_queued', position: 2, behind: '0123456789abcdef' })]);
+    expect([s.status, s.statusNote]).toEqual(['queued', '#2 in the queue, behind run 01234567']);
+    applyEvents(s, [ev(1, { type: 'run_starting', phase: 'data' })]);
+    expect(s.statusNote).toBe('starting: loading the data');
+    applyEvents(s, [ev(2, { type: 'run_stopped', step: 5, epoch: 0, checkpoint: '/c', reason: 'interrupted' })]);
+    expect([s.status, s.statusNote]).toEqual(['stopped', 'interrupted: the server stopped; Continue goes on from here']);
+  });
+
   it('flags a gap in seq', () => {
     const s = emptySeries('r');
     applyEvents(s, [step(0, [[1, 2.3]]), step(5, [[9, 2.1]])]);

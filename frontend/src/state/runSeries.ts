@@ -41,6 +41,8 @@ export interface RunSeries {
   /** (step, wall-clock seconds) at each step event: the time axis. */
   timeX: number[];
   time: number[];
+  /** Why the run is waiting or how it ended short, in words (the backend's queue and start phases). */
+  statusNote: string | null;
 }
 
 export function emptySeries(runId: string): RunSeries {
@@ -71,8 +73,15 @@ export function emptySeries(runId: string): RunSeries {
     samplesPerS: null,
     timeX: [],
     time: [],
+    statusNote: null,
   };
 }
+
+const PHASES: Record<string, string> = {
+  process: 'starting: worker process',
+  data: 'starting: loading the data',
+  model: 'starting: building the model',
+};
 
 export interface Changes {
   steps: boolean;
@@ -93,10 +102,16 @@ export function applyEvents(s: RunSeries, events: RunEvent[]): Changes {
     switch (ev.type) {
       case 'run_queued':
         s.status = 'queued';
+        s.statusNote = `#${ev.position} in the queue` + (ev.behind ? `, behind run ${ev.behind.slice(0, 8)}` : '');
+        changed.status = true;
+        break;
+      case 'run_starting':
+        s.statusNote = PHASES[ev.phase] ?? `starting: ${ev.phase}`;
         changed.status = true;
         break;
       case 'run_started':
         s.status = 'running';
+        s.statusNote = null;
         applyStarted(s, ev);
         changed.status = true;
         break;
@@ -159,14 +174,17 @@ export function applyEvents(s: RunSeries, events: RunEvent[]): Changes {
         break;
       case 'run_finished':
         s.status = 'finished';
+        s.statusNote = null;
         changed.status = true;
         break;
       case 'run_stopped':
         s.status = 'stopped';
+        s.statusNote = ev.reason === 'interrupted' ? 'interrupted: the server stopped; Continue goes on from here' : null;
         changed.status = true;
         break;
       case 'run_failed':
         s.status = 'failed';
+        s.statusNote = null;
         s.failure = { reason: ev.reason, hint: ev.hint, node: ev.node };
         changed.status = true;
         break;

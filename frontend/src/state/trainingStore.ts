@@ -25,6 +25,8 @@ export interface TrainingState {
   layers: Record<string, LayerLive>;
   warnings: string[];
   failure: RunSeries['failure'];
+  /** Why the run waits (queue place, start phase) or how it stopped short, in words. */
+  statusNote: string | null;
   checkpoints: number;
   runs: RunSummary[];
   datasets: DatasetList | null;
@@ -57,6 +59,7 @@ const NO_RUN = {
   layers: {},
   warnings: [],
   failure: null,
+  statusNote: null,
   checkpoints: 0,
   overlays: [],
   connected: false,
@@ -117,6 +120,7 @@ function publish(changes: Changes) {
     }
     patch.warnings = [...series.warnings];
     patch.failure = series.failure;
+    patch.statusNote = series.statusNote;
     patch.checkpoints = series.checkpoints.length;
   }
   if (Object.keys(patch).length) useTraining.setState(patch);
@@ -287,6 +291,7 @@ export const training = {
       failure: null,
       error: null,
       detail: null,
+      statusNote: null,
       header: null,
     });
     void api.runs

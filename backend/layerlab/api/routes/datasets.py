@@ -123,4 +123,4 @@ def delete(upload_id: str, session: SessionDep, state: StateDep) -> Response:
 
 
 def upload_path(state: StateDep, row: Upload) -> str:
-    return str((state.settings.uploads_dir / f"{row.id}.{row.kind}").resolve())
+    return str((state.settings.uploads_dir / row.stored_name).resolve())

@@ -16,9 +16,9 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, Query, WebSocket, WebSocketDisconnect, status
 from starlette.concurrency import run_in_threadpool
 
-from ..db import ACTIVE_STATUSES, Run
+from ..db import Run
 from ..deps import StateDep, guard_websocket
-from ..runs import TERMINAL_EVENTS, dumps
+from ..runs import dumps
 from ..streaming import Watcher
 
 log = logging.getLogger(__name__)
@@ -79,11 +79,8 @@ async def run_events(
 
 def _is_active(state: StateDep, run_id: str) -> bool:
     """Whether the run is queued, running or paused now (a stopped run may have been continued)."""
-    live = state.runs.live_status(run_id)
-    if live is not None:
-        return live in ACTIVE_STATUSES
     run = _load_run(state, run_id)
-    return run is not None and run.status in ACTIVE_STATUSES
+    return run is not None and state.runs.is_active(run)
 
 
 def _load_run(state: StateDep, run_id: str) -> Run | None:
@@ -92,42 +89,42 @@ def _load_run(state: StateDep, run_id: str) -> Run | None:
 
 
 async def _stream_run(ws: WebSocket, state: StateDep, run_id: str, after: int, watcher: Watcher) -> None:
-    last = after
-    last_type: str | None = None
     # Replay what is stored (and buffered), page by page. A terminal event in the middle of the
     # history is a stop that was later continued: the stream goes on past it.
-    while True:
-        page = await run_in_threadpool(state.runs.history, run_id, after=last, limit=REPLAY_PAGE)
-        for event in page:
-            await ws.send_text(dumps(event))
-            last, last_type = event["seq"], event["type"]
-        if len(page) < REPLAY_PAGE:
-            break
-    if last_type in TERMINAL_EVENTS and not await run_in_threadpool(_is_active, state, run_id):
+    last = await _replay(ws, state, run_id, after)
+    if not await run_in_threadpool(_is_active, state, run_id):
+        # Over: whatever came in while the replay ran, then close (also when ``after`` is at or
+        # past the last event: nothing more will come).
+        await _replay(ws, state, run_id, last)
         await ws.close(status.WS_1000_NORMAL_CLOSURE)
         return
     # Then live events; duplicates of the replay are skipped by seq.
     while True:
-        seq, text = await watcher.queue.get()
-        if (seq, text) == Watcher.RESYNC:
+        item = await watcher.queue.get()
+        if item == Watcher.RESYNC:
             await ws.send_text(dumps({"type": "resync", "run_id": run_id, "after": last}))
             await ws.close(CLOSE_RESYNC, "too far behind: reconnect with after")
             return
+        seq, text, terminal = item
         if seq <= last:
             continue
         await ws.send_text(text)
         last = seq
-        if _is_terminal(text):
+        if terminal:
             await ws.close(status.WS_1000_NORMAL_CLOSURE)
             return
 
 
-_TERMINAL_MARKS = tuple(f'"type":"{kind}"' for kind in TERMINAL_EVENTS)
-
-
-def _is_terminal(text: str) -> bool:
-    # The texts are ours (compact JSON), so the type field reads the same in each.
-    return any(mark in text for mark in _TERMINAL_MARKS)
+async def _replay(ws: WebSocket, state: StateDep, run_id: str, after: int) -> int:
+    """Send the stored events after ``after``; returns the last seq sent (or ``after``)."""
+    last = after
+    while True:
+        page = await run_in_threadpool(state.runs.history, run_id, after=last, limit=REPLAY_PAGE)
+        for event in page:
+            await ws.send_text(dumps(event))
+            last = event["seq"]
+        if len(page) < REPLAY_PAGE:
+            return last
 
 
 @router.websocket("/events")

@@ -26,7 +26,6 @@ from layerlab.train.data import DatasetError
 from ..db import Run
 from ..deps import SessionDep, StateDep
 from ..schemas import Invalid, Problem
-from .runs import _resolve_config as resolve_config
 
 router = APIRouter(tags=["graphs"])
 
@@ -128,7 +127,7 @@ def _graph_and_config(data: Any, session: SessionDep, state: StateDep) -> tuple[
     else:
         graph, config = data, RunConfig()
     if config.data.upload is not None:
-        config = RunConfig.model_validate(resolve_config(config, session, state))
+        config = RunConfig.model_validate(state.runs.resolve_config(session, config))
     return graph, config
 
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import logging
 import shutil
 from typing import Annotated, Any
 
@@ -10,15 +9,11 @@ from fastapi import APIRouter, HTTPException, Query, Response, status
 from fastapi.responses import FileResponse
 from sqlalchemy import select
 
-from layerlab import infer
 from layerlab.export import safe_name
-from layerlab.graph import GraphError, GraphInvalidError
 from layerlab.train.config import RunConfig
-from layerlab.train.data import DatasetError
 from layerlab.train.events import RunStarted
-from layerlab.train.spec import RunSetupError, check_run
 
-from ..db import ACTIVE_STATUSES, Run, new_id
+from ..db import ACTIVE_STATUSES, Run
 from ..deps import SessionDep, StateDep
 from ..runs import checkpoint_file
 from ..schemas import (
@@ -32,11 +27,9 @@ from ..schemas import (
     RunCreate,
     RunDetail,
     RunSummary,
+    WorkerPool,
 )
-from .datasets import get_upload, upload_path
-from .projects import get_project, get_version
 
-log = logging.getLogger(__name__)
 router = APIRouter(prefix="/runs", tags=["runs"], responses={404: {"model": Problem}})
 
 Seq = Annotated[int, Query(ge=-1, le=2**62, description="Only events with a larger seq.")]
@@ -61,16 +54,6 @@ def summary(run: Run, state: StateDep) -> RunSummary:
     )
 
 
-def _resolve_config(config: RunConfig, session: SessionDep, state: StateDep) -> dict[str, Any]:
-    """The config as the worker gets it: an upload id becomes the stored file's path."""
-    data = config.model_dump(mode="json")
-    upload = data["data"].get("upload")
-    if upload is not None:
-        row = get_upload(session, str(upload["path"]))
-        upload["path"] = upload_path(state, row)
-    return data
-
-
 def _public_config(config: dict[str, Any], state: StateDep) -> dict[str, Any]:
     """The config as clients see it: no server paths, the upload id instead."""
     upload = (config.get("data") or {}).get("upload")
@@ -80,48 +63,15 @@ def _public_config(config: dict[str, Any], state: StateDep) -> dict[str, Any]:
     return config
 
 
-def _start(session: SessionDep, state: StateDep, *, project_id: str, version: int | None, name: str | None,
-           config: RunConfig, parent: Run | None = None, init_from: str | None = None) -> RunAccepted:
-    project = get_project(session, project_id)
-    row = get_version(session, project.id, version or project.latest_version)
-    report = infer(row.graph, batch_size=config.data.batch_size, optimizer=config.optimizer.name)
-    if not report.valid:
-        raise GraphInvalidError(report.errors)
-    worker_config = _resolve_config(config, session, state)
-    _check_setup(row.graph, worker_config)
-    run = Run(id=new_id(), project_id=project.id, version=row.version, graph=row.graph, config=worker_config,
-              name=name or f"{project.name} v{row.version}", parent_run_id=parent.id if parent else None,
-              status="queued")
-    session.add(run)
-    session.commit()
-    state.runs.submit(run.id, project_id=project.id, graph=row.graph, config=worker_config, init_from=init_from)
+def _accepted(run: Run) -> RunAccepted:
     return RunAccepted(id=run.id, status="queued", events_url=f"/api/runs/{run.id}/events")
-
-
-# Synthetic sets are checked at this size: their shapes and classes do not depend on it.
-CHECK_SAMPLES = 200
-
-
-def _check_setup(graph: dict[str, Any], worker_config: dict[str, Any]) -> None:
-    """The trainer's own pre-flight checks (dataset loadable, graph against data and loss), so a run
-    that cannot start is a 422 naming the node, not a failed run a moment later."""
-    config = RunConfig.model_validate(worker_config)
-    data = config.data.model_copy(update={"n_samples": min(config.data.n_samples, CHECK_SAMPLES)})
-    try:
-        check_run(graph, config.model_copy(update={"data": data}))
-    except RunSetupError as e:
-        raise GraphInvalidError([GraphError(node=e.node, message=e.reason, suggestion=e.hint)]) from e
-    except DatasetError as e:
-        raise GraphInvalidError([GraphError(field="config.data", message=str(e))]) from e
-    except Exception:  # anything else is the worker's to report, as a failed run
-        log.warning("pre-flight check of a run failed unexpectedly", exc_info=True)
 
 
 @router.post("", status_code=status.HTTP_202_ACCEPTED, responses={422: {"model": Invalid}})
 def create(body: RunCreate, session: SessionDep, state: StateDep) -> RunAccepted:
     """Start training a project version (default the latest) under a run config."""
-    return _start(session, state, project_id=body.project_id, version=body.version, name=body.name,
-                  config=body.config)
+    return _accepted(state.runs.start(session, project_id=body.project_id, version=body.version, name=body.name,
+                                      config=body.config))
 
 
 @router.get("")
@@ -132,6 +82,12 @@ def list_runs(session: SessionDep, state: StateDep,
     if project_id is not None:
         query = query.where(Run.project_id == project_id)
     return [summary(state.runs.live_overlay(r), state) for r in session.scalars(query)]
+
+
+@router.get("/workers")
+def workers(state: StateDep) -> WorkerPool:
+    """How many warm worker processes wait, ready to start a run at once."""
+    return WorkerPool(ready=state.runs.ready_workers())
 
 
 @router.get("/{run_id}")
@@ -190,16 +146,7 @@ def continue_run(run_id: str, session: SessionDep, state: StateDep) -> RunSummar
     """Continue a stopped run from its checkpoint, under the same id: steps, losses and event
     numbers go on where it stopped, as if it had never stopped."""
     run = get_run(session, state, run_id)
-    if _status(run, state) != "stopped":
-        raise HTTPException(409, "run is not stopped")
-    path = checkpoint_file(state.runs.runs_dir, run.id, run.checkpoint)
-    if path is None:
-        raise HTTPException(409, "run has no checkpoint")
-    start_seq = state.runs.last_seq(run) + 1
-    run.status, run.finished_at, run.error = "queued", None, None
-    session.commit()
-    state.runs.submit(run.id, project_id=run.project_id, graph=run.graph, config=run.config,
-                      resume_from=str(path.parent), start_seq=start_seq)
+    state.runs.continue_run(session, run)
     return summary(run, state)
 
 
@@ -276,7 +223,7 @@ def finetune(run_id: str, body: FinetuneCreate, session: SessionDep, state: Stat
         raise HTTPException(409, "run has no project")
     config = body.config or RunConfig.model_validate(_public_config(source.config, state))
     checkpoint_dir = str(checkpoint_file(state.runs.runs_dir, source.id, source.checkpoint).parent)  # type: ignore[union-attr]
-    return _start(session, state, project_id=source.project_id, version=body.version,
-                  name=body.name or f"{source.name} (fine-tuned)", config=config, parent=source,
-                  init_from=checkpoint_dir)
+    return _accepted(state.runs.start(session, project_id=source.project_id, version=body.version,
+                                      name=body.name or f"{source.name} (fine-tuned)", config=config,
+                                      parent=source, init_from=checkpoint_dir))
 
