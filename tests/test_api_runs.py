@@ -20,7 +20,7 @@ QUICK = {"max_steps": 12, "epochs": 1, "layer_stats_every": 5, "data": {"dataset
 
 
 @pytest.fixture(scope="module")
-def client(tmp_path_factory: pytest.TempPathFactory):
+def client(tmp_path_factory: pytest.TempPathFactory, database: str):
     data = tmp_path_factory.mktemp("server")
     with TestClient(create_app(Settings(data_dir=data, max_concurrent_runs=3))) as c:
         yield c
@@ -90,6 +90,7 @@ def test_metrics_carry_the_run_header_and_step_times(client: TestClient, finishe
     assert metrics["started"] == started
     assert started["device"] == "cpu" and started["device_name"] is None and started["threads"] >= 1
     assert metrics["times"] == [[e["step"], e["time"]] for e in events if e["type"] == "step"]
+    assert metrics["layer_stats"] == [e for e in events if e["type"] == "layer_stats"] != []
 
 
 def test_checkpoint_is_safetensors_of_the_graph(client: TestClient, finished_run: tuple) -> None:
@@ -183,3 +184,21 @@ def test_a_stopped_run_continues_where_it_stopped(client: TestClient, demo: str)
     assert [e["type"] for e in history].count("run_started") == 2
     assert client.get(f"/api/runs/{run_id}").json()["status"] == "stopped"
     assert client.delete(f"/api/runs/{run_id}").status_code == 204
+
+
+def test_a_run_too_big_for_this_machine_is_refused_with_the_estimate(client: TestClient) -> None:
+    # Linear layers of ~2.1e9 parameters each (just under the per-layer limit): ~270 GiB with Adam.
+    wide = [("x", "Input", {"shape": [1, 8, 8]}), ("flat", "Flatten", {})]
+    wide += [(f"wide{i}", "Linear", {"out_features": (1 << 20) if i % 2 == 0 else 2047}) for i in range(9)]
+    wide += [("head", "Linear", {"out_features": 10}), ("y", "Output", {})]
+    graph = {"format": "layerlab.graph/1", "nodes": [{"id": i, "op": op, "params": p} for i, op, p in wide],
+             "edges": [{"source": a[0], "target": b[0]} for a, b in zip(wide, wide[1:])]}
+    project = client.post("/api/projects", json={"name": "too big", "graph": graph}).json()["id"]
+    r = client.post("/api/runs", json={"project_id": project, "config": {"epochs": 1}})
+    assert r.status_code == 422, r.text
+    (error,) = r.json()["detail"]
+    assert error["field"] == "config.data.batch_size"
+    assert error["message"].startswith("this run needs about 2") and "GiB available" in error["message"]
+    assert "the biggest parts: adamw optimizer state 1" in error["message"], error["message"]  # the default
+    assert "smaller data.batch_size" in error["suggestion"] and "bf16" in error["suggestion"]
+    assert all(run["project_id"] != project for run in client.get("/api/runs").json()), "no run was made"

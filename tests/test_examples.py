@@ -17,7 +17,8 @@ from layerlab.compile import build
 
 EXAMPLES_DIR = Path(__file__).resolve().parent.parent / "examples"
 EXAMPLES = sorted(EXAMPLES_DIR.glob("*.json"))
-EXPECTED = {"mlp", "lenet5", "vgg_mini", "resnet_mini", "concat_branch", "conv1d", "digits_cnn", "mnist_cnn", "mnist_resnet"}
+EXPECTED = {"mlp", "lenet5", "vgg_mini", "resnet_mini", "concat_branch", "conv1d", "digits_cnn", "mnist_cnn", "mnist_resnet",
+            "char_gru", "tokens_transformer", "seasonal_forecaster"}
 
 
 def load(path: Path) -> dict[str, Any]:

@@ -6,6 +6,8 @@ strict=True, same outputs in eval mode, and the generated code too (test_import.
 
 from __future__ import annotations
 
+from collections import OrderedDict
+
 import torch
 import torch.nn.functional as F  # noqa: N812
 from torch import nn
@@ -341,3 +343,42 @@ def test_densenet_block_concatenates_every_earlier_output() -> None:
     assert ops(graph).count("Concat") == 3  # before layers 2 and 3, and the block's output
     report = layerlab.infer(graph)
     assert report.totals.params == sum(p.numel() for p in DenseNetTiny().parameters())
+
+
+# ---------------------------------------------------------------------------------------------
+# Names that are not identifiers
+
+
+class AnyStage(nn.Sequential):
+    """RegNet's stage: its blocks are named 'block{stage}-{i}', names torch allows but Python does not."""
+
+    def __init__(self, c_in: int, c_out: int, depth: int, stage: int) -> None:
+        super().__init__()
+        for i in range(depth):
+            block = nn.Sequential(nn.Conv2d(c_in if i == 0 else c_out, c_out, 3, padding=1, bias=False),
+                                  nn.BatchNorm2d(c_out), nn.ReLU(inplace=True))
+            self.add_module(f"block{stage}-{i}", block)
+
+
+class RegNetTiny(nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.stem = nn.Sequential(nn.Conv2d(3, 4, 3, 2, 1, bias=False), nn.BatchNorm2d(4), nn.ReLU(inplace=True))
+        self.trunk_output = nn.Sequential(OrderedDict([("block1", AnyStage(4, 8, 2, 1)),
+                                                       ("block2", AnyStage(8, 8, 2, 2))]))
+        self.avgpool = nn.AdaptiveAvgPool2d((1, 1))
+        self.fc = nn.Linear(8, 10)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = self.trunk_output(self.stem(x))
+        return self.fc(self.avgpool(x).flatten(start_dim=1))
+
+
+def test_regnet_block_names_that_are_not_identifiers() -> None:
+    """The blocks keep their names ('block1-0'): ids are identifiers, names are torch's, so the
+    original's state_dict loads strictly into the built model and into the generated code."""
+    graph = assert_round_trip(RegNetTiny(), [3, 8, 8])
+    names = {n.name for n in graph.nodes if n.op == "Block"}
+    assert {"block1-0", "block1-1", "block2-0", "block2-1"} <= names
+    assert all(n.id.isidentifier() for n in graph.nodes)
+    assert "getattr(" in layerlab.to_python(graph) or "'block1-0'" in layerlab.to_python(graph)

@@ -263,3 +263,45 @@ def test_csv_regression_by_index_and_errors(tmp_path: Path) -> None:
     bad.write_text("a,b\n1,x\n2,1\n")
     with pytest.raises(DatasetError, match="not a number"):
         load_dataset(_upload(bad, target_column="a"), seed=0)
+
+
+# --- sequences ----------------------------------------------------------------------------------
+
+
+def test_tokens_class_is_the_most_frequent_token() -> None:
+    ds = load_dataset(DataConfig(dataset="tokens", seq_length=20, num_classes=5, n_samples=400), seed=1)
+    assert ds.x.shape == (400, 20) and ds.x.dtype == np.int64 and ds.x.min() == 0 and ds.x.max() == 4
+    counts = np.stack([(ds.x == k).sum(axis=1) for k in range(5)], axis=1)
+    assert (counts[np.arange(400), ds.y] == counts.max(axis=1)).all()
+    assert np.bincount(ds.y, minlength=5).min() > 40 and ds.class_names == [f"token {k}" for k in range(5)]
+
+
+def test_seasonal_targets_continue_the_window() -> None:
+    ds = load_dataset(DataConfig(dataset="seasonal", seq_length=48, horizon=6, noise=0.0, n_samples=300), seed=0)
+    assert ds.task == "regression" and ds.x.shape == (300, 48, 1) and ds.y.shape == (300, 6)
+    # Noise-free series are smooth: the first target follows the window's last step as closely as
+    # consecutive steps inside the window follow each other.
+    inside = np.abs(np.diff(ds.x[:, :, 0], axis=1)).max()
+    assert np.abs(ds.y[:, 0] - ds.x[:, -1, 0]).max() <= inside + 1e-5
+    assert inside < 2.0 and ds.y.std() > 0.5
+
+
+def test_text_upload_windows_and_a_vocabulary_from_the_training_part(tmp_path: Path) -> None:
+    path = tmp_path / "poem.txt"
+    text = "abcab" * 40 + "xyz" * 10  # 'x', 'y', 'z' only in the last part: validation
+    path.write_text(text, encoding="utf-8")
+    cfg = DataConfig(dataset="upload", upload=UploadRef(path=str(path), context=4), val_split=0.2)
+    ds = load_dataset(cfg, seed=0)
+    assert ds.class_names == ["<unk>", "a", "b", "c"]  # built from the first 80 % only
+    cut = round(len(text) * 0.8)
+    assert ds.split_at == cut - 4 and len(ds.x) == (cut - 4) + (len(text) - cut - 4)
+    assert ds.x.shape[1:] == (4,) and ds.x.dtype == np.int64
+    decode = np.array(ds.class_names)
+    assert "".join(decode[ds.x[0]]) == "abca" and decode[ds.y[0]] == "b"
+    assert (ds.x[-20:] == 0).all() and (ds.y[-20:] == 0).all()  # the unseen x, y, z are <unk>
+    data = prepare(ds, cfg, seed=0, input_dtype="int64")
+    assert data.info.n_train == ds.split_at  # in order, no shuffled split
+    np.testing.assert_array_equal(data.x_train.numpy(), ds.x[: ds.split_at])
+    path.write_text("tiny", encoding="utf-8")
+    with pytest.raises(DatasetError, match="too few for windows of 4"):
+        load_dataset(cfg, seed=0)

@@ -161,3 +161,6 @@ def test_upload_a_zip_over_http(tmp_path: Path) -> None:
         r = client.post("/api/datasets", files={"file": ("bomb.zip", bomb)})
         assert r.status_code == 413 and "decompresses to 20.0 MiB" in r.json()["detail"]
         assert [p.name for p in (tmp_path / "data" / "uploads").iterdir()] == [f"{info['id']}.zip"]
+        r = client.post("/api/datasets", files={"file": ("poem.txt", ("the cat sat on the mat. " * 20).encode())})
+        assert r.status_code == 201, r.text
+        assert r.json()["kind"] == "txt" and r.json()["sample_shape"] == [32] and r.json()["input_dtype"] == "int64"

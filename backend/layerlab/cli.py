@@ -1,4 +1,4 @@
-"""The ``layerlab`` command: shapes, export, schema, catalog and serve."""
+"""The ``layerlab`` command: shapes, export, schema, catalog, serve and train."""
 
 from __future__ import annotations
 
@@ -45,6 +45,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--insecure", action="store_true",
                    help="allow a non-loopback --host without LAYERLAB_TOKEN (anyone who can reach it can use it)")
 
+    _add_train(sub)
+
     args = parser.parse_args(argv)
     if args.command == "schema":
         print(json.dumps(graph_json_schema(), indent=2))
@@ -64,6 +66,10 @@ def main(argv: list[str] | None = None) -> int:
     data = _load(args.graph)
     if data is None:
         return EXIT_USAGE
+    if args.command == "train":
+        from .train.cli import run  # imports torch: only here
+
+        return run(args, data)
     if args.command == "shapes":
         report = infer(data, batch_size=args.batch_size, optimizer=args.optimizer)
         if args.json:
@@ -72,6 +78,23 @@ def main(argv: list[str] | None = None) -> int:
             print(format_report(report, data))
         return EXIT_OK if report.valid else EXIT_INVALID
     return _export(data, args)
+
+
+def _add_train(sub: Any) -> None:
+    """``layerlab train``: see layerlab/train/cli.py (exit 0 finished, 1 failed, 2 bad arguments, 130 Ctrl+C)."""
+    p = sub.add_parser("train", help="train a graph in the foreground (progress bar, run directory, checkpoint)")
+    p.add_argument("graph", type=Path, help="a graph JSON file")
+    p.add_argument("--config", type=Path, help="a run config JSON (the flags below override it)")
+    p.add_argument("--dataset", help="a built-in dataset (default digits)")
+    p.add_argument("--epochs", type=int)
+    p.add_argument("--max-steps", type=int)
+    p.add_argument("--optimizer", choices=["sgd", "adam", "adamw", "rmsprop"])
+    p.add_argument("--lr", type=float, help="learning rate")
+    p.add_argument("--batch-size", type=int)
+    p.add_argument("--seed", type=int)
+    p.add_argument("--device", help="auto (default), cpu, cuda or cuda:N")
+    p.add_argument("--out", type=Path, help="the run directory (default runs/<graph name>-<time>)")
+    p.add_argument("--quiet", action="store_true", help="no progress bar; still one line per epoch")
 
 
 def _load(path: Path) -> Any:

@@ -43,9 +43,10 @@ NodeId = Annotated[
 ModuleName = Annotated[
     str,
     Field(
-        pattern=r"^([A-Za-z_][A-Za-z0-9_]{0,63}|[0-9]{1,6})$",
+        pattern=r"^([A-Za-z_][A-Za-z0-9_-]{0,63}|[0-9]{1,6})$",
         description="Attribute name inside the parent module when it differs from the id "
-        "(e.g. '0' for an imported nn.Sequential index).",
+        "(e.g. '0' for an imported nn.Sequential index, or 'block1-0', a name torch allows that is not an "
+        "identifier: the module is reached by getattr).",
     ),
 ]
 

@@ -1,6 +1,7 @@
 // The training panel against the real backend: numeric fields typed key by key, the
 // schema-driven run form and the created run's config, the run header and the form after a reload.
 import assert from 'node:assert/strict';
+import { readFile } from 'node:fs/promises';
 import { after, before, test } from 'node:test';
 import { shot, startBackend, startBrowser, until } from './harness.mjs';
 
@@ -212,8 +213,18 @@ test('two projects with the same node ids: training one leaves the other clean',
   assert.match(await page.getByTestId('run-version').textContent(), new RegExp(`^graph v${run.version}$`));
   assert.equal(await page.locator('[data-testid="stats-version"]').count(), 0);
 
-  // An edit: the tints say which graph version they come from.
+  // Inside a layer: the history of its statistics as sparklines.
   await page.getByTestId('tab-inspector').click();
+  await page.locator('.react-flow__node[data-id="conv1"]').click();
+  const insight = page.getByTestId('layer-insight');
+  await until(async () => Number(await insight.getByTestId('spark-grad_norm').getAttribute('data-points')) >= 3, 60_000, 'three grad-norm samples');
+  for (const k of ['weight_norm', 'update_ratio']) assert.ok(Number(await insight.getByTestId(`spark-${k}`).getAttribute('data-points')) >= 3, k);
+  assert.match(await insight.getByTestId('spark-grad_norm').locator('.spark-value').textContent(), /^\d\.\d\de[-+]\d+$/);
+  await page.locator('.react-flow__node[data-id="relu1"]').click();
+  await until(async () => (await page.getByTestId('layer-insight').getByTestId('spark-dead_fraction').count()) === 1, 10_000, 'dead fraction of relu1');
+  await shot(page, 'panel_layer_insight');
+
+  // An edit: the tints say which graph version they come from.
   await page.locator('.react-flow__node[data-id="fc"]').click();
   await typeInto(page.getByTestId('field-out_features').getByRole('textbox'), '12');
   await until(async () => (await page.locator('.react-flow__node[data-id="conv1"] [data-testid="stats-version"]').count()) === 1, 10_000, 'the version note');
@@ -223,5 +234,78 @@ test('two projects with the same node ids: training one leaves the other clean',
   await shot(page, 'panel_stale_version');
   await page.getByTestId('train-stop').click();
   await until(async () => (await status()) === 'stopped', 30_000, 'the run to stop');
+  await page.getByTestId('tab-inspector').click();
+  await typeInto(page.getByTestId('field-out_features').getByRole('textbox'), '10');
+  assert.deepEqual(consoleErrors.filter((e) => !/WebSocket/.test(e)), []);
+});
+
+test('charts: compare two runs with a diff table, log scale, x by epoch and time, hover, CSV and PNG', async () => {
+  await page.getByTestId('tab-train').click();
+  await typeInto(field('Learning rate'), '0.01');
+  await typeInto(field('Epochs'), '2');
+  await page.getByTestId('train-start').click();
+  await until(async () => (await status()) === 'finished', 60_000, 'the short run to finish');
+  const runs = await api(`/runs?project_id=${(await api('/projects')).find((p) => p.name.startsWith('Demo')).id}`);
+  const [newest, , first] = runs;
+  assert.equal(newest.status, 'finished');
+  const stepChart = page.getByTestId('chart-step-loss');
+
+  // Compare with the first run of the project (lr 1e-3, 300 epochs, an older graph version).
+  await page.locator('.run-history tbody tr').nth(2).getByRole('checkbox').click();
+  const table = page.getByTestId('compare-table');
+  await table.waitFor();
+  const cells = async (path) => (await table.locator(`tr[data-path="${path}"] td`).allTextContents()).slice(1);
+  assert.deepEqual(await cells('optimizer.lr'), ['0.01', '0.001']);
+  assert.deepEqual(await cells('epochs'), ['2', '300']);
+  assert.equal(await table.locator('tr[data-path="data.batch_size"]').count(), 0, 'equal settings are not listed');
+  const versionRow = (await table.locator('tr').nth(1).locator('td').allTextContents()).slice(1);
+  assert.deepEqual(versionRow, [`v${newest.version}`, `v${first.version}`]);
+  const legend = await stepChart.locator('.u-legend').textContent();
+  // Two runs share a name (same graph version): the legend tells them apart by their ids.
+  assert.ok(legend.includes(`${newest.name} #${newest.id.slice(0, 4)} smoothed`) && legend.includes(`${first.name} smoothed`), legend);
+  await page.setViewportSize({ width: 1280, height: 720 });
+  await table.scrollIntoViewIfNeeded();
+  await shot(page, 'panel_compare_1280');
+  await page.setViewportSize({ width: 1440, height: 900 });
+
+  // Hovering reads exact values for every visible series.
+  await stepChart.scrollIntoViewIfNeeded();
+  const over = await stepChart.locator('.u-over').boundingBox();
+  await page.mouse.move(over.x + over.width * 0.3, over.y + over.height / 2);
+  await until(async () => {
+    const values = await stepChart.locator('.u-legend .u-series .u-value').allTextContents();
+    return values.length === 5 && values.slice(1, 3).every((v) => /^\d/.test(v));
+  }, 5000, 'hover values in the legend');
+
+  // Log scale.
+  await page.getByTestId('log-scale').check();
+  await until(async () => (await page.getByTestId('chart-step-loss').getAttribute('data-log')) === 'true', 5000, 'a log y axis');
+  await shot(page, 'panel_log');
+
+  // x by epoch, then wall time: the newest run's 2 epochs end at 2 (or just under, joined with the longer run).
+  const metrics = await api(`/runs/${newest.id}/metrics`);
+  await page.getByTestId('x-axis').selectOption('epoch');
+  const epochXs = await page.getByTestId('chart-step-loss').evaluate((el) => Number(el.dataset.firstX));
+  assert.ok(Math.abs(epochXs - metrics.steps[0][0] / metrics.started.steps_per_epoch) < 1e-9, `first x ${epochXs}`);
+  await page.getByTestId('x-axis').selectOption('time');
+  const first0 = await page.getByTestId('chart-step-loss').evaluate((el) => Number(el.dataset.firstX));
+  assert.equal(first0, 0, 'wall time starts at 0 s');
+
+  // CSV of the visible series; PNG of the chart.
+  await page.getByTestId('x-axis').selectOption('step');
+  await page.getByTestId('log-scale').uncheck();
+  await page.locator('.run-history tbody tr').nth(2).getByRole('checkbox').click();
+  await until(async () => (await page.getByTestId('compare-table').count()) === 0, 5000, 'compare off');
+  const [csvDownload] = await Promise.all([page.waitForEvent('download'), page.getByTestId('chart-step-loss-csv').click()]);
+  assert.equal(csvDownload.suggestedFilename(), 'loss_per_step.csv');
+  const csv = (await readFile(await csvDownload.path(), 'utf8')).trim().split('\n');
+  const label = `${newest.name} #${newest.id.slice(0, 4)}`;
+  assert.equal(csv[0], `step,${label} raw,${label} smoothed`);
+  assert.equal(csv.length - 1, metrics.steps.length);
+  assert.deepEqual(csv[1].split(',').slice(0, 2).map(Number), metrics.steps[0]);
+  const [png] = await Promise.all([page.waitForEvent('download'), page.getByTestId('chart-step-loss-png').click()]);
+  assert.equal(png.suggestedFilename(), 'loss_per_step.png');
+  const bytes = await readFile(await png.path());
+  assert.equal(bytes.subarray(1, 4).toString(), 'PNG');
   assert.deepEqual(consoleErrors.filter((e) => !/WebSocket/.test(e)), []);
 });

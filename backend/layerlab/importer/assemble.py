@@ -15,7 +15,7 @@ from ..ops import get_op
 from .errors import ModuleImportError
 from .layout import layout
 
-_NAME = re.compile(r"^([A-Za-z_][A-Za-z0-9_]{0,63}|[0-9]{1,6})$")
+_NAME = re.compile(r"^([A-Za-z_][A-Za-z0-9_-]{0,63}|[0-9]{1,6})$")  # as graph.ModuleName
 _MAX_ID = 64
 INPUT_KEY = ""  # the producer key of the model input
 

@@ -33,10 +33,10 @@ class _Strict(BaseModel):
 
 
 class UploadRef(_Strict):
-    """A user's own data: a .npz with arrays ``x`` and ``y``, a .csv with a target column, or a .zip
-    of images with one folder per class."""
+    """A user's own data: a .npz with arrays ``x`` and ``y``, a .csv with a target column, a .zip
+    of images with one folder per class, or a .txt for next-character prediction."""
 
-    path: str = Field(description="Path of the stored upload (.npz, .csv or .zip).")
+    path: str = Field(description="Path of the stored upload (.npz, .csv, .zip or .txt).")
     target_column: str | int | None = Field(
         None, description="CSV only: the target's column name or index; default the last column."
     )
@@ -52,6 +52,7 @@ class UploadRef(_Strict):
         "'resize' stretches the whole image."
     )
     image_color: Literal["rgb", "grayscale"] = Field("rgb", description=".zip only: 3 channels or 1.")
+    context: int = Field(32, ge=1, le=1024, description=".txt only: characters the model sees to predict the next.")
 
 
 # --- augmentation: kornia.augmentation steps, applied to training batches on the device ---------
@@ -151,6 +152,8 @@ class DataConfig(_Strict):
         None, ge=2, le=50, description="spirals (default 3), blobs (default 4), signals (default 10)."
     )
     signal_length: int = Field(64, ge=16, le=65536, description="signals: samples per sequence.")
+    seq_length: int = Field(32, ge=4, le=4096, description="tokens and seasonal: steps per sequence.")
+    horizon: int = Field(8, ge=1, le=1024, description="seasonal: future steps to forecast.")
 
     @model_validator(mode="after")
     def _upload_matches(self) -> DataConfig:

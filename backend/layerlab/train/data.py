@@ -54,6 +54,9 @@ class ArrayDataset:
     y: np.ndarray
     task: Task
     class_names: list[str] | None = None
+    # Samples [0, split_at) train and the rest validate, in order, instead of a shuffled split:
+    # windows of one text overlap, so a shuffled split would show validation text in training.
+    split_at: int | None = None
 
     @property
     def num_classes(self) -> int | None:
@@ -82,7 +85,7 @@ def load_dataset(cfg: DataConfig, *, seed: int) -> ArrayDataset:
     """Load (or generate, under ``seed``) the dataset the config names."""
     if cfg.dataset == "upload":
         assert cfg.upload is not None  # the config validator guarantees it
-        return load_upload(cfg.upload)
+        return load_upload(cfg.upload, val_split=cfg.val_split)
     entry = REGISTRY[cfg.dataset]
     try:
         x, y, class_names = entry.load(cfg, seed=seed)
@@ -100,13 +103,16 @@ def describe(ds: ArrayDataset) -> dict[str, Any]:
 # --- uploads -------------------------------------------------------------------------------------
 
 
-def load_upload(ref: UploadRef, *, limits: UploadLimits | None = None) -> ArrayDataset:
-    """An uploaded .npz or .csv, read within ``limits`` (UploadTooLargeError past them)."""
+def load_upload(ref: UploadRef, *, limits: UploadLimits | None = None, val_split: float = 0.2) -> ArrayDataset:
+    """An uploaded .npz, .csv, .zip of images or .txt, read within ``limits`` (UploadTooLargeError
+    past them). ``val_split`` is needed up front for text, whose vocabulary comes from the training part."""
     limits = limits or UploadLimits.from_env()
     path = Path(ref.path)
     if not path.is_file():
         raise DatasetError(f"upload {path.name!r} not found")
     suffix = path.suffix.lower()
+    if suffix == ".txt":
+        return _read_text(path, context=ref.context, val_split=val_split, limits=limits)
     class_names = None
     if suffix == ".npz":
         x, y = _read_npz(path, limits)
@@ -115,8 +121,8 @@ def load_upload(ref: UploadRef, *, limits: UploadLimits | None = None) -> ArrayD
     elif suffix == ".zip":
         x, y, class_names = _read_image_zip(path, ref, limits)
     else:
-        raise DatasetError(f"upload {path.name!r}: only .npz (arrays x and y), .csv and .zip (images, one "
-                           "folder per class) are supported")
+        raise DatasetError(f"upload {path.name!r}: only .npz (arrays x and y), .csv, .zip (images, one "
+                           "folder per class) and .txt (text for next-character prediction) are supported")
     if len(x) != len(y):
         raise DatasetError(f"upload {path.name!r}: x has {len(x)} samples but y has {len(y)}")
     if len(x) < 2:
@@ -131,6 +137,40 @@ def load_upload(ref: UploadRef, *, limits: UploadLimits | None = None) -> ArrayD
             )
         x = x.reshape(len(x), *ref.sample_shape)
     return _with_targets(path.stem, x, y, ref.task, limits=limits, class_names=class_names)
+
+
+UNKNOWN_CHAR = "<unk>"  # class 0 of a text set: characters the training part never shows
+
+
+def _read_text(path: Path, *, context: int, val_split: float, limits: UploadLimits) -> ArrayDataset:
+    """Next-character prediction: x (N, context) int64 character ids, y (N,) the character after.
+    The vocabulary is built from the training part of the text (its first 1 − val_split); the
+    validation part's windows come from the rest, and unseen characters there become <unk>."""
+    check_expanded(f"upload {path.name!r} as windows of {context} characters",
+                   path.stat().st_size * (context + 1) * 8, limits)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as e:
+        raise DatasetError(f"upload {path.name!r} is not UTF-8 text (byte {e.start})") from e
+    cut = round(len(text) * (1 - val_split))
+    train_text = text[:cut]
+    if len(train_text) <= context or (val_split > 0 and len(text) - cut <= context):
+        raise DatasetError(f"upload {path.name!r}: {len(text):,} characters are too few for windows of "
+                           f"{context} in both splits; use a longer text or a smaller context")
+    vocab = [UNKNOWN_CHAR, *sorted(set(train_text))]
+    if len(vocab) > limits.max_classes:
+        raise _too_many_classes(path.stem, f"{len(vocab):,}", limits)
+    index = {ch: i for i, ch in enumerate(vocab)}
+    ids = np.array([index.get(ch, 0) for ch in text], dtype=np.int64)
+
+    def windows(part: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        x = np.lib.stride_tricks.sliding_window_view(part[:-1], context)  # (n, context)
+        return x, part[context:]
+
+    x_train, y_train = windows(ids[:cut])
+    x_val, y_val = windows(ids[cut:]) if val_split > 0 else (x_train[:0], y_train[:0])
+    return ArrayDataset(path.stem, np.concatenate([x_train, x_val]), np.concatenate([y_train, y_val]),
+                        "classification", vocab, split_at=len(x_train))
 
 
 def _read_image_zip(path: Path, ref: UploadRef, limits: UploadLimits) -> tuple[np.ndarray, np.ndarray, list[str]]:
@@ -366,11 +406,14 @@ def _standardize_stats(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 def prepare(ds: ArrayDataset, cfg: DataConfig, *, seed: int, input_dtype: str = "float32") -> PreparedData:
     """Split under ``seed``, then standardize with statistics of the training split only."""
     n = len(ds.x)
-    order = np.random.default_rng(seed).permutation(n)
-    n_val = int(round(n * cfg.val_split))
-    if cfg.val_split > 0:
-        n_val = min(max(n_val, 1), n - 1)
-    val_idx, train_idx = order[:n_val], order[n_val:]
+    if ds.split_at is not None:  # the dataset splits itself (text: in order, see ArrayDataset)
+        train_idx, val_idx = np.arange(ds.split_at), np.arange(ds.split_at, n)
+    else:
+        order = np.random.default_rng(seed).permutation(n)
+        n_val = int(round(n * cfg.val_split))
+        if cfg.val_split > 0:
+            n_val = min(max(n_val, 1), n - 1)
+        val_idx, train_idx = order[:n_val], order[n_val:]
     x_train, x_val = ds.x[train_idx], ds.x[val_idx]
     y_train, y_val = ds.y[train_idx], ds.y[val_idx]
 

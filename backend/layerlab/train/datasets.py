@@ -141,6 +141,36 @@ def signals(n: int, *, num_classes: int, length: int, noise: float, rng: np.rand
     return x.astype(np.float32), y.astype(np.int64), names[:num_classes]
 
 
+def tokens(n: int, *, num_classes: int, length: int, rng: np.random.Generator) -> Loaded:
+    """Sequence classification for an Embedding: ``length`` token ids from a vocabulary of
+    ``num_classes``; the class is the token that occurs most often. x: (N, length) int64."""
+    y = rng.integers(0, num_classes, n)
+    x = rng.integers(0, num_classes, (n, length))
+    # A third of the positions, at random, take the class's token, so it wins the count.
+    extra = rng.random((n, length)) < 1 / 3
+    x = np.where(extra, y[:, None], x)
+    counts = np.stack([(x == k).sum(axis=1) for k in range(num_classes)], axis=1)  # (N, K)
+    y = counts.argmax(axis=1)  # the label is the count's winner (ties: the lowest id)
+    return x.astype(np.int64), y.astype(np.int64), [f"token {k}" for k in range(num_classes)]
+
+
+def seasonal(n: int, *, length: int, horizon: int, noise: float, rng: np.random.Generator) -> Loaded:
+    """Forecasting: windows of ``length`` steps of a seasonal series (a daily-like cycle of period
+    12 to 24 steps with a harmonic, a trend, noise of std ``noise``), each from its own series, and the
+    next ``horizon`` steps to predict. x: (N, length, 1), y: (N, horizon)."""
+    t = np.arange(length + horizon)[None, :]  # (1, L + H)
+    period = rng.uniform(12.0, 24.0, (n, 1))
+    phase = rng.uniform(0.0, 2 * math.pi, (n, 1))
+    amplitude = rng.uniform(0.5, 2.0, (n, 1))
+    trend = rng.normal(0.0, 0.02, (n, 1))
+    level = rng.normal(0.0, 1.0, (n, 1))
+    series = (level + trend * t + amplitude * np.sin(2 * math.pi * t / period + phase)
+              + 0.3 * amplitude * np.sin(4 * math.pi * t / period + 2 * phase))
+    series = series + rng.normal(0.0, noise, series.shape)  # (N, L + H)
+    x = series[:, :length, None]  # (N, L, 1): one feature per step, batch first for recurrent layers
+    return x.astype(np.float32), series[:, length:].astype(np.float32), None
+
+
 # --- the registry ----------------------------------------------------------------------------------
 
 Options = Callable[["DataConfig"], dict[str, Any]]
@@ -219,6 +249,14 @@ def _table(name: str) -> Options:
     return lambda cfg: {"name": name}
 
 
+def _tokens(cfg: DataConfig) -> dict[str, Any]:
+    return {"n": cfg.n_samples, "num_classes": cfg.num_classes or 4, "length": cfg.seq_length}
+
+
+def _seasonal(cfg: DataConfig) -> dict[str, Any]:
+    return {"n": cfg.n_samples, "length": cfg.seq_length, "horizon": cfg.horizon, "noise": cfg.noise}
+
+
 _SYNTH = ("n_samples", "noise")
 REGISTRY: dict[str, DatasetEntry] = {
     entry.name: entry
@@ -276,6 +314,21 @@ REGISTRY: dict[str, DatasetEntry] = {
             "most 10) waveforms, each circularly shifted, amplitude ×[0.5, 1.5], plus noise of std noise.",
             signals, options=_signals, settings=(*_SYNTH, "num_classes", "signal_length"), synthetic=True,
             check=_signals_classes,
+        ),
+        DatasetEntry(
+            "tokens", "classification", "Token sequences; the class is the most frequent token (generated).",
+            "n_samples sequences of seq_length int64 token ids, shape (seq_length,), for an Embedding; "
+            "num_classes tokens (default 4), a third of each sequence set to its class's token. A set for "
+            "recurrent and attention classifiers.",
+            tokens, options=_tokens, settings=("n_samples", "num_classes", "seq_length"), synthetic=True,
+        ),
+        DatasetEntry(
+            "seasonal", "regression", "Forecast the next steps of seasonal time series (generated).",
+            "n_samples windows, shape (seq_length, 1), batch first for recurrent layers; the target is the "
+            "next horizon steps, shape (horizon,). Each window is its own series: a cycle of period 12–24 "
+            "steps with a harmonic, a level, a trend and noise of std noise.",
+            seasonal, options=_seasonal, settings=("n_samples", "noise", "seq_length", "horizon"),
+            synthetic=True,
         ),
     ]
 }

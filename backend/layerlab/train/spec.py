@@ -50,6 +50,7 @@ class ModelSpec:
     head_node: str | None = None  # the node feeding Output
     head_op: str | None = None
     graph: dict[str, Any] | None = None  # JSON of the graph, stored in checkpoint metadata
+    memory_bytes: int | None = None  # the analysis's training-memory estimate at the run's batch size
 
     def node_for_path(self, path: str) -> str:
         """The node a module path belongs to: its last part that names a node, else the path."""
@@ -130,6 +131,7 @@ def spec_from_analysis(analysis: Any, config: RunConfig) -> ModelSpec:
         head_node=head,
         head_op=head_op,
         graph=parsed.model_dump(mode="json"),
+        memory_bytes=report.totals.memory.total_bytes if report.totals.memory is not None else None,
     )
 
 

@@ -211,7 +211,9 @@ class Trainer:
                              hint="lower the learning rate, enable grad_clip, or check the data for NaNs")
             return RunOutcome("failed", e.step, self.epoch, reason=reason)
         except torch.cuda.OutOfMemoryError as e:
-            self.events.emit(RunFailed, reason=f"out of GPU memory: {e}", step=self.step,
+            estimate = self.spec.memory_bytes
+            quoted = f" (the estimate for this run was {estimate / 2**30:.2f} GiB)" if estimate else ""
+            self.events.emit(RunFailed, reason=f"out of GPU memory{quoted}: {e}", step=self.step,
                              hint="lower data.batch_size or use a smaller model; bf16 precision also helps")
             return RunOutcome("failed", self.step, self.epoch, reason="out of memory")
         except Exception as e:

@@ -282,6 +282,26 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api/datasets/augment-preview": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Augment Preview
+         * @description A few training images as loaded and through the random augment steps, as the run draws them.
+         */
+        post: operations["augment_preview_api_datasets_augment_preview_post"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/datasets/uploads/{upload_id}": {
         parameters: {
             query?: never;
@@ -324,6 +344,26 @@ export interface paths {
          * @description Start training a project version (default the latest) under a run config.
          */
         post: operations["create_api_runs_post"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/runs/weights": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Upload Weights
+         * @description Upload weights to start a run from; a .pt is read with torch.load(weights_only=True).
+         */
+        post: operations["upload_weights_api_runs_weights_post"];
         delete?: never;
         options?: never;
         head?: never;
@@ -559,11 +599,53 @@ export interface paths {
 export type webhooks = Record<string, never>;
 export interface components {
     schemas: {
+        /** AugmentPreview */
+        AugmentPreview: {
+            /** Sample Shape */
+            sample_shape: number[];
+            /**
+             * Steps
+             * @description The random steps applied, in order.
+             */
+            steps: string[];
+            /** Samples */
+            samples: components["schemas"]["PreviewSample"][];
+        };
+        /** AugmentPreviewRequest */
+        AugmentPreviewRequest: {
+            /** @description The run's data settings: the dataset and its augment steps. */
+            data: components["schemas"]["DataConfig"];
+            /**
+             * Samples
+             * @description Training images to show.
+             * @default 4
+             */
+            samples: number;
+            /**
+             * Draws
+             * @description Augmented versions of each.
+             * @default 3
+             */
+            draws: number;
+            /**
+             * Seed
+             * @default 0
+             */
+            seed: number;
+        };
         /** Body_upload_api_datasets_post */
         Body_upload_api_datasets_post: {
             /**
              * File
-             * @description .npz (arrays x, y), .csv, or .zip of images in one folder per class
+             * @description .npz (arrays x, y), .csv, .zip of images in one folder per class, or .txt
+             */
+            file: string;
+        };
+        /** Body_upload_weights_api_runs_weights_post */
+        Body_upload_weights_api_runs_weights_post: {
+            /**
+             * File
+             * @description .safetensors, or a .pt/.pth state_dict
              */
             file: string;
         };
@@ -642,7 +724,7 @@ export interface components {
              * @default digits
              * @enum {string}
              */
-            dataset: "digits" | "mnist" | "iris" | "wine" | "breast_cancer" | "diabetes" | "two_moons" | "spirals" | "blobs" | "signals" | "upload";
+            dataset: "digits" | "mnist" | "iris" | "wine" | "breast_cancer" | "diabetes" | "two_moons" | "spirals" | "blobs" | "signals" | "tokens" | "seasonal" | "upload";
             /** @description Required when dataset is 'upload'. */
             upload?: components["schemas"]["UploadRef"] | null;
             /**
@@ -712,6 +794,18 @@ export interface components {
              * @default 64
              */
             signal_length: number;
+            /**
+             * Seq Length
+             * @description tokens and seasonal: steps per sequence.
+             * @default 32
+             */
+            seq_length: number;
+            /**
+             * Horizon
+             * @description seasonal: future steps to forecast.
+             * @default 8
+             */
+            horizon: number;
         };
         /** DatasetInfo */
         DatasetInfo: {
@@ -951,6 +1045,58 @@ export interface components {
             /** Detail */
             detail: components["schemas"]["GraphError"][];
         };
+        /** LayerStat */
+        LayerStat: {
+            /**
+             * Node
+             * @description The graph node id (the last module-path part that is one).
+             */
+            node: string;
+            /**
+             * Path
+             * @description The full dotted module path, e.g. 'block1.0.conv1'.
+             */
+            path: string;
+            /** Grad Norm */
+            grad_norm?: number | null;
+            /** Weight Norm */
+            weight_norm?: number | null;
+            /**
+             * Update Ratio
+             * @description ||Δw|| / ||w|| for this step.
+             */
+            update_ratio?: number | null;
+            /**
+             * Dead Fraction
+             * @description ReLU: fraction of output units that are zero for every sample of the batch.
+             */
+            dead_fraction?: number | null;
+        };
+        /** LayerStatsEvent */
+        LayerStatsEvent: {
+            /** Run Id */
+            run_id: string;
+            /**
+             * Seq
+             * @description Monotonic per run, starting at 0.
+             * @default 0
+             */
+            seq: number;
+            /**
+             * Time
+             * @description Wall-clock seconds since the epoch.
+             */
+            time?: number;
+            /**
+             * @description discriminator enum property added by openapi-typescript
+             * @enum {string}
+             */
+            type: "layer_stats";
+            /** Step */
+            step: number;
+            /** Layers */
+            layers: components["schemas"]["LayerStat"][];
+        };
         /** LossConfig */
         LossConfig: {
             /**
@@ -1029,6 +1175,11 @@ export interface components {
             ][];
             /** Epochs */
             epochs: components["schemas"]["EpochRow"][];
+            /**
+             * Layer Stats
+             * @description Every layer_stats event: per-layer history.
+             */
+            layer_stats?: components["schemas"]["LayerStatsEvent"][];
             /** @description The latest run_started event (device, precision, dataset sizes, steps per epoch), if the run has started. */
             started?: components["schemas"]["RunStarted"] | null;
         };
@@ -1225,6 +1376,21 @@ export interface components {
             tensors: number;
             /** Elements */
             elements: number;
+        };
+        /** PreviewSample */
+        PreviewSample: {
+            /** Label */
+            label: string | null;
+            /**
+             * Original
+             * @description The image as loaded: (C, H, W) flattened, 0…255.
+             */
+            original: number[];
+            /**
+             * Augmented
+             * @description Each draw through the random steps, same layout.
+             */
+            augmented: number[][];
         };
         /**
          * Problem
@@ -1533,6 +1699,11 @@ export interface components {
             name?: string | null;
             /** @description With dataset 'upload', data.upload.path is the id of an upload (POST /api/datasets). */
             config?: components["schemas"]["RunConfig"];
+            /**
+             * Init Weights
+             * @description Start from uploaded weights (the id from POST /api/runs/weights); every tensor's name and shape must match the graph.
+             */
+            init_weights?: string | null;
         };
         /** RunDetail */
         RunDetail: {
@@ -1813,7 +1984,7 @@ export interface components {
              * Kind
              * @enum {string}
              */
-            kind: "npz" | "csv" | "zip";
+            kind: "npz" | "csv" | "zip" | "txt";
             /** Size */
             size: number;
             /**
@@ -1824,13 +1995,13 @@ export interface components {
         };
         /**
          * UploadRef
-         * @description A user's own data: a .npz with arrays ``x`` and ``y``, a .csv with a target column, or a .zip
-         *     of images with one folder per class.
+         * @description A user's own data: a .npz with arrays ``x`` and ``y``, a .csv with a target column, a .zip
+         *     of images with one folder per class, or a .txt for next-character prediction.
          */
         UploadRef: {
             /**
              * Path
-             * @description Path of the stored upload (.npz, .csv or .zip).
+             * @description Path of the stored upload (.npz, .csv, .zip or .txt).
              */
             path: string;
             /**
@@ -1868,6 +2039,12 @@ export interface components {
              * @enum {string}
              */
             image_color: "rgb" | "grayscale";
+            /**
+             * Context
+             * @description .txt only: characters the model sees to predict the next.
+             * @default 32
+             */
+            context: number;
         };
         /** ValidationError */
         ValidationError: {
@@ -1923,6 +2100,17 @@ export interface components {
              * Format: date-time
              */
             created_at: string;
+        };
+        /** WeightsInfo */
+        WeightsInfo: {
+            /** Id */
+            id: string;
+            /** Filename */
+            filename: string;
+            /** Tensors */
+            tensors: number;
+            /** Elements */
+            elements: number;
         };
         /** WorkerPool */
         WorkerPool: {
@@ -5976,66 +6164,6 @@ export interface components {
              */
             type: "epoch";
         };
-        /** LayerStat */
-        LayerStat: {
-            /**
-             * Node
-             * @description The graph node id (the last module-path part that is one).
-             */
-            node: string;
-            /**
-             * Path
-             * @description The full dotted module path, e.g. 'block1.0.conv1'.
-             */
-            path: string;
-            /**
-             * Grad Norm
-             * @default null
-             */
-            grad_norm: number | null;
-            /**
-             * Weight Norm
-             * @default null
-             */
-            weight_norm: number | null;
-            /**
-             * Update Ratio
-             * @description ||Δw|| / ||w|| for this step.
-             * @default null
-             */
-            update_ratio: number | null;
-            /**
-             * Dead Fraction
-             * @description ReLU: fraction of output units that are zero for every sample of the batch.
-             * @default null
-             */
-            dead_fraction: number | null;
-        };
-        /** LayerStatsEvent */
-        LayerStatsEvent: {
-            /** Run Id */
-            run_id: string;
-            /**
-             * Seq
-             * @description Monotonic per run, starting at 0.
-             * @default 0
-             */
-            seq: number;
-            /**
-             * Time
-             * @description Wall-clock seconds since the epoch.
-             */
-            time?: number;
-            /**
-             * @description discriminator enum property added by openapi-typescript
-             * @enum {string}
-             */
-            type: "layer_stats";
-            /** Step */
-            step: number;
-            /** Layers */
-            layers: components["schemas"]["LayerStat"][];
-        };
         /** RunFailed */
         RunFailed: {
             /** Run Id */
@@ -7022,6 +7150,48 @@ export interface operations {
             };
         };
     };
+    augment_preview_api_datasets_augment_preview_post: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["AugmentPreviewRequest"];
+            };
+        };
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["AugmentPreview"];
+                };
+            };
+            /** @description Not Found */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Unprocessable Entity */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Invalid"];
+                };
+            };
+        };
+    };
     get_api_datasets_uploads__upload_id__get: {
         parameters: {
             query?: never;
@@ -7164,6 +7334,57 @@ export interface operations {
             };
             /** @description Not Found */
             404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Unprocessable Entity */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Invalid"];
+                };
+            };
+        };
+    };
+    upload_weights_api_runs_weights_post: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "multipart/form-data": components["schemas"]["Body_upload_weights_api_runs_weights_post"];
+            };
+        };
+        responses: {
+            /** @description Successful Response */
+            201: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["WeightsInfo"];
+                };
+            };
+            /** @description Not Found */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Request Entity Too Large */
+            413: {
                 headers: {
                     [name: string]: unknown;
                 };

@@ -2,6 +2,7 @@ import type { GraphError, InitScheme, JsonSchema } from '../api/types';
 import { isBlock } from '../graph/kinds';
 import { formatCount, formatShape } from '../lib/format';
 import { editor, useEditor } from '../state/editorStore';
+import { LayerInsight } from './LayerInsight';
 import { ParamField } from './ParamField';
 import { ProblemList } from './StatusBar';
 
@@ -101,6 +102,7 @@ function NodeInspector({ id }: { id: string }) {
           <dd>{formatCount(report.macs)}</dd>
         </dl>
       )}
+      <LayerInsight id={id} />
       {report && report.formula.length > 0 && (
         <pre className="formula" data-testid="formula">
           {report.formula.join('\n')}

@@ -1,21 +1,19 @@
-import { useEffect, useMemo, useState } from 'react';
-import uPlot from 'uplot';
+import { useEffect, useMemo } from 'react';
 import { type ReportOptions, api, downloadBlob } from '../api/client';
 import type { RunConfig } from '../api/types';
 import { formatNumber, formatShape } from '../lib/format';
-import { valueOf } from '../lib/runForm';
+import { type ConfigDraft, valueOf } from '../lib/runForm';
 import { editor, useEditor } from '../state/editorStore';
 import { projects } from '../state/projectStore';
-import { type RunSeries, isTerminal, smooth } from '../state/runSeries';
-import { overlaySeries, refreshRuns, training, useTraining } from '../state/trainingStore';
-import { Chart, type ChartSpec } from './Chart';
+import { isTerminal } from '../state/runSeries';
+import { refreshRuns, training, useTraining } from '../state/trainingStore';
+import { AugmentPanel } from './AugmentPanel';
+import { RunCharts } from './RunCharts';
 import { RunForm } from './RunForm';
 import { RunHeader, SelectedRunSettings } from './RunHeader';
-
-const COLORS = ['#2f6fdf', '#d9822b', '#2fa35a', '#b5477f', '#7a5cd6', '#888'];
+import { WeightsPicker } from './WeightsPicker';
 
 export function TrainingPanel() {
-  const [smoothing, setSmoothing] = useState(0.6);
   const datasets = useTraining((s) => s.datasets);
   const form = useTraining((s) => s.form);
   const draft = useTraining((s) => s.draft);
@@ -23,7 +21,6 @@ export function TrainingPanel() {
   const status = useTraining((s) => s.status);
   const activeRunId = useTraining((s) => s.activeRunId);
   const error = useTraining((s) => s.error);
-  const overlays = useTraining((s) => s.overlays);
   const inputShape = useEditor((s) => s.report?.input_shape ?? null);
   const valid = useEditor((s) => s.report?.valid ?? false);
 
@@ -52,8 +49,6 @@ export function TrainingPanel() {
   const live = activeRunId !== null && !isTerminal(status) && status !== 'idle';
   const problems = Object.entries(invalid);
 
-  const charts = useMemo(() => buildCharts(smoothing, overlays), [smoothing, overlays]);
-
   return (
     <div className="training pad" data-testid="training">
       <h2>Train</h2>
@@ -65,6 +60,7 @@ export function TrainingPanel() {
       ) : (
         <p className="muted">Loading the run settings…</p>
       )}
+      <AugmentPanel data={draft.data as ConfigDraft | undefined} />
       {mismatch && (
         <div className="warning" data-testid="dataset-mismatch">
           {dsLabel} samples are {formatShape(ds.sample_shape)} but the model's Input is {formatShape(inputShape)}: set the Input
@@ -80,6 +76,7 @@ export function TrainingPanel() {
           ))}
         </div>
       )}
+      <WeightsPicker />
       <div className="row">
         <button
           type="button"
@@ -115,14 +112,7 @@ export function TrainingPanel() {
       </div>
       <RunStatusLine />
       {error && <div className="node-error">{error}</div>}
-      <label className="row">
-        Smoothing
-        <input type="range" min={0} max={0.99} step={0.01} value={smoothing} onChange={(e) => setSmoothing(e.target.valueAsNumber)} data-testid="smoothing" />
-        <span>{smoothing.toFixed(2)}</span>
-      </label>
-      {charts.map((c) => (
-        <Chart key={c.testId} spec={c} version={overlays.join(',')} />
-      ))}
+      <RunCharts />
       <RunHistory />
     </div>
   );
@@ -178,6 +168,7 @@ function RunHistory() {
                 <input
                   type="checkbox"
                   title="Overlay this run's curves"
+                  aria-label={`Compare ${r.name || r.id.slice(0, 8)}`}
                   disabled={r.id === active}
                   checked={overlays.includes(r.id)}
                   onChange={() => void training.toggleOverlay(r.id)}
@@ -224,72 +215,3 @@ function RunHistory() {
     </div>
   );
 }
-
-function buildCharts(smoothing: number, overlays: string[]): ChartSpec[] {
-  const overlaid = overlays.map((id) => overlaySeries.get(id)).filter((s): s is RunSeries => !!s);
-  const withOverlays = (
-    pick: (s: RunSeries) => { x: number[]; ys: (number | null)[][] },
-    main: uPlot.Series[],
-    each: (i: number, s: RunSeries) => uPlot.Series[],
-  ) => {
-    const series = [...main, ...overlaid.flatMap((s, i) => each(i, s))];
-    const data = (s: RunSeries): uPlot.AlignedData => {
-      const tables = [s, ...overlaid].map((r) => {
-        const p = pick(r);
-        return [p.x, ...p.ys] as uPlot.AlignedData;
-      });
-      if (tables.length === 1) return tables[0];
-      return uPlotJoin(tables);
-    };
-    return { series, data };
-  };
-  const steps = withOverlays(
-    (s) => ({ x: s.stepX, ys: [s.stepLoss, smooth(s.stepLoss, smoothing)] }),
-    [
-      { label: 'loss', stroke: 'rgba(47,111,223,0.25)', width: 1 },
-      { label: 'smoothed', stroke: COLORS[0], width: 2 },
-    ],
-    (i, s) => [
-      { label: `${s.runId.slice(0, 6)} raw`, show: false, stroke: COLORS[(i + 1) % COLORS.length] },
-      { label: s.runId.slice(0, 6), stroke: COLORS[(i + 1) % COLORS.length], width: 1.5, dash: [4, 3] },
-    ],
-  );
-  const epochs = withOverlays(
-    (s) => ({ x: s.epochX, ys: [s.trainLoss, s.valLoss] }),
-    [
-      { label: 'train', stroke: COLORS[0], width: 2, points: { show: true } },
-      { label: 'val', stroke: COLORS[1], width: 2, points: { show: true } },
-    ],
-    (i, s) => [
-      { label: `${s.runId.slice(0, 6)} train`, stroke: COLORS[(i + 2) % COLORS.length], dash: [4, 3] },
-      { label: `${s.runId.slice(0, 6)} val`, stroke: COLORS[(i + 2) % COLORS.length], dash: [1, 3] },
-    ],
-  );
-  const acc = withOverlays(
-    (s) => ({ x: s.epochX, ys: [s.trainAcc, s.valAcc] }),
-    [
-      { label: 'train acc', stroke: COLORS[0], width: 2, points: { show: true } },
-      { label: 'val acc', stroke: COLORS[2], width: 2, points: { show: true } },
-    ],
-    (i, s) => [
-      { label: `${s.runId.slice(0, 6)} train`, stroke: COLORS[(i + 3) % COLORS.length], dash: [4, 3] },
-      { label: `${s.runId.slice(0, 6)} val`, stroke: COLORS[(i + 3) % COLORS.length], dash: [1, 3] },
-    ],
-  );
-  return [
-    { title: 'Loss per step', testId: 'chart-step-loss', which: 'steps', xLabel: 'step', series: steps.series, data: steps.data },
-    { title: 'Loss per epoch', testId: 'chart-epoch-loss', which: 'epochs', xLabel: 'epoch', series: epochs.series, data: epochs.data },
-    { title: 'Accuracy', testId: 'chart-accuracy', which: 'epochs', xLabel: 'epoch', series: acc.series, data: acc.data },
-    {
-      title: 'Learning rate',
-      testId: 'chart-lr',
-      which: 'steps',
-      xLabel: 'step',
-      series: [{ label: 'lr', stroke: COLORS[4], width: 1.5 }],
-      data: (s) => [s.lrX, s.lr],
-    },
-  ];
-}
-
-// uPlot.join aligns tables with different x values (runs of different lengths).
-const uPlotJoin = (tables: uPlot.AlignedData[]) => uPlot.join(tables);

@@ -116,3 +116,22 @@ describe('seriesFromMetrics then live events', () => {
     expect(s.status).toBe('running');
   });
 });
+
+describe('layer statistics', () => {
+  const stats = (seq: number, step: number, layers: object[]): RunEvent => ({ type: 'layer_stats', run_id: 'r', seq, time: 0, step, layers }) as RunEvent;
+  it('keeps each node\'s history, the largest figure where several modules map to one node', () => {
+    const s = emptySeries('r');
+    applyEvents(s, [
+      stats(0, 50, [
+        { node: 'conv1', path: 'conv1', grad_norm: 0.5, weight_norm: 2, update_ratio: 1e-3 },
+        { node: 'blk', path: 'blk.0.c', grad_norm: 0.1, weight_norm: 1 },
+        { node: 'blk', path: 'blk.1.c', grad_norm: 0.3, weight_norm: 0.5 },
+      ]),
+      stats(1, 100, [{ node: 'conv1', path: 'conv1', grad_norm: 0.25, weight_norm: 2.1, update_ratio: 5e-4 }]),
+    ]);
+    expect(s.layerHistory.conv1).toEqual({ step: [50, 100], grad_norm: [0.5, 0.25], weight_norm: [2, 2.1], update_ratio: [1e-3, 5e-4], dead_fraction: [null, null] });
+    expect(s.layerHistory.blk).toEqual({ step: [50], grad_norm: [0.3], weight_norm: [1], update_ratio: [null], dead_fraction: [null] });
+    expect(s.layers.conv1.grad_norm).toBe(0.25);
+    expect(s.layers.blk).toBeUndefined();
+  });
+});

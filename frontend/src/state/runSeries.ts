@@ -8,8 +8,14 @@ export type RunStatus = 'idle' | 'queued' | 'running' | 'paused' | 'finished' | 
 
 export interface LayerLive {
   grad_norm: number | null;
+  weight_norm: number | null;
+  update_ratio: number | null;
   dead_fraction: number | null;
 }
+
+/** What the layer panel's sparklines draw: one value per layer_stats event. */
+export const LAYER_METRICS = ['grad_norm', 'weight_norm', 'update_ratio', 'dead_fraction'] as const;
+export type LayerTrace = { step: number[] } & Record<(typeof LAYER_METRICS)[number], (number | null)[]>;
 
 export interface RunSeries {
   runId: string;
@@ -30,6 +36,8 @@ export interface RunSeries {
   valAcc: (number | null)[];
   layers: Record<string, LayerLive>;
   layersStep: number;
+  /** Every layer_stats event so far, per node. */
+  layerHistory: Record<string, LayerTrace>;
   warnings: string[];
   checkpoints: { step: number; epoch: number; reason: string }[];
   failure: { reason: string; hint?: string | null; node?: string | null } | null;
@@ -64,6 +72,7 @@ export function emptySeries(runId: string): RunSeries {
     valAcc: [],
     layers: {},
     layersStep: -1,
+    layerHistory: {},
     warnings: [],
     checkpoints: [],
     failure: null,
@@ -141,21 +150,10 @@ export function applyEvents(s: RunSeries, events: RunEvent[]): Changes {
         changed.epochs = true;
         break;
       }
-      case 'layer_stats': {
-        const layers: Record<string, LayerLive> = {};
-        for (const l of ev.layers) {
-          const prev = layers[l.node];
-          // Several modules can map to one node (a block's copies): keep the largest norm.
-          layers[l.node] = {
-            grad_norm: max(prev?.grad_norm ?? null, l.grad_norm ?? null),
-            dead_fraction: max(prev?.dead_fraction ?? null, l.dead_fraction ?? null),
-          };
-        }
-        s.layers = layers;
-        s.layersStep = ev.step;
+      case 'layer_stats':
+        applyLayerStats(s, ev);
         changed.layers = true;
         break;
-      }
       case 'checkpoint':
         s.checkpoints.push({ step: ev.step, epoch: ev.epoch, reason: ev.reason });
         changed.status = true;
@@ -194,6 +192,27 @@ export function applyEvents(s: RunSeries, events: RunEvent[]): Changes {
 }
 
 type Started = Extract<RunEvent, { type: 'run_started' }>;
+type LayerStats = Extract<RunEvent, { type: 'layer_stats' }>;
+
+/** The latest statistics per node, and their history. Several modules can map to one node (a
+ * block's copies): each figure is the largest of them. */
+export function applyLayerStats(s: RunSeries, ev: LayerStats) {
+  const layers: Record<string, LayerLive> = {};
+  for (const l of ev.layers) {
+    const prev = layers[l.node];
+    const next = {} as LayerLive;
+    for (const k of LAYER_METRICS) next[k] = max(prev?.[k] ?? null, l[k] ?? null);
+    layers[l.node] = next;
+  }
+  s.layers = layers;
+  s.layersStep = ev.step;
+  for (const [node, live] of Object.entries(layers)) {
+    const t = (s.layerHistory[node] ??= { step: [], grad_norm: [], weight_norm: [], update_ratio: [], dead_fraction: [] });
+    if (t.step.length && ev.step <= t.step[t.step.length - 1]) continue;
+    t.step.push(ev.step);
+    for (const k of LAYER_METRICS) t[k].push(live[k]);
+  }
+}
 
 /** The run header's facts from a run_started event (live, or the one the metrics carry). */
 export function applyStarted(s: RunSeries, ev: Started) {

@@ -5,13 +5,14 @@ from __future__ import annotations
 import shutil
 from typing import Annotated, Any
 
-from fastapi import APIRouter, HTTPException, Query, Response, status
+from fastapi import APIRouter, File, HTTPException, Query, Response, UploadFile, status
 from fastapi.responses import FileResponse
 from sqlalchemy import select
+from starlette.concurrency import run_in_threadpool
 
 from layerlab.export import safe_name
 from layerlab.train.config import RunConfig
-from layerlab.train.events import RunStarted
+from layerlab.train.events import LayerStatsEvent, RunStarted
 
 from ..db import ACTIVE_STATUSES, Run
 from ..deps import SessionDep, StateDep
@@ -27,6 +28,7 @@ from ..schemas import (
     RunCreate,
     RunDetail,
     RunSummary,
+    WeightsInfo,
     WorkerPool,
 )
 
@@ -71,7 +73,21 @@ def _accepted(run: Run) -> RunAccepted:
 def create(body: RunCreate, session: SessionDep, state: StateDep) -> RunAccepted:
     """Start training a project version (default the latest) under a run config."""
     return _accepted(state.runs.start(session, project_id=body.project_id, version=body.version, name=body.name,
-                                      config=body.config))
+                                      config=body.config, init_weights=body.init_weights))
+
+
+@router.post("/weights", status_code=status.HTTP_201_CREATED,
+             responses={413: {"model": Problem}, 422: {"model": Invalid}})
+async def upload_weights(file: Annotated[UploadFile, File(description=".safetensors, or a .pt/.pth state_dict")],
+                         state: StateDep) -> WeightsInfo:
+    """Upload weights to start a run from; a .pt is read with torch.load(weights_only=True)."""
+    filename = (file.filename or "weights").replace("\\", "/").rsplit("/", 1)[-1][:255]
+    body = bytearray()
+    while chunk := await file.read(1 << 20):
+        body += chunk
+        if len(body) > state.settings.max_upload_bytes:
+            raise HTTPException(413, "request body too large")
+    return await run_in_threadpool(state.runs.store_weights, filename, bytes(body))
 
 
 @router.get("")
@@ -170,12 +186,13 @@ def delete(run_id: str, session: SessionDep, state: StateDep) -> Response:
 def metrics(run_id: str, session: SessionDep, state: StateDep) -> Metrics:
     """The whole loss curve and the per-epoch metrics so far."""
     run = get_run(session, state, run_id)
-    events = state.runs.history(run_id, types=("step", "epoch", "run_started"))
+    events = state.runs.history(run_id, types=("step", "epoch", "run_started", "layer_stats"))
     steps: list[tuple[int, float]] = []
     lrs: list[tuple[int, float]] = []
     times: list[tuple[int, float]] = []
     epochs: list[EpochRow] = []
     started: RunStarted | None = None
+    layer_stats: list[LayerStatsEvent] = []
     for e in events:
         if e["type"] == "step":
             steps.extend((int(p[0]), p[1]) for p in e["points"] if p[1] is not None)
@@ -183,11 +200,13 @@ def metrics(run_id: str, session: SessionDep, state: StateDep) -> Metrics:
             times.append((e["step"], e["time"]))
         elif e["type"] == "epoch":
             epochs.append(EpochRow.model_validate({k: e.get(k) for k in EpochRow.model_fields}))
+        elif e["type"] == "layer_stats":
+            layer_stats.append(LayerStatsEvent.model_validate(e))
         else:
             started = RunStarted.model_validate(e)
     last_seq = events[-1]["seq"] if events else -1
     return Metrics(run_id=run_id, status=run.status, last_seq=last_seq, steps=steps, lr=lrs, times=times,
-                   epochs=epochs, started=started)
+                   epochs=epochs, started=started, layer_stats=layer_stats)
 
 
 @router.get("/{run_id}/events/history")

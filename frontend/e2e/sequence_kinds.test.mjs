@@ -1,0 +1,79 @@
+// The catalog's sequence kinds in the editor: they come from the backend's catalog, so they must
+// show in the palette under their categories and render their parameters; an LSTM text classifier
+// built from an empty canvas gets the shapes the server computes.
+import assert from 'node:assert/strict';
+import { after, before, test } from 'node:test';
+import { badge, connectNodes, dropLayer, openEmptyCanvas, shot, startBackend, startBrowser, until } from './harness.mjs';
+
+let backend;
+let browser;
+let page;
+let consoleErrors;
+
+before(async () => {
+  backend = await startBackend();
+  ({ browser, page, consoleErrors } = await startBrowser());
+  await openEmptyCanvas(page, backend.url);
+});
+
+after(async () => {
+  await browser?.close();
+  await backend?.stop();
+});
+
+test('the new kinds are in the palette', async () => {
+  const catalog = await (await fetch(`${backend.url}/api/catalog`)).json();
+  const wanted = ['LSTM', 'GRU', 'RNN', 'MultiheadAttention', 'TransformerEncoderLayer', 'TransformerEncoder',
+    'PositionalEmbedding', 'Permute', 'Reshape', 'Mean', 'Multiply', 'PixelShuffle', 'ReLU6', 'Mish'];
+  for (const op of wanted) {
+    assert.ok(catalog.ops.some((o) => o.op === op), `${op} is in the catalog`);
+    await page.getByTestId(`palette-${op}`).waitFor({ timeout: 5000 });
+  }
+  const text = await page.locator('body').textContent();
+  assert.match(text, /Recurrent/);
+  assert.match(text, /Attention/);
+});
+
+test('an LSTM classifier from token ids, built by hand', async () => {
+  const chain = ['Input', 'Embedding', 'LSTM', 'Linear', 'Output'];
+  const ids = ['input_1', 'embedding_1', 'lstm_1', 'linear_1', 'output_1'];
+  for (let i = 0; i < chain.length; i++) await dropLayer(page, chain[i], 330, 40 + i * 95);
+  for (let i = 0; i + 1 < ids.length; i++) await connectNodes(page, ids[i], ids[i + 1]);
+
+  // The Input: 12 token ids per sample.
+  await page.locator('.react-flow__node[data-id="input_1"]').click();
+  const shape = page.getByTestId('field-shape').locator('input');
+  await shape.click();
+  await shape.press('Control+a');
+  await shape.pressSequentially('12');
+  await shape.press('Tab');
+  await page.getByTestId('field-dtype').locator('select').selectOption('int64');
+  await until(async () => (await badge(page, 'embedding_1')) === '12×64', 10_000, 'the embedding badge');
+
+  // The LSTM's own form: hidden_size typed key by key, only the last step flows on.
+  await page.locator('.react-flow__node[data-id="lstm_1"]').click();
+  for (const field of ['hidden_size', 'num_layers', 'bidirectional', 'dropout', 'output']) {
+    await page.getByTestId(`field-${field}`).waitFor();
+  }
+  const hidden = page.getByTestId('field-hidden_size').locator('input');
+  await hidden.click();
+  await hidden.pressSequentially('32');
+  await hidden.press('Tab');
+  await until(async () => (await badge(page, 'lstm_1')) === '12×32', 10_000, 'the LSTM sequence badge');
+  await page.getByTestId('field-output').locator('select').selectOption('last');
+  await until(async () => (await badge(page, 'lstm_1')) === '32', 10_000, 'the LSTM last-step badge');
+  await page.getByTestId('field-bidirectional').locator('input').check();
+  await until(async () => (await badge(page, 'lstm_1')) === '64', 10_000, 'both directions joined');
+  await until(async () => (await badge(page, 'output_1')) === '10', 10_000, 'the output badge');
+  await until(async () => (await page.getByTestId('status-valid').textContent()).includes('valid'), 5000, 'a valid graph');
+
+  // embedding 1000·64 + bidirectional LSTM 2·(4·32·(64+32) + 2·4·32) + linear 64·10 + 10
+  const trainable = Number(await page.getByTestId('trainable-params').getAttribute('data-value'));
+  assert.equal(trainable, 64000 + 2 * (4 * 32 * 96 + 256) + 650);
+
+  await page.setViewportSize({ width: 1280, height: 720 });
+  await shot(page, 'seq_lstm_1280');
+  await page.setViewportSize({ width: 1440, height: 900 });
+  await shot(page, 'seq_lstm_1440');
+  assert.deepEqual(consoleErrors, []);
+});
