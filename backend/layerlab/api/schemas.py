@@ -8,7 +8,7 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from layerlab.graph import GraphError
-from layerlab.train.config import RunConfig
+from layerlab.train.config import DataConfig, RunConfig
 from layerlab.train.events import EpochMetrics, LayerStatsEvent, RunStarted
 
 Name = Annotated[str, Field(min_length=1, max_length=200)]
@@ -103,6 +103,27 @@ class UploadInfo(DatasetDescription):
     kind: Literal["npz", "csv", "zip", "txt"]
     size: int
     created_at: datetime
+
+
+class AugmentPreviewRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    data: DataConfig = Field(description="The run's data settings: the dataset and its augment steps.")
+    samples: int = Field(4, ge=1, le=8, description="Training images to show.")
+    draws: int = Field(3, ge=1, le=6, description="Augmented versions of each.")
+    seed: int = Field(0, ge=0, le=2**32 - 1)
+
+
+class PreviewSample(BaseModel):
+    label: str | None
+    original: list[int] = Field(description="The image as loaded: (C, H, W) flattened, 0…255.")
+    augmented: list[list[int]] = Field(description="Each draw through the random steps, same layout.")
+
+
+class AugmentPreview(BaseModel):
+    sample_shape: list[int]
+    steps: list[str] = Field(description="The random steps applied, in order.")
+    samples: list[PreviewSample]
 
 
 class DatasetList(BaseModel):

@@ -1,5 +1,6 @@
 // The backend's HTTP API. Every response type comes from the generated OpenAPI schema.
 import type {
+  AugmentPreview,
   Catalog,
   DatasetList,
   ExportFormat,
@@ -117,6 +118,9 @@ export const api = {
     request<ScriptView>('POST', '/graphs/script', { graph, config }, signal),
 
   datasets: () => request<DatasetList>('GET', '/datasets'),
+  /** A few training images as loaded and through the run's random augment steps. */
+  augmentPreview: (data: Record<string, unknown>, signal?: AbortSignal) =>
+    request<AugmentPreview>('POST', '/datasets/augment-preview', { data, samples: 4, draws: 3 }, signal),
   async uploadDataset(file: File): Promise<UploadInfo> {
     const body = new FormData();
     body.append('file', file);

@@ -282,6 +282,26 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api/datasets/augment-preview": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Augment Preview
+         * @description A few training images as loaded and through the random augment steps, as the run draws them.
+         */
+        post: operations["augment_preview_api_datasets_augment_preview_post"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/datasets/uploads/{upload_id}": {
         parameters: {
             query?: never;
@@ -579,6 +599,40 @@ export interface paths {
 export type webhooks = Record<string, never>;
 export interface components {
     schemas: {
+        /** AugmentPreview */
+        AugmentPreview: {
+            /** Sample Shape */
+            sample_shape: number[];
+            /**
+             * Steps
+             * @description The random steps applied, in order.
+             */
+            steps: string[];
+            /** Samples */
+            samples: components["schemas"]["PreviewSample"][];
+        };
+        /** AugmentPreviewRequest */
+        AugmentPreviewRequest: {
+            /** @description The run's data settings: the dataset and its augment steps. */
+            data: components["schemas"]["DataConfig"];
+            /**
+             * Samples
+             * @description Training images to show.
+             * @default 4
+             */
+            samples: number;
+            /**
+             * Draws
+             * @description Augmented versions of each.
+             * @default 3
+             */
+            draws: number;
+            /**
+             * Seed
+             * @default 0
+             */
+            seed: number;
+        };
         /** Body_upload_api_datasets_post */
         Body_upload_api_datasets_post: {
             /**
@@ -1322,6 +1376,21 @@ export interface components {
             tensors: number;
             /** Elements */
             elements: number;
+        };
+        /** PreviewSample */
+        PreviewSample: {
+            /** Label */
+            label: string | null;
+            /**
+             * Original
+             * @description The image as loaded: (C, H, W) flattened, 0…255.
+             */
+            original: number[];
+            /**
+             * Augmented
+             * @description Each draw through the random steps, same layout.
+             */
+            augmented: number[][];
         };
         /**
          * Problem
@@ -7063,6 +7132,48 @@ export interface operations {
             };
             /** @description Request Entity Too Large */
             413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Unprocessable Entity */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Invalid"];
+                };
+            };
+        };
+    };
+    augment_preview_api_datasets_augment_preview_post: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["AugmentPreviewRequest"];
+            };
+        };
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["AugmentPreview"];
+                };
+            };
+            /** @description Not Found */
+            404: {
                 headers: {
                     [name: string]: unknown;
                 };
