@@ -188,6 +188,15 @@ def test_augmentation_with_fixed_normalization(tmp_path: Path) -> None:
     run_both(small_cnn(), config, tmp_path)
 
 
+def test_channels_last_label_smoothing_and_weight_decay_everywhere(tmp_path: Path) -> None:
+    config = {"epochs": 1, "channels_last": True, "data": {"dataset": "digits", "batch_size": 200},
+              "loss": {"label_smoothing": 0.1},
+              "optimizer": {"name": "sgd", "lr": 0.05, "weight_decay": 0.01, "weight_decay_all": True}}
+    src = to_script(small_cnn(), config)
+    assert "memory_format=torch.channels_last" in src and "label_smoothing=0.1" in src and "no_decay" not in src
+    run_both(small_cnn(), config, tmp_path)
+
+
 def test_npz_upload_through_a_dataloader(tmp_path: Path) -> None:
     rng = np.random.default_rng(0)
     x = rng.normal(size=(120, 5)).astype(np.float64)

@@ -97,6 +97,10 @@ test('dropping 7 layers on an empty canvas shows no red until a real error exist
   await kernel.pressSequentially('9');
   await until(async () => (await redErrors()) === 1, 5000, 'one red error');
   assert.match(await page.getByTestId('status-valid').textContent(), /1 error/);
+  // The callout stays on the canvas (on the node's left near the right edge), not under the side panel.
+  const callout = await node('conv2d_1').getByTestId('error-callout').boundingBox();
+  const canvasBox = await page.getByTestId('canvas').boundingBox();
+  assert.ok(callout.x >= canvasBox.x && callout.x + callout.width <= canvasBox.x + canvasBox.width, `callout ${JSON.stringify(callout)} inside ${JSON.stringify(canvasBox)}`);
 
   // The problems list selects and centres the node.
   await page.getByTestId('canvas').click({ position: { x: 30, y: 30 } });
@@ -368,8 +372,10 @@ test('search-and-insert at the cursor, a wider side panel, dark mode from the sy
   await page.getByTestId('tab-inspector').click();
   await page.setViewportSize({ width: 1920, height: 1080 });
   await shot(page, 'q14_dark_1920');
+  await page.setViewportSize({ width: 1440, height: 900 });
+  await shot(page, 'q15_dark_1440');
   await page.setViewportSize({ width: 1280, height: 720 });
-  await shot(page, 'q15_dark_1280');
+  await shot(page, 'q16_dark_1280');
   const toggle = page.getByTestId('theme-toggle');
   await toggle.click(); // system → dark (stays dark)
   await toggle.click(); // dark → light

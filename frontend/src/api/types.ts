@@ -104,6 +104,7 @@ export type VersionSummary = S['VersionSummary'];
 export type VersionDetail = S['VersionDetail'];
 export type DatasetInfo = S['DatasetInfo'];
 export type UploadInfo = S['UploadInfo'];
+export type WeightsInfo = S['WeightsInfo'];
 export type DatasetList = S['DatasetList'];
 export type AugmentPreview = S['AugmentPreview'];
 export type PreviewSample = S['PreviewSample'];

@@ -11,6 +11,7 @@ import { AugmentPanel } from './AugmentPanel';
 import { RunCharts } from './RunCharts';
 import { RunForm } from './RunForm';
 import { RunHeader, SelectedRunSettings } from './RunHeader';
+import { WeightsPicker } from './WeightsPicker';
 
 export function TrainingPanel() {
   const datasets = useTraining((s) => s.datasets);
@@ -75,6 +76,7 @@ export function TrainingPanel() {
           ))}
         </div>
       )}
+      <WeightsPicker />
       <div className="row">
         <button
           type="button"
