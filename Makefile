@@ -16,7 +16,7 @@ CHROMIUM ?= /usr/bin/chromium
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 FRONTEND_SRC := $(shell find frontend/src frontend/index.html frontend/vite.config.ts -type f 2>/dev/null)
 
-.PHONY: install run test test-python test-frontend test-e2e frontend lint bench clean
+.PHONY: install run test test-python postgres test-frontend test-e2e frontend lint bench clean
 
 $(STAMP): pyproject.toml Makefile
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -47,8 +47,14 @@ $(CHROMIUM):
 
 test: test-python test-frontend test-e2e
 
-test-python: $(STAMP)
-	$(PY) -m pytest
+# The persistence and API tests also run against a throwaway PostgreSQL server the suite starts
+# (Debian's binaries, a Unix socket in a temporary folder); here a missing server is a failure.
+postgres:
+	@ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || { $(SUDO) apt-get update -qq && \
+		$(SUDO) apt-get install -y -qq postgresql; }
+
+test-python: $(STAMP) postgres
+	LAYERLAB_REQUIRE_POSTGRES=1 $(PY) -m pytest
 
 test-frontend: $(STAMP) $(NPM_STAMP)
 	cd frontend && npm test

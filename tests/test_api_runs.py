@@ -20,7 +20,7 @@ QUICK = {"max_steps": 12, "epochs": 1, "layer_stats_every": 5, "data": {"dataset
 
 
 @pytest.fixture(scope="module")
-def client(tmp_path_factory: pytest.TempPathFactory):
+def client(tmp_path_factory: pytest.TempPathFactory, database: str):
     data = tmp_path_factory.mktemp("server")
     with TestClient(create_app(Settings(data_dir=data, max_concurrent_runs=3))) as c:
         yield c

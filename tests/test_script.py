@@ -24,7 +24,7 @@ from helpers import chain, node
 from layerlab.graph import GraphInvalidError
 from layerlab.script import ScriptUnsupportedError, script_sections, to_script
 from layerlab.train import train
-from layerlab.train.events import EpochEvent
+from layerlab.train.events import EpochEvent, RunLog
 
 ROOT = Path(__file__).resolve().parents[1]
 GOLDEN = Path(__file__).parent / "golden" / "digits_cnn_train.py"
@@ -78,15 +78,28 @@ def mlp(inputs: int, outputs: int) -> dict[str, Any]:
                  node("fc2", "Linear", out_features=outputs))
 
 
-def run_both(graph: dict[str, Any], config: dict[str, Any], tmp_path: Path) -> tuple[list[EpochEvent], Path, Path]:
-    """Train with LayerLab and with the exported script; the run's epochs, its weights, the script's folder."""
+def run_both(graph: dict[str, Any], config: dict[str, Any], tmp_path: Path, *,
+             via: str = "trainer") -> tuple[list[EpochEvent], Path, Path]:
+    """Train with LayerLab (in this process, or ``via="cli"``: ``layerlab train`` in its own) and with
+    the exported script; the run's epochs, its checkpoint, the script's folder."""
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": ""}
     events: list[Any] = []
-    outcome = train(graph, config, emit=events.append, run_dir=tmp_path / "run")
-    assert outcome.status == "finished", [getattr(e, "reason", None) for e in events if e.type == "run_failed"]
+    if via == "cli":
+        (tmp_path / "graph.json").write_text(json.dumps(graph))
+        (tmp_path / "run.json").write_text(json.dumps(config))
+        done = subprocess.run([sys.executable, "-m", "layerlab.cli", "train", "graph.json", "--config", "run.json",
+                               "--device", "cpu", "--quiet", "--out", "run"], capture_output=True, text=True,
+                              env=env, timeout=300, cwd=tmp_path)
+        assert done.returncode == 0, done.stderr
+        events = RunLog(tmp_path / "run").read()
+        checkpoint = tmp_path / events[-1].checkpoint  # relative to where it ran
+    else:
+        outcome = train(graph, config, emit=events.append, run_dir=tmp_path / "run")
+        checkpoint = outcome.checkpoint
+    assert events[-1].type == "run_finished", [getattr(e, "reason", None) for e in events if e.type == "run_failed"]
     script = tmp_path / "train.py"
     script.write_text(to_script(graph, config))
     out = tmp_path / "script-out"
-    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": ""}
     done = subprocess.run([sys.executable, str(script), "--out", str(out), "--device", "cpu"],
                           capture_output=True, text=True, env=env, timeout=120, cwd=tmp_path)
     assert done.returncode == 0, done.stderr
@@ -107,11 +120,11 @@ def run_both(graph: dict[str, Any], config: dict[str, Any], tmp_path: Path) -> t
         if e.val_loss is not None:
             assert h["val_loss"] == pytest.approx(e.val_loss, rel=1e-6)
             assert h.get("val_accuracy") == e.val_accuracy
-    mine, theirs = load_file(out / "weights.safetensors"), load_file(Path(outcome.checkpoint) / "model.safetensors")
+    mine, theirs = load_file(out / "weights.safetensors"), load_file(Path(checkpoint) / "model.safetensors")
     assert mine.keys() == theirs.keys()
     for k in mine:
         torch.testing.assert_close(mine[k], theirs[k], rtol=1e-6, atol=1e-7, msg=k)
-    return epochs, Path(outcome.checkpoint), out
+    return epochs, Path(checkpoint), out
 
 
 def test_adamw_cosine_weight_decay(tmp_path: Path) -> None:
@@ -120,6 +133,12 @@ def test_adamw_cosine_weight_decay(tmp_path: Path) -> None:
               "schedule": {"name": "cosine", "warmup_steps": 5, "min_lr": 0.0003}}
     epochs, _, _ = run_both(digits_cnn(), config, tmp_path)
     assert epochs[-1].val_accuracy > 0.5  # it learned: the comparison is not between two no-ops
+
+
+def test_layerlab_train_on_the_command_line_is_reproduced_too(tmp_path: Path) -> None:
+    config = {"epochs": 2, "seed": 5, "data": {"dataset": "digits", "batch_size": 128},
+              "optimizer": {"name": "adamw", "lr": 0.003, "weight_decay": 0.05}, "schedule": {"name": "cosine"}}
+    run_both(digits_cnn(), config, tmp_path, via="cli")
 
 
 def test_sgd_momentum_frozen_conv_and_batchnorm(tmp_path: Path) -> None:
@@ -157,6 +176,25 @@ def test_conv1d_on_signals(tmp_path: Path) -> None:
                                     "batch_size": 33},  # 192 training samples: the last batch of one is dropped
               "optimizer": {"name": "rmsprop", "lr": 0.003}, "schedule": {"name": "one_cycle"}}
     run_both(signal_net(), config, tmp_path)
+
+
+def test_augmentation_with_fixed_normalization(tmp_path: Path) -> None:
+    config = {"epochs": 2, "data": {"dataset": "digits", "batch_size": 128, "normalize": False, "augment": [
+        {"op": "RandomCrop", "padding": 1}, {"op": "RandomHorizontalFlip"}, {"op": "Normalize", "mean": [0.3],
+                                                                            "std": [0.35]}]},
+              "optimizer": {"name": "adamw", "lr": 0.003}}
+    src = to_script(small_cnn(), config)
+    assert "K.RandomCrop(size=(8, 8), padding=1" in src and "xb = (xb - mean_t) / std_t" in src
+    run_both(small_cnn(), config, tmp_path)
+
+
+def test_channels_last_label_smoothing_and_weight_decay_everywhere(tmp_path: Path) -> None:
+    config = {"epochs": 1, "channels_last": True, "data": {"dataset": "digits", "batch_size": 200},
+              "loss": {"label_smoothing": 0.1},
+              "optimizer": {"name": "sgd", "lr": 0.05, "weight_decay": 0.01, "weight_decay_all": True}}
+    src = to_script(small_cnn(), config)
+    assert "memory_format=torch.channels_last" in src and "label_smoothing=0.1" in src and "no_decay" not in src
+    run_both(small_cnn(), config, tmp_path)
 
 
 def test_npz_upload_through_a_dataloader(tmp_path: Path) -> None:

@@ -129,3 +129,30 @@ def test_a_run_trains_with_augmentation() -> None:
     last = [e for e in events if e.type == "epoch"][-1]
     assert last.val_accuracy > 0.8
     assert last.train_accuracy < last.val_accuracy  # the training batches were the harder, shifted ones
+
+
+def test_preview_over_http(tmp_path: Any) -> None:
+    from fastapi.testclient import TestClient
+
+    from layerlab.api import create_app
+    from layerlab.api.settings import Settings
+
+    with TestClient(create_app(Settings(data_dir=tmp_path))) as client:
+        flip = {"data": {"dataset": "mnist", "augment": [{"op": "RandomHorizontalFlip", "p": 1.0}]}, "samples": 3,
+                "draws": 2}
+        r = client.post("/api/datasets/augment-preview", json=flip)
+        assert r.status_code == 200, r.text
+        body = r.json()
+        assert body["sample_shape"] == [1, 28, 28] and body["steps"] == ["RandomHorizontalFlip"]
+        assert len(body["samples"]) == 3 and all(len(s["augmented"]) == 2 for s in body["samples"])
+        for s in body["samples"]:  # a certain flip: each draw is the original mirrored
+            original = torch.tensor(s["original"]).view(28, 28)
+            assert s["label"] in [str(d) for d in range(10)] and original.max() == 255
+            assert all(torch.equal(torch.tensor(a).view(28, 28), original.flip(-1)) for a in s["augmented"])
+        # Seeded: the same request, the same random crops.
+        crop = {"data": {"dataset": "digits", "augment": [{"op": "RandomCrop", "padding": 2}]}, "seed": 5}
+        first = client.post("/api/datasets/augment-preview", json=crop).json()
+        assert client.post("/api/datasets/augment-preview", json=crop).json() == first
+        r = client.post("/api/datasets/augment-preview", json={"data": {"dataset": "iris", "augment": FLIP_CROP}})
+        assert r.status_code == 422
+        assert "needs image samples (C, H, W)" in r.json()["detail"][0]["message"]

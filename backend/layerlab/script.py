@@ -19,6 +19,8 @@ from .codegen import accessor, docstring_text, model_definitions
 from .graph import Graph, GraphError, GraphInvalidError
 from .plan import LayerPlan, ModelPlan, iter_frozen, iter_layers
 from .shapes import analyze
+from .train.augment import pipeline_code, random_steps
+from .train.augment import problem as augment_problem
 from .train.config import RunConfig
 from .train.data import TENSOR_LOADER_MAX_BYTES
 from .train.datacode import DataCode, loading_code
@@ -113,6 +115,9 @@ class _Script:
         if kind == "auto":
             kind = "tensor" if self.data.nbytes <= TENSOR_LOADER_MAX_BYTES else "dataloader"
         self.loader = kind
+        self.augment_steps = random_steps(cfg.data)
+        self.fixed_norm = next((s for s in cfg.data.augment if s.op == "Normalize"), None)
+        self.standardize = plan.input_dtype != "int64" and (self.fixed_norm is not None or cfg.data.normalize)
         self.layers = list(iter_layers(plan.root))
         self.frozen_paths = [path for path, _ in iter_frozen(plan.root)]
 
@@ -145,10 +150,6 @@ class _Script:
             raise ScriptUnsupportedError(
                 f"the run trains data-parallel on {cfg.devices} processes; the script shows a single-process run "
                 "(set devices to 1)")
-        if cfg.data.augment:
-            raise ScriptUnsupportedError(
-                "data.augment is not in the training script yet (its kornia code is "
-                "layerlab.train.augment.pipeline_code); remove the augmentation to export")
         if cfg.data.dataset == "upload" and cfg.data.upload is not None \
                 and cfg.data.upload.path.lower().endswith(".txt"):
             raise ScriptUnsupportedError("a .txt upload (next-character windows, split in order) is not in the "
@@ -157,6 +158,9 @@ class _Script:
             raise ScriptUnsupportedError(
                 f"precision '{cfg.precision}' is not in the training script yet; it trains in fp32 (set precision "
                 "to fp32)")
+        trouble = augment_problem(cfg.data.augment, self.plan.input_shape) if cfg.data.augment else None
+        if trouble:
+            raise ScriptUnsupportedError(trouble)
         sections = [self.cli(), self.data_section(), self.batches(), self.peek(), self.model(), self.optimizer(),
                     self.loop(), self.plot()]
         imports = ["import argparse", "import json"]
@@ -170,6 +174,8 @@ class _Script:
         imports += ["", "import numpy as np", "import torch", "from torch import nn"]
         if self.loader == "dataloader":
             imports.append("from torch.utils.data import DataLoader, TensorDataset")
+        if self.augment_steps:
+            imports.append("import kornia.augmentation as K")
         imports += [line for line in self.data.imports if line != "import csv"]
         imports = _ordered_imports(imports)
         name = self.plan.name
@@ -227,15 +233,21 @@ class _Script:
             cast = "x_train.astype(np.int64), x_val.astype(np.int64)" if self.validate else "x_train.astype(np.int64)"
             lines.append(f"{both} = {cast}  # integer ids for the Embedding")
         else:
-            if self.data.integer_inputs:
-                cast = "x_train.astype(np.float32), x_val.astype(np.float32)" if self.validate \
-                    else "x_train.astype(np.float32)"
-                lines.append(f"{both} = {cast}  # the model takes real numbers")
-            if cfg.data.normalize:
-                ndim = len(self.plan.input_shape)
+            cast = "x_train.astype(np.float32), x_val.astype(np.float32)" if self.validate \
+                else "x_train.astype(np.float32)"
+            lines.append(f"{both} = {cast}  # float32, as the weights are (and a fresh, compact copy)")
+            ndim = len(self.plan.input_shape)
+            if self.fixed_norm is not None:
+                shape = ", ".join(["-1", *["1"] * (ndim - 1)])
+                lines += [
+                    "",
+                    "# Standardize each channel with the fixed statistics of the Normalize step.",
+                    f"mean = np.array({self.fixed_norm.mean!r}, dtype=np.float32).reshape({shape})",
+                    f"std = np.array({self.fixed_norm.std!r}, dtype=np.float32).reshape({shape})",
+                ]
+            elif cfg.data.normalize:
                 axes = (0,) if ndim <= 1 else (0, *range(2, ndim + 1))
                 per = "feature" if ndim <= 1 else "channel"
-                scaled = "(x_train - mean) / std, (x_val - mean) / std" if self.validate else "(x_train - mean) / std"
                 lines += [
                     "",
                     f"# Standardize each {per} with statistics of the training split only: validation stands for "
@@ -244,8 +256,17 @@ class _Script:
                     f"std = x_train.std(axis={axes}, keepdims=True, dtype=np.float64)[0]",
                     "std = np.where(std < 1e-8, 1.0, std)  # a constant feature is only centred",
                     "mean, std = mean.astype(np.float32), std.astype(np.float32)",
-                    f"{both} = {scaled}",
                 ]
+            if self.standardize and self.augment_steps:
+                lines += [
+                    "# Training images stay as loaded: each batch is standardized after its augmentation, so",
+                    "# padding and jitter see real pixels.",
+                ]
+                if self.validate:
+                    lines.append("x_val = (x_val - mean) / std")
+            elif self.standardize:
+                scaled = "(x_train - mean) / std, (x_val - mean) / std" if self.validate else "(x_train - mean) / std"
+                lines.append(f"{both} = {scaled}")
         if not self.classification and cfg.data.normalize_targets:
             scaled = "(y_train - y_mean) / y_std, (y_val - y_mean) / y_std" if self.validate \
                 else "(y_train - y_mean) / y_std"
@@ -295,6 +316,16 @@ class _Script:
                     "                        batch_size=BATCH_SIZE, generator=torch.Generator().manual_seed(SEED))",
                 ]
             lines.append("steps_per_epoch = len(train_loader)")
+        if self.augment_steps:
+            lines += [
+                "",
+                "# Random augmentation of training batches, on the device (validation is never augmented):",
+                "# every epoch shows each image in a new random variant.",
+                *pipeline_code(self.augment_steps, self.plan.input_shape).rstrip("\n").split("\n"),
+                "augment = augment.to(device)",
+            ]
+            if self.standardize:
+                lines.append("mean_t, std_t = torch.as_tensor(mean, device=device), torch.as_tensor(std, device=device)")
         if cfg.epochs is not None and cfg.max_steps is not None:
             lines.append("total_steps = min(EPOCHS * steps_per_epoch, MAX_STEPS)")
         elif cfg.epochs is not None:
@@ -545,6 +576,13 @@ class _Script:
                 "    for xb, yb in train_loader:",
                 f"        xb, yb = xb.to(device), yb.to(device)  # {shape_in}",
             ]
+        if self.augment_steps:
+            lines += [
+                "        with torch.no_grad():  # augmentation is data preparation, not part of the model",
+                "            xb = augment(xb)  # same shape, randomly cropped / flipped / ...",
+            ]
+            if self.standardize:
+                lines.append("            xb = (xb - mean_t) / std_t")
         if cfg.channels_last and len(self.plan.input_shape) == 3:
             lines.append("        xb = xb.contiguous(memory_format=torch.channels_last)")
         lines += [

@@ -2,7 +2,7 @@
 // canvas showing the backend's updated shape badge (request + render; an isolated edit is sent at
 // once, bursts are throttled), in Chromium
 // against a real backend. Prints the figures; run `npm run build` first.
-//   node bench/edit_latency.mjs [--nodes 300] [--edits 15]
+//   node bench/edit_latency.mjs [--nodes 300] [--edits 15] [--all-visible]
 import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
@@ -76,7 +76,14 @@ try {
   await page.locator('.react-flow__node').first().waitFor();
   await page.getByTestId('tab-projects').click();
   await page.getByTestId('import-file').setInputFiles(file);
-  await page.locator('.react-flow__node[data-id="output_1"]').waitFor();
+  // The view opens at a readable zoom at the graph's top-left: conv2d_1 is on screen, the far end
+  // is not (only nodes on screen are rendered past 150 nodes).
+  await page.locator('.react-flow__node[data-id="conv2d_1"]').waitFor();
+  if (process.argv.includes('--all-visible')) {
+    // Zoomed out until every node is on screen (and rendered): the heaviest canvas for an edit.
+    await page.getByRole('button', { name: 'Fit', exact: true }).click();
+    await page.locator('.react-flow__node[data-id="output_1"]').waitFor();
+  }
   const count = await page.locator('.react-flow__node').count();
   const badgeSel = '.react-flow__node[data-id="conv2d_1"] [data-testid="shape-badge"]';
   await page.waitForFunction((sel) => document.querySelector(sel)?.textContent === '8×8×8', badgeSel);
@@ -116,8 +123,8 @@ try {
     phases.push(m);
   }
   const fmt = (xs) => `median ${pct(xs, 50).toFixed(0)} ms, p95 ${pct(xs, 95).toFixed(0)} ms, min ${Math.min(...xs).toFixed(0)} ms`;
-  console.log(`graph: ${N} nodes (${count} on the canvas), ${graph.edges.length} edges, ${EDITS} edits`);
-  console.log(`edit → updated badge: ${fmt(e2e)} (goal: ≤ 100 ms)`);
+  console.log(`graph: ${N} nodes (${count} rendered on screen), ${graph.edges.length} edges, ${EDITS} edits`);
+  console.log(`edit → updated badge: ${fmt(e2e)} (goal: ≤ 50 ms)`);
   console.log(`  input → request sent: median ${pct(phases.map((p) => p.toRequest), 50).toFixed(0)} ms; request in the page: median ${pct(phases.map((p) => p.request), 50).toFixed(0)} ms; response → badge: median ${pct(phases.map((p) => p.afterResponse), 50).toFixed(0)} ms`);
   console.log(`POST /api/graphs/report alone (from node): ${fmt(server)}`);
 } finally {

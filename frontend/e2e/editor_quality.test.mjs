@@ -368,8 +368,10 @@ test('search-and-insert at the cursor, a wider side panel, dark mode from the sy
   await page.getByTestId('tab-inspector').click();
   await page.setViewportSize({ width: 1920, height: 1080 });
   await shot(page, 'q14_dark_1920');
+  await page.setViewportSize({ width: 1440, height: 900 });
+  await shot(page, 'q15_dark_1440');
   await page.setViewportSize({ width: 1280, height: 720 });
-  await shot(page, 'q15_dark_1280');
+  await shot(page, 'q16_dark_1280');
   const toggle = page.getByTestId('theme-toggle');
   await toggle.click(); // system → dark (stays dark)
   await toggle.click(); // dark → light

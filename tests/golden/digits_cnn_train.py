@@ -41,6 +41,7 @@ order = np.random.default_rng(SEED).permutation(len(x))
 n_val = min(max(round(len(x) * 0.2), 1), len(x) - 1)
 x_train, y_train = x[order[n_val:]], y[order[n_val:]]
 x_val, y_val = x[order[:n_val]], y[order[:n_val]]
+x_train, x_val = x_train.astype(np.float32), x_val.astype(np.float32)  # float32, as the weights are (and a fresh, compact copy)
 
 # Standardize each channel with statistics of the training split only: validation stands for unseen data.
 mean = x_train.mean(axis=(0, 2, 3), keepdims=True, dtype=np.float64)[0]

@@ -49,7 +49,7 @@ def create_app(settings: Settings | None = None, *, executor_factory: ExecutorFa
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         settings.data_dir.mkdir(parents=True, exist_ok=True)
-        db.create_tables()
+        db.migrate()  # a new database gets the schema, an older one is upgraded
         orphans = manager.recover()
         if orphans:
             log.warning("recovered %d runs from their logs (the server stopped while they ran)", len(orphans))

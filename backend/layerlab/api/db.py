@@ -1,6 +1,9 @@
 """Persistence: SQLAlchemy 2 tables and the engine/session factory.
 
-SQLite in the data dir by default; any SQLAlchemy URL works. Tables are created on start.
+SQLite in the data dir by default; PostgreSQL (``postgresql+psycopg://``) is tested too. The
+schema is versioned: ``Database.migrate`` applies the Alembic migrations in ``migrations/`` on
+start, so a data directory from an older version is upgraded in place. Changing a model means
+adding a migration (tests/test_migrations.py fails until the two agree).
 """
 
 from __future__ import annotations
@@ -9,10 +12,12 @@ import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import datetime, timezone
+from pathlib import Path
 from typing import Any
 
 from sqlalchemy import (
     JSON,
+    BigInteger,
     DateTime,
     Float,
     ForeignKey,
@@ -24,6 +29,7 @@ from sqlalchemy import (
     UniqueConstraint,
     create_engine,
     event,
+    inspect,
 )
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column, relationship, sessionmaker
@@ -54,6 +60,12 @@ class UTCDateTime(TypeDecorator[datetime]):
 
     def process_result_value(self, value: datetime | None, dialect: Any) -> datetime | None:
         return value.replace(tzinfo=timezone.utc) if value is not None and value.tzinfo is None else value
+
+
+# 64-bit everywhere; SQLite's integers are 64-bit already, and its autoincrementing key must be INTEGER
+BIG_INT = BigInteger().with_variant(Integer(), "sqlite")
+MIGRATIONS = Path(__file__).resolve().parent / "migrations"
+BASELINE = "0001"  # the schema create_all made before migrations existed
 
 
 class Base(DeclarativeBase):
@@ -123,7 +135,7 @@ class RunEvent(Base):
     __tablename__ = "run_events"
     __table_args__ = (UniqueConstraint("run_id", "seq"), Index("ix_run_events_run_type", "run_id", "type"))
 
-    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    id: Mapped[int] = mapped_column(BIG_INT, primary_key=True, autoincrement=True)
     run_id: Mapped[str] = mapped_column(ForeignKey("runs.id", ondelete="CASCADE"))
     seq: Mapped[int] = mapped_column(Integer)
     type: Mapped[str] = mapped_column(String(32))
@@ -138,7 +150,7 @@ class Upload(Base):
     id: Mapped[str] = mapped_column(String(32), primary_key=True, default=new_id)
     filename: Mapped[str] = mapped_column(String(255))
     kind: Mapped[str] = mapped_column(String(8))
-    size: Mapped[int] = mapped_column(Integer)
+    size: Mapped[int] = mapped_column(BIG_INT)
     info: Mapped[dict[str, Any]] = mapped_column(JSON)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
@@ -162,8 +174,27 @@ class Database:
             event.listen(self.engine, "connect", _sqlite_pragmas)
         self.sessions = sessionmaker(self.engine, expire_on_commit=False)
 
-    def create_tables(self) -> None:
-        Base.metadata.create_all(self.engine)
+    def migrate(self) -> None:
+        """Bring the schema to the newest revision: a new database gets every table, one from
+        before migrations existed (tables, no version) is recorded as the baseline first."""
+        from alembic import command
+        from alembic.config import Config
+
+        config = Config()
+        config.set_main_option("script_location", str(MIGRATIONS))
+        with self.engine.begin() as connection:
+            config.attributes["connection"] = connection
+            tables = inspect(connection).get_table_names()
+            if "alembic_version" not in tables and "projects" in tables:
+                command.stamp(config, BASELINE)
+            command.upgrade(config, "head")
+
+    def revision(self) -> str | None:
+        """The schema's revision, None for a database Alembic has not seen."""
+        from alembic.runtime.migration import MigrationContext
+
+        with self.engine.connect() as connection:
+            return MigrationContext.configure(connection).get_current_revision()
 
     @contextmanager
     def session(self) -> Iterator[Session]:

@@ -49,7 +49,7 @@ from layerlab.train.events import (
     parse_event,
 )
 
-from .db import Database, GraphVersion, Project, Run, RunEvent, Upload, utcnow
+from .db import Database, GraphVersion, Project, Run, RunEvent, Upload, new_id, utcnow
 from .streaming import EventHub, EventWriter, call_on_loop
 
 log = logging.getLogger(__name__)
@@ -257,7 +257,8 @@ class RunManager:
     # --- starting ----------------------------------------------------------------------------------
 
     def start(self, session: Session, *, project_id: str, version: int | None, name: str | None,
-              config: RunConfig, parent: Run | None = None, init_from: str | None = None) -> Run:
+              config: RunConfig, parent: Run | None = None, init_from: str | None = None,
+              init_weights: str | None = None) -> Run:
         """Start training a project version: analyse its graph (once), check it against the data,
         write the run row and hand the analysed model to the executor. Raises GraphInvalidError (422)
         when the run could not start, HTTPException 404 for an unknown project or version."""
@@ -270,6 +271,8 @@ class RunManager:
             raise HTTPException(404, "version not found")
         worker_config = self.resolve_config(session, config)
         spec = self._preflight(row.graph, RunConfig.model_validate(worker_config))
+        if init_weights is not None:
+            init_from = self._check_weights(init_weights, spec)
         run = Run(project_id=project.id, version=row.version, graph=row.graph, config=worker_config,
                   name=name or f"{project.name} v{row.version}", parent_run_id=parent.id if parent else None,
                   status="queued")
@@ -292,6 +295,56 @@ class RunManager:
         session.commit()
         self.submit(run.id, project_id=run.project_id, graph=run.graph, config=run.config,
                     resume_from=str(path.parent), start_seq=start_seq, spec=spec)
+
+    @property
+    def weights_dir(self) -> Path:
+        return self.runs_dir.parent / "weights"
+
+    def store_weights(self, filename: str, body: bytes) -> dict[str, Any]:
+        """Keep uploaded weights as .safetensors (a .pt is read with weights_only=True and converted);
+        a file that holds anything but named tensors is a 422 saying what it holds."""
+        import tempfile
+
+        from layerlab.train.checkpoint import CheckpointError, read_weight_file, write_weight_file
+
+        suffix = "." + filename.rsplit(".", 1)[-1].lower() if "." in filename else ""
+        if suffix not in (".safetensors", ".pt", ".pth"):
+            raise GraphInvalidError([GraphError(field="file", message=f"unsupported weights file {filename!r}",
+                                                suggestion="upload a .safetensors file or a .pt state_dict")])
+        self.weights_dir.mkdir(parents=True, exist_ok=True)
+        with tempfile.NamedTemporaryFile(dir=self.weights_dir, suffix=suffix) as tmp:
+            tmp.write(body)
+            tmp.flush()
+            try:
+                tensors = read_weight_file(tmp.name)
+            except CheckpointError as e:
+                raise GraphInvalidError([GraphError(field="file", message=f"{filename}: {e}",
+                                                    suggestion=e.hint)]) from e
+        weights_id = new_id()
+        write_weight_file(tensors, self.weights_dir / f"{weights_id}.safetensors")
+        return {"id": weights_id, "filename": filename, "tensors": len(tensors),
+                "elements": sum(t.numel() for t in tensors.values())}
+
+    def _check_weights(self, weights_id: str, spec: Any) -> str:
+        """The stored weights' path, after checking every tensor's name and shape against the graph."""
+        import torch
+        from safetensors import safe_open
+
+        from layerlab.train.checkpoint import mismatch
+
+        path = self.weights_dir / f"{weights_id}.safetensors"
+        if not path.is_file():
+            raise HTTPException(404, "weights not found")
+        with torch.device("meta"):  # shapes only: nothing is allocated
+            own = {k: tuple(v.shape) for k, v in spec.build().state_dict().items()}
+        with safe_open(str(path), framework="pt") as f:
+            theirs = {k: tuple(f.get_slice(k).get_shape()) for k in f.keys()}  # noqa: SIM118
+        problem = mismatch(own, theirs)
+        if problem:
+            raise GraphInvalidError([GraphError(
+                field="init_weights", message=f"the weights do not match this graph: {problem}",
+                suggestion="upload the state_dict of a model built from this graph (same node ids and shapes)")])
+        return str(path)
 
     def resolve_config(self, session: Session, config: RunConfig) -> dict[str, Any]:
         """The config as the worker gets it: an upload id becomes the stored file's path."""

@@ -8,7 +8,7 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from layerlab.graph import GraphError
-from layerlab.train.config import RunConfig
+from layerlab.train.config import DataConfig, RunConfig
 from layerlab.train.events import EpochMetrics, LayerStatsEvent, RunStarted
 
 Name = Annotated[str, Field(min_length=1, max_length=200)]
@@ -105,6 +105,27 @@ class UploadInfo(DatasetDescription):
     created_at: datetime
 
 
+class AugmentPreviewRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    data: DataConfig = Field(description="The run's data settings: the dataset and its augment steps.")
+    samples: int = Field(4, ge=1, le=8, description="Training images to show.")
+    draws: int = Field(3, ge=1, le=6, description="Augmented versions of each.")
+    seed: int = Field(0, ge=0, le=2**32 - 1)
+
+
+class PreviewSample(BaseModel):
+    label: str | None
+    original: list[int] = Field(description="The image as loaded: (C, H, W) flattened, 0…255.")
+    augmented: list[list[int]] = Field(description="Each draw through the random steps, same layout.")
+
+
+class AugmentPreview(BaseModel):
+    sample_shape: list[int]
+    steps: list[str] = Field(description="The random steps applied, in order.")
+    samples: list[PreviewSample]
+
+
 class DatasetList(BaseModel):
     builtin: list[DatasetInfo]
     uploads: list[UploadInfo]
@@ -121,6 +142,9 @@ class RunCreate(_Request):
         default_factory=RunConfig,
         description="With dataset 'upload', data.upload.path is the id of an upload (POST /api/datasets).",
     )
+    init_weights: Annotated[str, Field(pattern=r"^[0-9a-f]{32}$")] | None = Field(
+        None, description="Start from uploaded weights (the id from POST /api/runs/weights); every tensor's name "
+                          "and shape must match the graph.")
 
 
 class FinetuneCreate(_Request):
@@ -155,6 +179,13 @@ class RunSummary(BaseModel):
 class RunDetail(RunSummary):
     graph: dict[str, Any]
     config: dict[str, Any]
+
+
+class WeightsInfo(BaseModel):
+    id: str
+    filename: str
+    tensors: int
+    elements: int
 
 
 class WorkerPool(BaseModel):

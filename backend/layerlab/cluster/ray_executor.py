@@ -33,7 +33,7 @@ from pydantic import ValidationError
 from ray.exceptions import RayActorError, RayError
 
 from layerlab.train.config import RunConfig
-from layerlab.train.events import Event, RunFailed, RunStopped, parse_event
+from layerlab.train.events import Event, RunFailed, RunStarting, RunStopped, parse_event
 from layerlab.train.executor import QueueingExecutor, RunRecord
 
 log = logging.getLogger(__name__)
@@ -278,6 +278,7 @@ class RayExecutor(QueueingExecutor):
 
     def _start(self, run: _Run) -> None:
         run.position = None
+        self._emit(run, RunStarting, phase="process")  # its actor starts now (see docs/deploy.md)
         run.state = "running"
         cpus = self.cpus_per_run * (run.devices if not run.gpus else 1)
         run.actor = self._actor_cls.options(

@@ -98,3 +98,20 @@ class TrainTransform:
         if self.mean is not None:
             x = (x - self.mean) / self.std
         return x
+
+
+PREVIEW_MAX_PIXELS = 128 * 128
+
+
+def preview(images: np.ndarray, steps: Sequence[AugmentStep], *, draws: int, seed: int) -> list[np.ndarray]:
+    """``draws`` passes of (N, C, H, W) images in [0, 1] through the random steps, under ``seed``;
+    each clamped to [0, 1] for display."""
+    pipeline = build_pipeline(steps, images.shape[1:])
+    x = torch.from_numpy(np.ascontiguousarray(images, dtype=np.float32))
+    state = torch.random.get_rng_state()
+    try:
+        torch.manual_seed(seed)
+        with torch.no_grad():
+            return [pipeline(x).clamp(0.0, 1.0).numpy() for _ in range(draws)]
+    finally:
+        torch.random.set_rng_state(state)  # the caller's random stream is left as it was

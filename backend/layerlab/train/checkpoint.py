@@ -87,25 +87,75 @@ def read_meta(path: str | Path) -> dict[str, Any]:
     return json.loads(file.read_text())
 
 
+Shapes = dict[str, tuple[int, ...]]
+
+
+def mismatch(own: Shapes, theirs: Shapes) -> str | None:
+    """What keeps ``theirs`` from loading exactly into a model with ``own`` tensors: the missing,
+    unexpected and wrongly shaped tensors, named (None when they match)."""
+    missing = sorted(set(own) - set(theirs))
+    unexpected = sorted(set(theirs) - set(own))
+    wrong = [f"{k} {_shape(theirs[k])} instead of {_shape(own[k])}"
+             for k in sorted(set(own) & set(theirs)) if tuple(own[k]) != tuple(theirs[k])]
+    parts = [
+        f"{what}: {', '.join(names[:6])}{f' and {len(names) - 6} more' if len(names) > 6 else ''}"
+        for what, names in (("missing", missing), ("unexpected", unexpected), ("wrong shape", wrong))
+        if names
+    ]
+    return "; ".join(parts) or None
+
+
+def _shape(shape: tuple[int, ...]) -> str:
+    return "(" + ", ".join(str(d) for d in shape) + ")"
+
+
+def shapes_of(tensors: dict[str, torch.Tensor]) -> Shapes:
+    return {k: tuple(v.shape) for k, v in tensors.items()}
+
+
 def load_weights_exact(model: nn.Module, path: str | Path) -> None:
     """Resume: every tensor must be present with the same shape."""
     weights = read_weights(path)
-    own = model.state_dict()
-    missing = sorted(set(own) - set(weights))
-    unexpected = sorted(set(weights) - set(own))
-    wrong = sorted(k for k in set(own) & set(weights) if own[k].shape != weights[k].shape)
-    if missing or unexpected or wrong:
-        parts = [
-            f"{what}: {', '.join(names[:6])}{f' and {len(names) - 6} more' if len(names) > 6 else ''}"
-            for what, names in (("missing", missing), ("unexpected", unexpected), ("different shape", wrong))
-            if names
-        ]
+    problem = mismatch(shapes_of(model.state_dict()), shapes_of(weights))
+    if problem:
         raise CheckpointError(
-            "the checkpoint does not match this graph (" + "; ".join(parts) + ")",
+            f"the checkpoint does not match this graph ({problem})",
             hint="resume needs the graph the run was stopped with; to start from these weights with a "
             "changed graph, fine-tune (init_from) instead",
         )
     model.load_state_dict(weights)
+
+
+def read_weight_file(path: str | Path) -> dict[str, torch.Tensor]:
+    """A user's weights: a ``.safetensors`` file, or a ``.pt``/``.pth`` state_dict read with
+    ``torch.load(weights_only=True)`` (tensors and plain containers only: nothing executable is
+    unpickled). A state_dict saved inside a dict (``{"state_dict": ...}``, ``{"model": ...}``) is
+    found too. Raises CheckpointError saying what the file holds instead."""
+    path = Path(path)
+    if path.suffix == ".safetensors":
+        try:
+            return load_file(str(path))
+        except Exception as e:  # the safetensors error names the broken part
+            raise CheckpointError(f"not a readable .safetensors file: {e}") from e
+    try:
+        data = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as e:  # a pickle with code in it, or not a torch file at all
+        raise CheckpointError(f"the .pt file could not be read as weights only: {str(e).splitlines()[0]}",
+                              hint="save it with torch.save(model.state_dict(), path)") from e
+    if isinstance(data, dict) and not any(isinstance(v, torch.Tensor) for v in data.values()):
+        nested = [v for v in data.values() if isinstance(v, dict) and v and
+                  all(isinstance(t, torch.Tensor) for t in v.values())]
+        data = nested[0] if len(nested) == 1 else data
+    if not isinstance(data, dict) or not data or not all(
+            isinstance(k, str) and isinstance(v, torch.Tensor) for k, v in data.items()):
+        raise CheckpointError(f"the .pt file holds a {type(data).__name__}, not a state_dict (names → tensors)",
+                              hint="save it with torch.save(model.state_dict(), path)")
+    return {k: v.detach().contiguous() for k, v in data.items()}
+
+
+def write_weight_file(tensors: dict[str, torch.Tensor], path: str | Path) -> None:
+    save_file({k: v.to("cpu").contiguous().clone() for k, v in tensors.items()}, str(path),
+              metadata={"format": FORMAT})
 
 
 def load_weights_matching(model: nn.Module, path: str | Path) -> WeightTransfer:

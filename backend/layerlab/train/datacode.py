@@ -28,7 +28,6 @@ class DataCode:
     imports: list[str] = field(default_factory=list)
     constants: list[str] = field(default_factory=list)  # module-level lines such as DATA_FILE = ...
     nbytes: int = 0  # the prepared arrays' size (float32 inputs, int64 labels): picks the loader
-    integer_inputs: bool = False  # load_data() gives integer x (else float32)
 
 
 def _upload(ref: UploadRef) -> DataCode:
@@ -62,7 +61,6 @@ def _upload(ref: UploadRef) -> DataCode:
     lines += ["", "", "x, y = load_data()"]
     y_bytes = 8 if ds.task == "classification" else 4 * max(ds.y[0].size, 1)
     return DataCode("\n".join(lines), ds.task, imports=imports, constants=constants,
-                    integer_inputs=ds.x.dtype.kind in "iu",
                     nbytes=len(ds.x) * (4 * ds.x[0].size + y_bytes))
 
 

@@ -1,5 +1,6 @@
 // The backend's HTTP API. Every response type comes from the generated OpenAPI schema.
 import type {
+  AugmentPreview,
   Catalog,
   DatasetList,
   ExportFormat,
@@ -16,6 +17,7 @@ import type {
   RunConfigFormDoc,
   ScriptView,
   UploadInfo,
+  WeightsInfo,
   VersionDetail,
   VersionSummary,
 } from './types';
@@ -79,6 +81,14 @@ async function request<T>(method: string, path: string, body?: unknown, signal?:
   return (await res.json()) as T;
 }
 
+async function postFile<T>(path: string, file: File): Promise<T> {
+  const body = new FormData();
+  body.append('file', file);
+  const res = await fetch(`/api${path}`, { method: 'POST', headers: headers(), body });
+  if (!res.ok) return fail(res);
+  return (await res.json()) as T;
+}
+
 export const api = {
   catalog: () => request<Catalog>('GET', '/catalog'),
   /** RunConfig's JSON Schema and its form's layout. */
@@ -117,13 +127,12 @@ export const api = {
     request<ScriptView>('POST', '/graphs/script', { graph, config }, signal),
 
   datasets: () => request<DatasetList>('GET', '/datasets'),
-  async uploadDataset(file: File): Promise<UploadInfo> {
-    const body = new FormData();
-    body.append('file', file);
-    const res = await fetch('/api/datasets', { method: 'POST', headers: headers(), body });
-    if (!res.ok) return fail(res);
-    return (await res.json()) as UploadInfo;
-  },
+  /** A few training images as loaded and through the run's random augment steps. */
+  augmentPreview: (data: Record<string, unknown>, signal?: AbortSignal) =>
+    request<AugmentPreview>('POST', '/datasets/augment-preview', { data, samples: 4, draws: 3 }, signal),
+  uploadDataset: (file: File) => postFile<UploadInfo>('/datasets', file),
+  /** Weights to start a run from: .safetensors, or a .pt state_dict (read as weights only). */
+  uploadWeights: (file: File) => postFile<WeightsInfo>('/runs/weights', file),
 
   projects: {
     list: () => request<ProjectSummary[]>('GET', '/projects'),

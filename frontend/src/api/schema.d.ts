@@ -282,6 +282,26 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api/datasets/augment-preview": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Augment Preview
+         * @description A few training images as loaded and through the random augment steps, as the run draws them.
+         */
+        post: operations["augment_preview_api_datasets_augment_preview_post"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/datasets/uploads/{upload_id}": {
         parameters: {
             query?: never;
@@ -324,6 +344,26 @@ export interface paths {
          * @description Start training a project version (default the latest) under a run config.
          */
         post: operations["create_api_runs_post"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/runs/weights": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Upload Weights
+         * @description Upload weights to start a run from; a .pt is read with torch.load(weights_only=True).
+         */
+        post: operations["upload_weights_api_runs_weights_post"];
         delete?: never;
         options?: never;
         head?: never;
@@ -559,11 +599,53 @@ export interface paths {
 export type webhooks = Record<string, never>;
 export interface components {
     schemas: {
+        /** AugmentPreview */
+        AugmentPreview: {
+            /** Sample Shape */
+            sample_shape: number[];
+            /**
+             * Steps
+             * @description The random steps applied, in order.
+             */
+            steps: string[];
+            /** Samples */
+            samples: components["schemas"]["PreviewSample"][];
+        };
+        /** AugmentPreviewRequest */
+        AugmentPreviewRequest: {
+            /** @description The run's data settings: the dataset and its augment steps. */
+            data: components["schemas"]["DataConfig"];
+            /**
+             * Samples
+             * @description Training images to show.
+             * @default 4
+             */
+            samples: number;
+            /**
+             * Draws
+             * @description Augmented versions of each.
+             * @default 3
+             */
+            draws: number;
+            /**
+             * Seed
+             * @default 0
+             */
+            seed: number;
+        };
         /** Body_upload_api_datasets_post */
         Body_upload_api_datasets_post: {
             /**
              * File
              * @description .npz (arrays x, y), .csv, .zip of images in one folder per class, or .txt
+             */
+            file: string;
+        };
+        /** Body_upload_weights_api_runs_weights_post */
+        Body_upload_weights_api_runs_weights_post: {
+            /**
+             * File
+             * @description .safetensors, or a .pt/.pth state_dict
              */
             file: string;
         };
@@ -1295,6 +1377,21 @@ export interface components {
             /** Elements */
             elements: number;
         };
+        /** PreviewSample */
+        PreviewSample: {
+            /** Label */
+            label: string | null;
+            /**
+             * Original
+             * @description The image as loaded: (C, H, W) flattened, 0…255.
+             */
+            original: number[];
+            /**
+             * Augmented
+             * @description Each draw through the random steps, same layout.
+             */
+            augmented: number[][];
+        };
         /**
          * Problem
          * @description Every 4xx/5xx body except 422: one short sentence.
@@ -1602,6 +1699,11 @@ export interface components {
             name?: string | null;
             /** @description With dataset 'upload', data.upload.path is the id of an upload (POST /api/datasets). */
             config?: components["schemas"]["RunConfig"];
+            /**
+             * Init Weights
+             * @description Start from uploaded weights (the id from POST /api/runs/weights); every tensor's name and shape must match the graph.
+             */
+            init_weights?: string | null;
         };
         /** RunDetail */
         RunDetail: {
@@ -1998,6 +2100,17 @@ export interface components {
              * Format: date-time
              */
             created_at: string;
+        };
+        /** WeightsInfo */
+        WeightsInfo: {
+            /** Id */
+            id: string;
+            /** Filename */
+            filename: string;
+            /** Tensors */
+            tensors: number;
+            /** Elements */
+            elements: number;
         };
         /** WorkerPool */
         WorkerPool: {
@@ -7037,6 +7150,48 @@ export interface operations {
             };
         };
     };
+    augment_preview_api_datasets_augment_preview_post: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["AugmentPreviewRequest"];
+            };
+        };
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["AugmentPreview"];
+                };
+            };
+            /** @description Not Found */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Unprocessable Entity */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Invalid"];
+                };
+            };
+        };
+    };
     get_api_datasets_uploads__upload_id__get: {
         parameters: {
             query?: never;
@@ -7179,6 +7334,57 @@ export interface operations {
             };
             /** @description Not Found */
             404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Unprocessable Entity */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Invalid"];
+                };
+            };
+        };
+    };
+    upload_weights_api_runs_weights_post: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "multipart/form-data": components["schemas"]["Body_upload_weights_api_runs_weights_post"];
+            };
+        };
+        responses: {
+            /** @description Successful Response */
+            201: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["WeightsInfo"];
+                };
+            };
+            /** @description Not Found */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Request Entity Too Large */
+            413: {
                 headers: {
                     [name: string]: unknown;
                 };

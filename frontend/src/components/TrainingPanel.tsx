@@ -2,14 +2,16 @@ import { useEffect, useMemo } from 'react';
 import { type ReportOptions, api, downloadBlob } from '../api/client';
 import type { RunConfig } from '../api/types';
 import { formatNumber, formatShape } from '../lib/format';
-import { valueOf } from '../lib/runForm';
+import { type ConfigDraft, valueOf } from '../lib/runForm';
 import { editor, useEditor } from '../state/editorStore';
 import { projects } from '../state/projectStore';
 import { isTerminal } from '../state/runSeries';
 import { refreshRuns, training, useTraining } from '../state/trainingStore';
+import { AugmentPanel } from './AugmentPanel';
 import { RunCharts } from './RunCharts';
 import { RunForm } from './RunForm';
 import { RunHeader, SelectedRunSettings } from './RunHeader';
+import { WeightsPicker } from './WeightsPicker';
 
 export function TrainingPanel() {
   const datasets = useTraining((s) => s.datasets);
@@ -58,6 +60,7 @@ export function TrainingPanel() {
       ) : (
         <p className="muted">Loading the run settings…</p>
       )}
+      <AugmentPanel data={draft.data as ConfigDraft | undefined} />
       {mismatch && (
         <div className="warning" data-testid="dataset-mismatch">
           {dsLabel} samples are {formatShape(ds.sample_shape)} but the model's Input is {formatShape(inputShape)}: set the Input
@@ -73,6 +76,7 @@ export function TrainingPanel() {
           ))}
         </div>
       )}
+      <WeightsPicker />
       <div className="row">
         <button
           type="button"

@@ -4,7 +4,7 @@
 // counter and the per-layer stats the canvas tints nodes with.
 import { create } from 'zustand';
 import { api, runEventsUrl, statusEventsUrl } from '../api/client';
-import type { DatasetList, Metrics, RunConfig, RunDetail, RunEvent, RunSummary } from '../api/types';
+import type { DatasetList, Metrics, RunConfig, RunDetail, RunEvent, RunSummary, WeightsInfo } from '../api/types';
 import { type ConfigDraft, type GroupModel, type RunConfigForm, formModel, setAt } from '../lib/runForm';
 import { readPref, writePref } from '../lib/prefs';
 import { createFrameBatcher } from './frameBatcher';
@@ -27,6 +27,8 @@ export interface TrainingState {
   failure: RunSeries['failure'];
   /** Why the run waits (queue place, start phase) or how it stopped short, in words. */
   statusNote: string | null;
+  /** Uploaded weights the next run starts from (names and shapes are checked against the graph). */
+  initWeights: WeightsInfo | null;
   checkpoints: number;
   runs: RunSummary[];
   datasets: DatasetList | null;
@@ -71,6 +73,7 @@ export const useTraining = create<TrainingState>()(() => ({
   ...NO_RUN,
   runs: [],
   datasets: null,
+  initWeights: null,
   error: null,
   form: null,
   draft: {},
@@ -337,10 +340,27 @@ export const training = {
     useTraining.setState({ draft: structuredClone(config), invalid: {} });
   },
 
+  async setInitWeights(file: File | null) {
+    useTraining.setState({ error: null, initWeights: null });
+    if (!file) return;
+    try {
+      useTraining.setState({ initWeights: await api.uploadWeights(file) });
+    } catch (e) {
+      useTraining.setState({ error: e instanceof Error ? e.message : String(e) });
+    }
+  },
+
   async start(projectId: string, version: number, config: RunConfig, name?: string) {
     useTraining.setState({ error: null });
+    const weights = useTraining.getState().initWeights;
     try {
-      const accepted = await api.runs.create({ project_id: projectId, version, config, ...(name ? { name } : {}) });
+      const accepted = await api.runs.create({
+        project_id: projectId,
+        version,
+        config,
+        ...(name ? { name } : {}),
+        ...(weights ? { init_weights: weights.id } : {}),
+      });
       await refreshRuns();
       await training.watch(accepted.id);
       return accepted.id;

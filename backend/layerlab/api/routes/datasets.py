@@ -16,7 +16,16 @@ from layerlab.train.datasets import REGISTRY, DatasetEntry
 
 from ..db import Upload, new_id
 from ..deps import SessionDep, StateDep
-from ..schemas import DatasetInfo, DatasetList, Invalid, Problem, UploadInfo
+from ..schemas import (
+    AugmentPreview,
+    AugmentPreviewRequest,
+    DatasetInfo,
+    DatasetList,
+    Invalid,
+    PreviewSample,
+    Problem,
+    UploadInfo,
+)
 
 log = logging.getLogger(__name__)
 router = APIRouter(prefix="/datasets", tags=["datasets"])
@@ -97,6 +106,54 @@ def _inspect(path: Any, limits: UploadLimits) -> dict[str, Any]:
         message = str(e) if type(e).__name__ == "DatasetError" else f"could not read the file ({type(e).__name__})"
         raise GraphInvalidError([GraphError(field="file", message=message.replace(path.stem, "upload"))]) from e
     return describe(ds)
+
+
+@router.post("/augment-preview", responses={404: {"model": Problem}, 422: {"model": Invalid}})
+async def augment_preview(body: AugmentPreviewRequest, state: StateDep, session: SessionDep) -> AugmentPreview:
+    """A few training images as loaded and through the random augment steps, as the run draws them."""
+    data = body.data
+    if data.upload is not None:
+        row = get_upload(session, str(data.upload.path))
+        data = data.model_copy(update={"upload": data.upload.model_copy(update={"path": upload_path(state, row)})})
+    return await run_in_threadpool(_preview, data, body)
+
+
+def _preview(data: DataConfig, body: AugmentPreviewRequest) -> AugmentPreview:
+    import numpy as np
+
+    from layerlab.train.augment import PREVIEW_MAX_PIXELS, preview, problem, random_steps
+    from layerlab.train.data import DatasetError, load_dataset
+
+    def invalid(message: str) -> GraphInvalidError:
+        return GraphInvalidError([GraphError(field="data.augment", message=message)])
+
+    # A generated set needs only a few samples to show (and must not cost a million to make).
+    data = data.model_copy(update={"n_samples": min(data.n_samples, 64)})
+    try:
+        ds = load_dataset(data, seed=body.seed)
+    except DatasetError as e:
+        raise invalid(str(e)) from e
+    steps = random_steps(data)
+    shape = list(ds.x.shape[1:])
+    why = problem(data.augment, shape) if data.augment else "add an augment step to preview"
+    if why:
+        raise invalid(why)
+    if shape[1] * shape[2] > PREVIEW_MAX_PIXELS:
+        raise invalid(f"the preview shows images up to {PREVIEW_MAX_PIXELS:,} pixels; these are {shape[1]}×{shape[2]}")
+    # The first few images of the training split's order, as loaded (before standardization).
+    pick = np.random.default_rng(body.seed).permutation(len(ds.x))[: body.samples]
+    images = ds.x[pick].astype(np.float32)
+    draws = preview(images, steps, draws=body.draws, seed=body.seed)
+
+    def pixels(a: np.ndarray) -> list[int]:
+        return np.rint(np.clip(a, 0.0, 1.0) * 255).astype(np.uint8).ravel().tolist()
+
+    names = ds.class_names
+    return AugmentPreview(sample_shape=shape, steps=[s.op for s in steps], samples=[
+        PreviewSample(label=names[int(ds.y[i])] if names else None, original=pixels(images[k]),
+                      augmented=[pixels(d[k]) for d in draws])
+        for k, i in enumerate(pick)
+    ])
 
 
 def get_upload(session: SessionDep, upload_id: str) -> Upload:

@@ -5,9 +5,10 @@ from __future__ import annotations
 import shutil
 from typing import Annotated, Any
 
-from fastapi import APIRouter, HTTPException, Query, Response, status
+from fastapi import APIRouter, File, HTTPException, Query, Response, UploadFile, status
 from fastapi.responses import FileResponse
 from sqlalchemy import select
+from starlette.concurrency import run_in_threadpool
 
 from layerlab.export import safe_name
 from layerlab.train.config import RunConfig
@@ -27,6 +28,7 @@ from ..schemas import (
     RunCreate,
     RunDetail,
     RunSummary,
+    WeightsInfo,
     WorkerPool,
 )
 
@@ -71,7 +73,21 @@ def _accepted(run: Run) -> RunAccepted:
 def create(body: RunCreate, session: SessionDep, state: StateDep) -> RunAccepted:
     """Start training a project version (default the latest) under a run config."""
     return _accepted(state.runs.start(session, project_id=body.project_id, version=body.version, name=body.name,
-                                      config=body.config))
+                                      config=body.config, init_weights=body.init_weights))
+
+
+@router.post("/weights", status_code=status.HTTP_201_CREATED,
+             responses={413: {"model": Problem}, 422: {"model": Invalid}})
+async def upload_weights(file: Annotated[UploadFile, File(description=".safetensors, or a .pt/.pth state_dict")],
+                         state: StateDep) -> WeightsInfo:
+    """Upload weights to start a run from; a .pt is read with torch.load(weights_only=True)."""
+    filename = (file.filename or "weights").replace("\\", "/").rsplit("/", 1)[-1][:255]
+    body = bytearray()
+    while chunk := await file.read(1 << 20):
+        body += chunk
+        if len(body) > state.settings.max_upload_bytes:
+            raise HTTPException(413, "request body too large")
+    return await run_in_threadpool(state.runs.store_weights, filename, bytes(body))
 
 
 @router.get("")
