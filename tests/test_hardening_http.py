@@ -129,3 +129,10 @@ def test_compose_requires_a_token_for_the_api_it_serves_on_0000() -> None:
     assert env["LAYERLAB_TOKEN"].startswith("${LAYERLAB_TOKEN:?"), "no default: compose refuses to start"
     assert env["LAYERLAB_ALLOWED_ORIGINS"].startswith("${LAYERLAB_ALLOWED_ORIGINS:-http://localhost:8000")
     assert "--insecure" not in compose["services"]["api"]["command"][2]
+
+
+def test_a_wrong_method_on_an_api_path_is_a_405_naming_the_allowed_ones(client: TestClient) -> None:
+    r = client.get("/api/graphs/report")  # the editor's catch-all answers every GET; not this one
+    assert r.status_code == 405 and r.headers["allow"] == "POST"
+    assert client.get("/api/runs/" + "a" * 32 + "/pause").status_code == 405
+    assert client.get("/api/no-such-thing").status_code == 404

@@ -97,6 +97,17 @@ class PositionsRef(nn.Module):
         return x + self.weight[: x.size(1)]
 
 
+class ClassTokenRef(nn.Module):
+    """ViT's class token, as torchvision writes it: expand, then cat in front."""
+
+    def __init__(self, dim: int) -> None:
+        super().__init__()
+        self.weight = nn.Parameter(torch.randn(1, 1, dim))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.cat([self.weight.expand(x.shape[0], -1, -1), x], dim=1)
+
+
 def encoder_layer(d: int, heads: int, **kw: Any) -> nn.TransformerEncoderLayer:
     return nn.TransformerEncoderLayer(d, heads, batch_first=True, **kw)
 
@@ -194,6 +205,7 @@ CASES = [
             lambda: nn.TransformerEncoder(encoder_layer(8, 2, dim_feedforward=12, norm_first=True), 2,
                                           norm=nn.LayerNorm(8))),
     op_case("positions", "PositionalEmbedding", {"num_positions": 10}, [6, 4], lambda: PositionsRef(10, 4)),
+    op_case("class-token", "ClassToken", {}, [6, 4], lambda: ClassTokenRef(4)),
     op_case("positions-inferred", "PositionalEmbedding", {}, [6, 4], lambda: PositionsRef(6, 4)),
     # --- normalization ------------------------------------------------------------------------
     op_case("bn1d-features", "BatchNorm1d", {}, [16], lambda: nn.BatchNorm1d(16)),

@@ -175,3 +175,52 @@ def test_positional_embedding_fits_the_sequence(steps: int, d: int, positions: i
         assert [e.field for e in layerlab.infer(g).errors] == ["num_positions"]
         return
     judge(g, [steps, d], Positions)
+
+
+class PatchViT(nn.Module):
+    """A small ViT as torchvision writes one (patches by a strided conv, a class token, learned
+    positions, a batch-first encoder), its parts named as the graph below names its nodes."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.patches = nn.Conv2d(3, 16, kernel_size=4, stride=4)
+        self.cls = nn.Module()
+        self.cls.weight = nn.Parameter(torch.randn(1, 1, 16))
+        self.pos = nn.Module()
+        self.pos.weight = nn.Parameter(torch.randn(5, 16))
+        layer = nn.TransformerEncoderLayer(16, 4, dim_feedforward=32, batch_first=True, norm_first=True)
+        self.encoder = nn.TransformerEncoder(layer, 2, norm=nn.LayerNorm(16), enable_nested_tensor=False)
+        self.head = nn.Linear(16, 10)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = self.patches(x).flatten(2).transpose(1, 2)  # (B, 4, 16): one vector per 4×4 patch
+        x = torch.cat([self.cls.weight.expand(x.shape[0], -1, -1), x], dim=1)  # (B, 5, 16)
+        x = self.encoder(x + self.pos.weight)
+        return self.head(x.mean(dim=1))
+
+
+def test_a_vision_transformer_built_from_the_catalog() -> None:
+    from helpers import chain
+
+    g = chain([3, 8, 8], ("Conv2d", {"out_channels": 16, "kernel_size": 4, "stride": 4}),
+              ("Flatten", {"start_dim": 2}), ("Permute", {"dims": [0, 2, 1]}), ("ClassToken", {}),
+              ("PositionalEmbedding", {}),
+              ("TransformerEncoder", {"nhead": 4, "dim_feedforward": 32, "num_layers": 2, "norm_first": True,
+                                      "norm": True}),
+              ("Mean", {"dim": 1}), ("Linear", {"out_features": 10}))
+    names = {"l0": "patches", "l3": "cls", "l4": "pos", "l5": "encoder", "l7": "head"}
+    report = layerlab.infer(g)
+    assert report.valid, report.errors
+    assert report.node("l3").output_shape == [5, 16]
+    ref = PatchViT().eval()
+    assert report.totals.params == n_params(ref)
+    model = layerlab.build(g).eval()
+    renamed = {}
+    for key, value in ref.state_dict().items():
+        head, _, rest = key.partition(".")
+        node_id = next(i for i, name in names.items() if name == head)
+        renamed[f"{node_id}.{rest}"] = value
+    model.load_state_dict(renamed, strict=True)
+    x = sample_input([3, 8, 8])
+    with torch.no_grad():
+        torch.testing.assert_close(model(x), ref(x))

@@ -111,3 +111,14 @@ class PositionalEmbedding(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return x + self.weight[: x.size(1)]
+
+
+class ClassToken(nn.Module):
+    """Prepends one learned token to a sequence (B, L, D) → (B, L + 1, D), as ViT and BERT's [CLS]."""
+
+    def __init__(self, embedding_dim: int) -> None:
+        super().__init__()
+        self.weight = nn.Parameter(torch.zeros(1, 1, embedding_dim))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.cat([self.weight.expand(x.size(0), -1, -1), x], dim=1)

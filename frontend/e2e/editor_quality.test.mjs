@@ -97,6 +97,10 @@ test('dropping 7 layers on an empty canvas shows no red until a real error exist
   await kernel.pressSequentially('9');
   await until(async () => (await redErrors()) === 1, 5000, 'one red error');
   assert.match(await page.getByTestId('status-valid').textContent(), /1 error/);
+  // The callout stays on the canvas (on the node's left near the right edge), not under the side panel.
+  const callout = await node('conv2d_1').getByTestId('error-callout').boundingBox();
+  const canvasBox = await page.getByTestId('canvas').boundingBox();
+  assert.ok(callout.x >= canvasBox.x && callout.x + callout.width <= canvasBox.x + canvasBox.width, `callout ${JSON.stringify(callout)} inside ${JSON.stringify(canvasBox)}`);
 
   // The problems list selects and centres the node.
   await page.getByTestId('canvas').click({ position: { x: 30, y: 30 } });

@@ -26,7 +26,8 @@ from .demo import ensure_demo
 from .deps import AppState, require_token
 from .routes import datasets, events, graphs, meta, projects, runs, web
 from .runs import ExecutorFactory, RunManager, default_executor
-from .security import GuardMiddleware
+from .schemas import Invalid, Problem
+from .security import SAFE_METHODS, GuardMiddleware
 from .settings import Settings
 from .streaming import EventHub, EventWriter
 
@@ -136,5 +137,38 @@ def _openapi(app: FastAPI) -> dict[str, Any]:
     for name, definition in graph_schema.pop("$defs", {}).items():
         schemas.setdefault(name, definition)
     schemas["LayerLabGraph"] = graph_schema
+    _document_shared_responses(spec)
     app.openapi_schema = spec
     return spec
+
+
+def _problem(description: str) -> dict[str, Any]:
+    return {"description": description,
+            "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Problem"}}}}
+
+
+def _document_shared_responses(spec: dict[str, Any]) -> None:
+    """The answers the middleware, the token check and the error handlers give any operation, so the
+    document lists every status a client can see (tests/test_schemathesis.py holds it to that)."""
+    schemas = spec["components"]["schemas"]
+    schemas.setdefault("Problem", Problem.model_json_schema(ref_template="#/components/schemas/{model}"))
+    for name, definition in Invalid.model_json_schema(ref_template="#/components/schemas/{model}").pop(
+            "$defs", {}).items():
+        schemas.setdefault(name, definition)
+    schemas.setdefault("Invalid", Invalid.model_json_schema(ref_template="#/components/schemas/{model}"))
+    invalid = {"description": "What is wrong, pointed at a graph node or a request field.",
+               "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Invalid"}}}}
+    for path, item in spec["paths"].items():
+        for method, op in item.items():
+            responses = op.setdefault("responses", {})
+            if "422" in responses:  # FastAPI's own shape is replaced by request_errors' everywhere
+                responses["422"] = invalid
+            responses.setdefault("400", _problem("A path or query string with a NUL or control character, or too long."))
+            if path.startswith("/api/"):
+                responses.setdefault("401", _problem("LAYERLAB_TOKEN is set and the request does not carry it."))
+            if method.upper() not in SAFE_METHODS:
+                responses.setdefault("403", _problem("A browser request from an origin that is not allowed."))
+            if "requestBody" in op:
+                responses.setdefault("413", _problem("The request body is over the size limit."))
+            if "{" in path:
+                responses.setdefault("404", _problem("Nothing has that id."))

@@ -362,3 +362,26 @@ class PositionalEmbedding(OpSpec):
             formula=[f"+ learned ({positions}, {d})[:{steps}], shape kept {inputs[0].describe()}"],
             torch_args={"num_positions": positions, "embedding_dim": d},
         )
+
+
+class ClassTokenParams(Params):
+    embedding_dim: Width | None = Field(None, description="Inferred: the features per step.")
+
+
+@register
+class ClassToken(OpSpec):
+    name = "ClassToken"
+    category = "Attention"
+    help = "Prepends one learned token to a sequence: (L, D) → (L + 1, D), ViT's class token."
+    params_model = ClassTokenParams
+    torch_class = "ClassToken"
+    custom_module = True
+    positional = ("embedding_dim",)
+    input_size_args = ("embedding_dim",)
+
+    def infer(self, p: ClassTokenParams, inputs: list[TensorInfo]) -> Inferred:
+        steps, d = _sequence(inputs[0], self.name, "D")
+        check_declared(p, "embedding_dim", d, source="features")
+        out = (steps + 1, d)
+        return Inferred(out=TensorInfo(out), params=d, formula=[f"L: 1 + {steps} = {steps + 1}"],
+                        torch_args={"embedding_dim": d})

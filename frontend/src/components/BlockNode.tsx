@@ -89,7 +89,7 @@ function BlockNodeView({ id, data, selected }: NodeProps<BlockFlowNode>) {
           <span className="skip-add">+</span>
         </div>
       )}
-      <NodeErrors errors={errors} />
+      <NodeErrors id={id} errors={errors} />
       <Handle type="source" position={lr ? Position.Right : Position.Bottom} />
     </div>
   );

@@ -1,6 +1,6 @@
 // The one node component for every layer kind: what it shows comes from the catalog (handles,
 // help) and the backend's report (shape, formula, params, errors); live training stats tint it.
-import { Handle, type NodeProps, Position } from '@xyflow/react';
+import { Handle, type NodeProps, Position, useStore } from '@xyflow/react';
 import { memo } from 'react';
 import type { GraphError } from '../api/types';
 import type { LayerFlowNode } from '../graph/kinds';
@@ -36,10 +36,29 @@ export function UnconnectedHint({ hints }: { hints: GraphError[] }) {
   return <span className="unconnected-dot" data-testid="unconnected-hint" title={text} aria-label={text} />;
 }
 
-export function NodeErrors({ errors }: { errors: GraphError[] }) {
+const CALLOUT_WIDTH = 250;
+
+/** True when a callout on the node's right would run past the canvas' right edge (under the side panel). */
+function useCalloutOnLeft(id: string): boolean {
+  return useStore((s) => {
+    const n = s.nodeLookup.get(id);
+    if (!n) return false;
+    const [tx, , k] = s.transform;
+    const right = (n.internals.positionAbsolute.x + (n.measured.width ?? 190)) * k + tx;
+    return right + CALLOUT_WIDTH > s.width;
+  });
+}
+
+export function NodeErrors({ id, errors }: { id: string; errors: GraphError[] }) {
   if (!errors.length) return null;
+  return <ErrorCallout id={id} errors={errors} />;
+}
+
+// Only nodes with errors watch the viewport (a boolean selector: re-renders when the side flips).
+function ErrorCallout({ id, errors }: { id: string; errors: GraphError[] }) {
+  const left = useCalloutOnLeft(id);
   return (
-    <div className="node-errors">
+    <div className={`node-errors${left ? ' on-left' : ''}`} data-testid="error-callout">
       {errors.map((e, i) => (
         <div key={i} className="node-error" data-testid="node-error">
           <div className="msg">{e.message}</div>
@@ -131,7 +150,7 @@ function LayerNodeView({ id, data, selected }: NodeProps<LayerFlowNode>) {
         )}
       </div>
       <LiveBadges live={live} fromVersion={fromVersion} />
-      <NodeErrors errors={errors} />
+      <NodeErrors id={id} errors={errors} />
       {hasOutput && <Handle type="source" position={lr ? Position.Right : Position.Bottom} />}
     </div>
   );

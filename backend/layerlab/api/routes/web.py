@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from fastapi import APIRouter, HTTPException
+from fastapi import APIRouter, HTTPException, Request
 from fastapi.responses import FileResponse, HTMLResponse, Response
+from starlette.routing import compile_path
 
 from ..deps import StateDep
 
@@ -23,9 +24,12 @@ NOT_BUILT = """<!doctype html>
 
 
 @router.get("/{path:path}", response_model=None)
-def spa(path: str, state: StateDep) -> Response:
+def spa(path: str, state: StateDep, request: Request) -> Response:
     """A file of the built editor, else its index.html (client-side routes)."""
     if path == "api" or path.startswith("api/"):
+        allowed = _methods_for(request)
+        if allowed:  # this catch-all answers every GET: an API path that only takes other methods is a 405
+            raise HTTPException(405, "method not allowed", headers={"Allow": ", ".join(sorted(allowed))})
         raise HTTPException(404, "not found")
     root = state.settings.static_dir.resolve()
     index = root / "index.html"
@@ -36,6 +40,15 @@ def spa(path: str, state: StateDep) -> Response:
         if candidate is not None:
             return FileResponse(candidate, headers=_cache(candidate, root))
     return FileResponse(index, headers={"Cache-Control": "no-cache"})
+
+
+def _methods_for(request: Request) -> set[str]:
+    """The methods the API document lists for this request's path."""
+    methods: set[str] = set()
+    for template, item in request.app.openapi()["paths"].items():
+        if compile_path(template)[0].match(request.url.path):
+            methods |= {m.upper() for m in item}
+    return methods
 
 
 def _file_in(root: Path, path: str) -> Path | None:
