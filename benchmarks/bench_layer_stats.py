@@ -1,0 +1,52 @@
+"""Layer-panel overhead: the trainer's samples/s with per-layer statistics on (what the layer
+panel's sparklines and the canvas tints are drawn from: gradient norm, weight norm, update ratio,
+dead fraction every ``layer_stats_every`` steps) against the same run with them off.
+
+Same model, data, seed and threads; the two are alternated ``--rounds`` times in one process and
+the median ratio is printed. Goal: ≥ 0.97× (the statistics cost at most 3 %).
+
+    .venv/bin/python benchmarks/bench_layer_stats.py [--rounds 5] [--epochs 5] [--every 50]
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+
+import torch
+from bench_train import graph, layerlab_rate
+
+from layerlab.train import RunConfig
+
+GOAL = 0.97
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--epochs", type=int, default=5)
+    parser.add_argument("--every", type=int, default=50, help="layer_stats_every for the 'on' runs")
+    parser.add_argument("--width", type=int, default=32, help="conv1's channels")
+    parser.add_argument("--threads", type=int, default=1)
+    args = parser.parse_args()
+    torch.set_num_threads(args.threads)
+    g = graph(args.width)
+    base = {"epochs": args.epochs, "device": "cpu", "optimizer": {"lr": 3e-3},
+            "data": {"dataset": "digits", "batch_size": 64}}
+    on = RunConfig.model_validate({**base, "layer_stats_every": args.every})
+    off = RunConfig.model_validate({**base, "layer_stats_every": 0})
+    layerlab_rate(g, on)  # warm-up
+    ratios = []
+    for i in range(args.rounds):
+        with_stats, without = layerlab_rate(g, on), layerlab_rate(g, off)
+        ratios.append(with_stats / without)
+        print(f"  round {i + 1}: statistics every {args.every} steps {with_stats:,.0f} samples/s, "
+              f"off {without:,.0f} samples/s, ratio {with_stats / without:.3f}")
+    median = statistics.median(ratios)
+    print(f"threads {args.threads}, batch 64, conv1 width {args.width}, {args.epochs} epochs per measurement")
+    print(f"median ratio with / without layer statistics: {median:.3f}× (goal ≥ {GOAL}×: "
+          f"{'met' if median >= GOAL else 'NOT met'})")
+
+
+if __name__ == "__main__":
+    main()
