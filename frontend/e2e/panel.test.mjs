@@ -127,8 +127,9 @@ test('the run header says where it trains; after a reload the form shows the liv
   await page.reload();
   await page.locator('.react-flow__node[data-id="fc"]').waitFor();
   await page.getByTestId('tab-train').click();
-  await until(async () => (await field('Learning rate').inputValue()) === '0.001', 15_000, "the live run's learning rate in the form");
-  assert.equal(await field('Epochs').inputValue(), '300');
+  // 300 epochs is not the default, so this waits for the live run's settings, not the schema's.
+  await until(async () => (await field('Epochs').inputValue()) === '300', 15_000, "the live run's epochs in the form");
+  assert.equal(await field('Learning rate').inputValue(), '0.001');
   assert.equal(await field('Weight decay').inputValue(), '0.0003');
   assert.equal(await field('Validation split').inputValue(), '0.25');
   assert.equal(await status(), 'running');
