@@ -62,6 +62,11 @@ def test_a_pt_state_dict_starts_a_run_with_its_weights(client: TestClient) -> No
     weights = load(client.get(f"/api/runs/{run_id}/checkpoint").content)
     # One step at lr 1e-9 leaves the uploaded weights where they were.
     assert torch.allclose(weights["conv1.weight"], trained.state_dict()["conv1.weight"], atol=1e-6)
+    # Its training script would start from fresh weights, so the export says so instead.
+    r = client.get(f"/api/runs/{run_id}/export", params={"format": "script"})
+    assert r.status_code == 409, r.text
+    assert r.json()["detail"] == ("this run starts from uploaded weights; the script starts from fresh "
+                                  "weights, so it would not reproduce the run")
 
 
 def test_mismatched_weights_list_missing_unexpected_and_wrong_shapes(client: TestClient) -> None:

@@ -114,6 +114,8 @@ class Run(Base):
     graph: Mapped[dict[str, Any]] = mapped_column(JSON, deferred=True)
     config: Mapped[dict[str, Any]] = mapped_column(JSON, deferred=True)
     parent_run_id: Mapped[str | None] = mapped_column(String(32), default=None)
+    # The uploaded weights (an id under data/weights/) the run started from, if any.
+    init_weights: Mapped[str | None] = mapped_column(String(32), default=None)
     status: Mapped[str] = mapped_column(String(16), default="queued", index=True)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     started_at: Mapped[datetime | None] = mapped_column(default=None)

@@ -275,7 +275,7 @@ class RunManager:
             init_from = self._check_weights(init_weights, spec)
         run = Run(project_id=project.id, version=row.version, graph=row.graph, config=worker_config,
                   name=name or f"{project.name} v{row.version}", parent_run_id=parent.id if parent else None,
-                  status="queued")
+                  init_weights=init_weights, status="queued")
         session.add(run)
         session.commit()
         self.submit(run.id, project_id=project.id, graph=row.graph, config=worker_config, init_from=init_from,

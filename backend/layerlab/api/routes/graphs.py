@@ -100,6 +100,9 @@ async def export_run(run_id: str, session: SessionDep, state: StateDep,
     if run.parent_run_id is not None:
         raise HTTPException(409, "this run fine-tunes another run's weights; the script starts from fresh "
                                  "weights, so export the run it started from")
+    if run.init_weights is not None:
+        raise HTTPException(409, "this run starts from uploaded weights; the script starts from fresh "
+                                 "weights, so it would not reproduce the run")
     return await _export(state, run.graph, format, _validated(run.config))
 
 
