@@ -202,3 +202,34 @@ def test_a_run_too_big_for_this_machine_is_refused_with_the_estimate(client: Tes
     assert "the biggest parts: adamw optimizer state 1" in error["message"], error["message"]  # the default
     assert "smaller data.batch_size" in error["suggestion"] and "bf16" in error["suggestion"]
     assert all(run["project_id"] != project for run in client.get("/api/runs").json()), "no run was made"
+
+
+def test_check_answers_what_the_start_answers(client: TestClient, demo: str) -> None:
+    graph = client.get(f"/api/projects/{demo}").json()["graph"]
+    runs_before = len(client.get("/api/runs").json())
+    fits = client.post("/api/runs/check", json={"graph": graph, "config": QUICK})
+    assert fits.status_code == 200, fits.text
+    assert fits.json() == {"ok": True, "problems": []}
+
+    iris = {**QUICK, "data": {"dataset": "iris", "batch_size": 32}}  # 4 features for a 1×8×8 Input
+    checked = client.post("/api/runs/check", json={"graph": graph, "config": iris})
+    assert checked.status_code == 200, checked.text
+    assert checked.json()["ok"] is False
+    (problem,) = checked.json()["problems"]
+    input_node = next(n["id"] for n in graph["nodes"] if n["op"] == "Input")
+    assert problem["field"] == "config.data" and problem["node"] == input_node
+    assert problem["message"] == (f"{input_node}: the graph takes inputs of shape (1, 8, 8) but dataset 'iris' "
+                                  "gives samples of shape (4)")
+    refused = client.post("/api/runs", json={"project_id": demo, "config": iris})
+    assert refused.status_code == 422, refused.text
+    assert refused.json()["detail"] == checked.json()["problems"]  # the same words, field and hint
+    # Without a graph, the project's latest version is checked (what Train would run).
+    assert client.post("/api/runs/check", json={"project_id": demo, "config": iris}).json() == checked.json()
+    assert len(client.get("/api/runs").json()) == runs_before, "checking makes no run"
+
+
+def test_check_of_nothing_names_what_is_missing(client: TestClient) -> None:
+    r = client.post("/api/runs/check", json={"config": QUICK})
+    assert r.status_code == 422, r.text
+    assert r.json()["detail"][0]["field"] == "graph"
+    assert client.post("/api/runs/check", json={"project_id": "0" * 32}).status_code == 404

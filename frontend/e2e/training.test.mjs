@@ -42,12 +42,16 @@ async function startRun(epochs) {
   await until(async () => ['running', 'queued'].includes(await status()), 30_000, 'the run to start');
 }
 
-test('a dataset whose samples do not fit the Input is explained', async () => {
+test('a dataset whose samples do not fit the Input is explained in the words the run start uses', async () => {
+  assert.match(await page.getByTestId('train-note').textContent(), /saves the graph as a new project version first/);
   await page.getByTestId('dataset').selectOption('iris');
   const text = await page.getByTestId('dataset-mismatch').textContent();
-  assert.match(text, /iris samples are 4 but the model's Input is 1×8×8/);
+  assert.match(text, /^input: the graph takes inputs of shape \(1, 8, 8\) but dataset 'iris' gives samples of shape \(4\)/);
+  assert.match(text, /set input's shape to \[4\]/);
+  await shot(page, '09_dataset_mismatch');
   await page.getByTestId('dataset').selectOption('digits');
-  assert.equal(await page.getByTestId('dataset-mismatch').count(), 0);
+  await page.getByTestId('dataset-mismatch').waitFor({ state: 'detached', timeout: 10_000 });
+  assert.equal(await page.getByTestId('run-check-problem').count(), 0);
 });
 
 test('train on digits: the loss chart receives points; stop ends the run', async () => {

@@ -262,13 +262,7 @@ class RunManager:
         """Start training a project version: analyse its graph (once), check it against the data,
         write the run row and hand the analysed model to the executor. Raises GraphInvalidError (422)
         when the run could not start, HTTPException 404 for an unknown project or version."""
-        project = session.get(Project, project_id)
-        if project is None:
-            raise HTTPException(404, "project not found")
-        row = session.scalar(select(GraphVersion).where(GraphVersion.project_id == project.id,
-                                                        GraphVersion.version == (version or project.latest_version)))
-        if row is None:
-            raise HTTPException(404, "version not found")
+        project, row = _project_version(session, project_id, version)
         worker_config = self.resolve_config(session, config)
         spec = self._preflight(row.graph, RunConfig.model_validate(worker_config))
         if init_weights is not None:
@@ -281,6 +275,21 @@ class RunManager:
         self.submit(run.id, project_id=project.id, graph=row.graph, config=worker_config, init_from=init_from,
                     spec=spec)
         return run
+
+    def check(self, session: Session, *, graph: dict[str, Any] | None, config: RunConfig,
+              project_id: str | None = None) -> list[GraphError]:
+        """What would stop a run of this graph (default: the project's latest version) under this
+        config from starting: the start's own preflight, answered instead of raised; [] when it would
+        start. HTTPException 404 for an unknown project or upload, as at the start."""
+        if graph is None:
+            if project_id is None:
+                raise GraphInvalidError([GraphError(field="graph", message="give a graph or a project_id")])
+            graph = _project_version(session, project_id, None)[1].graph
+        try:
+            self._preflight(graph, RunConfig.model_validate(self.resolve_config(session, config)))
+        except GraphInvalidError as e:
+            return e.errors
+        return []
 
     def continue_run(self, session: Session, run: Run) -> None:
         """Continue a stopped run from its checkpoint under the same id (HTTPException 409 if it cannot)."""
@@ -374,7 +383,8 @@ class RunManager:
             spec = spec_from_analysis(analysis, config)
             check_data(spec, load_dataset(data, seed=config.seed), config.loss)
         except RunSetupError as e:
-            raise GraphInvalidError([GraphError(node=e.node, message=e.reason, suggestion=e.hint)]) from e
+            raise GraphInvalidError([GraphError(node=e.node, field=e.field, message=e.reason,
+                                                suggestion=e.hint)]) from e
         except DatasetError as e:
             raise GraphInvalidError([GraphError(field="config.data", message=str(e))]) from e
         return spec
@@ -525,6 +535,18 @@ class RunManager:
 
     def forget(self, run_id: str) -> None:
         self.writer.forget_run(run_id)
+
+
+def _project_version(session: Session, project_id: str, version: int | None) -> tuple[Project, GraphVersion]:
+    """A project and one of its versions (default the latest); HTTPException 404 naming which is missing."""
+    project = session.get(Project, project_id)
+    if project is None:
+        raise HTTPException(404, "project not found")
+    row = session.scalar(select(GraphVersion).where(GraphVersion.project_id == project.id,
+                                                    GraphVersion.version == (version or project.latest_version)))
+    if row is None:
+        raise HTTPException(404, "version not found")
+    return project, row
 
 
 def check_memory(memory: Any, config: RunConfig) -> None:

@@ -147,6 +147,23 @@ class RunCreate(_Request):
                           "and shape must match the graph.")
 
 
+class RunCheckRequest(_Request):
+    project_id: Annotated[str, Field(max_length=64)] | None = Field(
+        None, description="Check this project's latest version when no graph is given.")
+    graph: GraphJSON | None = Field(None, description="The graph a run would train (as the editor holds it).")
+    config: RunConfig = Field(
+        default_factory=RunConfig,
+        description="With dataset 'upload', data.upload.path is the id of an upload (POST /api/datasets).",
+    )
+
+
+class RunCheck(BaseModel):
+    """Whether a run would start, and if not, every reason POST /api/runs would give (same words)."""
+
+    ok: bool
+    problems: list[GraphError] = Field(description="Each names its node and/or its setting ('config.data', ...).")
+
+
 class FinetuneCreate(_Request):
     version: Annotated[int, Field(ge=1)] | None = Field(
         None, description="The graph to fine-tune, from the source run's project; default its latest version."

@@ -26,12 +26,14 @@ class RunSetupError(Exception):
         *,
         hint: str | None = None,
         node: str | None = None,
+        field: str | None = None,
         errors: list[dict[str, Any]] | None = None,
     ) -> None:
         super().__init__(reason)
         self.reason = reason
         self.hint = hint
         self.node = node
+        self.field = field  # the run setting concerned, e.g. 'config.data' when the dataset does not fit
         self.errors = errors or []
 
 
@@ -145,6 +147,7 @@ def check_data(spec: ModelSpec, ds: ArrayDataset, loss: LossConfig) -> list[str]
             f"'{ds.name}' gives samples of shape {_fmt(sample_shape)}",
             hint=f"set {input_node}'s shape to {sample_shape}",
             node=spec.input_node,
+            field="config.data",
         )
     head = spec.head_node or "the last layer"
     out = spec.output_shape
@@ -155,6 +158,7 @@ def check_data(spec: ModelSpec, ds: ArrayDataset, loss: LossConfig) -> list[str]
             raise RunSetupError(
                 f"loss '{loss.name}' is for regression but dataset '{ds.name}' is classification ({k} classes)",
                 hint="use loss 'cross_entropy' (or 'bce_with_logits' for two classes)",
+                field="config.loss",
             )
         if loss.name == "bce_with_logits":
             ok = out == [k] or (k == 2 and out == [1])
@@ -169,6 +173,7 @@ def check_data(spec: ModelSpec, ds: ArrayDataset, loss: LossConfig) -> list[str]
                 hint=f"set {head}'s out_features to {want.split(' ')[0]}" if len(out) == 1 else
                 f"end the graph with a Flatten and a Linear with out_features={want.split(' ')[0]}",
                 node=spec.head_node,
+                field="config.data",
             )
         if loss.name == "nll" and spec.head_op is not None and spec.head_op != "LogSoftmax":
             warnings.append(
@@ -181,6 +186,7 @@ def check_data(spec: ModelSpec, ds: ArrayDataset, loss: LossConfig) -> list[str]
             raise RunSetupError(
                 f"loss '{loss.name}' is for classification but dataset '{ds.name}' is regression",
                 hint="use loss 'mse', 'l1' or 'smooth_l1'",
+                field="config.loss",
             )
         if out != target:
             raise RunSetupError(
@@ -189,6 +195,7 @@ def check_data(spec: ModelSpec, ds: ArrayDataset, loss: LossConfig) -> list[str]
                 hint=f"make {head} output {_fmt(target)}"
                 + (f" (out_features={target[0]})" if len(target) == 1 else ""),
                 node=spec.head_node,
+                field="config.data",
             )
     return warnings
 

@@ -11,6 +11,8 @@ import type {
   ProjectSummary,
   Report,
   RunAccepted,
+  RunCheck,
+  RunCheckRequest,
   RunCreate,
   RunDetail,
   RunSummary,
@@ -148,6 +150,9 @@ export const api = {
 
   runs: {
     create: (body: RunCreate) => request<RunAccepted>('POST', '/runs', body),
+    /** Would a run of this graph under these settings start? The start's own checks, as a list. */
+    check: (graph: GraphDoc, config: RunCheckRequest['config'], signal?: AbortSignal) =>
+      request<RunCheck>('POST', '/runs/check', { graph, config }, signal),
     list: (projectId?: string) => request<RunSummary[]>('GET', `/runs${projectId ? `?project_id=${encodeURIComponent(projectId)}` : ''}`),
     get: (id: string) => request<RunDetail>('GET', `/runs/${id}`),
     stop: (id: string) => request<RunSummary>('POST', `/runs/${id}/stop`),

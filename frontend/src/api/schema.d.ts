@@ -350,6 +350,27 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api/runs/check": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Check
+         * @description Would a run of this graph under this config start? The start's own checks (graph, memory,
+         *     dataset against the graph and loss), answered as a list instead of a 422; nothing is saved.
+         */
+        post: operations["check_api_runs_check_post"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/runs/weights": {
         parameters: {
             query?: never;
@@ -1588,6 +1609,36 @@ export interface components {
              * @description The websocket path streaming this run's events.
              */
             events_url: string;
+        };
+        /**
+         * RunCheck
+         * @description Whether a run would start, and if not, every reason POST /api/runs would give (same words).
+         */
+        RunCheck: {
+            /** Ok */
+            ok: boolean;
+            /**
+             * Problems
+             * @description Each names its node and/or its setting ('config.data', ...).
+             */
+            problems: components["schemas"]["GraphError"][];
+        };
+        /** RunCheckRequest */
+        RunCheckRequest: {
+            /**
+             * Project Id
+             * @description Check this project's latest version when no graph is given.
+             */
+            project_id?: string | null;
+            /**
+             * Graph
+             * @description The graph a run would train (as the editor holds it).
+             */
+            graph?: {
+                [key: string]: unknown;
+            } | null;
+            /** @description With dataset 'upload', data.upload.path is the id of an upload (POST /api/datasets). */
+            config?: components["schemas"]["RunConfig"];
         };
         /** RunConfig */
         RunConfig: {
@@ -7956,6 +8007,84 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["RunAccepted"];
+                };
+            };
+            /** @description A path or query string with a NUL or control character, or too long. */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description LAYERLAB_TOKEN is set and the request does not carry it. */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description A browser request from an origin that is not allowed. */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Not Found */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The request body is over the size limit. */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description What is wrong, pointed at a graph node or a request field. */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Invalid"];
+                };
+            };
+        };
+    };
+    check_api_runs_check_post: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["RunCheckRequest"];
+            };
+        };
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["RunCheck"];
                 };
             };
             /** @description A path or query string with a NUL or control character, or too long. */

@@ -86,7 +86,8 @@ function useGenerated<T>(deps: unknown[], fetcher: (signal: AbortSignal) => Prom
   return { value, error };
 }
 
-function useGraphKey(): string {
+/** Changes exactly when the graph's analysed content (or its name) does. */
+export function useGraphKey(): string {
   const nodes = useEditor((s) => s.nodes);
   const edges = useEditor((s) => s.edges);
   const name = useEditor((s) => s.name);

@@ -1,13 +1,14 @@
-import { useEffect, useMemo } from 'react';
-import { type ReportOptions, api, downloadBlob } from '../api/client';
-import type { RunConfig } from '../api/types';
-import { formatNumber, formatShape } from '../lib/format';
+import { useEffect, useMemo, useState } from 'react';
+import { ApiError, type ReportOptions, api, downloadBlob } from '../api/client';
+import type { GraphError, RunConfig } from '../api/types';
+import { formatNumber } from '../lib/format';
 import { type ConfigDraft, valueOf } from '../lib/runForm';
 import { editor, useEditor } from '../state/editorStore';
 import { projects } from '../state/projectStore';
 import { isTerminal } from '../state/runSeries';
 import { refreshRuns, training, useTraining } from '../state/trainingStore';
 import { AugmentPanel } from './AugmentPanel';
+import { useGraphKey } from './CodeView';
 import { RunCharts } from './RunCharts';
 import { RunForm } from './RunForm';
 import { RunHeader, SelectedRunSettings } from './RunHeader';
@@ -21,7 +22,6 @@ export function TrainingPanel() {
   const status = useTraining((s) => s.status);
   const activeRunId = useTraining((s) => s.activeRunId);
   const error = useTraining((s) => s.error);
-  const inputShape = useEditor((s) => s.report?.input_shape ?? null);
   const valid = useEditor((s) => s.report?.valid ?? false);
 
   useEffect(() => {
@@ -41,13 +41,9 @@ export function TrainingPanel() {
     if (batchSize && batchSize >= 1 && optimizer) editor.setReportOptions({ batch_size: batchSize, optimizer });
   }, [batchSize, optimizer]);
 
-  const dataset = setting('data.dataset') as string | undefined;
-  const upload = (setting('data.upload') as { path?: string } | null | undefined)?.path;
-  const ds = dataset === 'upload' ? datasets?.uploads.find((u) => u.id === upload) : datasets?.builtin.find((d) => d.name === dataset);
-  const dsLabel = dataset === 'upload' ? (datasets?.uploads.find((u) => u.id === upload)?.filename ?? 'upload') : dataset;
-  const mismatch = ds && inputShape && formatShape(ds.sample_shape) !== formatShape(inputShape);
   const live = activeRunId !== null && !isTerminal(status) && status !== 'idle';
   const problems = Object.entries(invalid);
+  const refusals = useRunCheck(draft as RunConfig, valid && problems.length === 0 && form !== null);
 
   return (
     <div className="training pad" data-testid="training">
@@ -61,12 +57,13 @@ export function TrainingPanel() {
         <p className="muted">Loading the run settings…</p>
       )}
       <AugmentPanel data={draft.data as ConfigDraft | undefined} />
-      {mismatch && (
-        <div className="warning" data-testid="dataset-mismatch">
-          {dsLabel} samples are {formatShape(ds.sample_shape)} but the model's Input is {formatShape(inputShape)}: set the Input
-          shape to {ds.sample_shape.join(', ')} (or add a reshaping layer), or pick another dataset.
+      {refusals.map((p, i) => (
+        // the server's words: the run start would refuse with exactly these
+        <div key={i} className="warning" data-testid={p.field === 'config.data' ? 'dataset-mismatch' : 'run-check-problem'}>
+          {p.message}
+          {p.suggestion && <div className="suggestion">{p.suggestion}</div>}
         </div>
-      )}
+      ))}
       {problems.length > 0 && (
         <div className="node-error" data-testid="settings-invalid">
           {problems.map(([path, why]) => (
@@ -91,6 +88,9 @@ export function TrainingPanel() {
         >
           ▶ Train
         </button>
+        <span className="muted train-note" data-testid="train-note">
+          Train saves the graph as a new project version first.
+        </span>
         <button type="button" disabled={!live || status === 'paused'} onClick={() => void training.control('pause')} data-testid="train-pause">
           Pause
         </button>
@@ -116,6 +116,37 @@ export function TrainingPanel() {
       <RunHistory />
     </div>
   );
+}
+
+/** What would stop a run of the canvas's graph under these settings from starting, as the server
+ *  answers it (the start's own checks); asked again, debounced, when either changes, and an answer
+ *  to an older question never replaces a newer one. */
+function useRunCheck(config: RunConfig, enabled: boolean): GraphError[] {
+  const graphKey = useGraphKey();
+  const configKey = useMemo(() => JSON.stringify(config), [config]);
+  const [problems, setProblems] = useState<GraphError[]>([]);
+  useEffect(() => {
+    if (!enabled) {
+      setProblems([]);
+      return;
+    }
+    const controller = new AbortController();
+    const t = setTimeout(async () => {
+      try {
+        const answer = await api.runs.check(editor.currentGraph(), config, controller.signal);
+        if (!controller.signal.aborted) setProblems(answer.problems);
+      } catch (e) {
+        if (controller.signal.aborted) return;
+        const message = e instanceof Error ? e.message : String(e);
+        setProblems(e instanceof ApiError && e.errors.length ? e.errors : [{ message } as GraphError]);
+      }
+    }, 300);
+    return () => {
+      clearTimeout(t);
+      controller.abort();
+    };
+  }, [graphKey, configKey, enabled]); // the request reads the graph and config those keys name
+  return problems;
 }
 
 function RunStatusLine() {

@@ -25,6 +25,8 @@ from ..schemas import (
     Metrics,
     Problem,
     RunAccepted,
+    RunCheck,
+    RunCheckRequest,
     RunCreate,
     RunDetail,
     RunSummary,
@@ -74,6 +76,14 @@ def create(body: RunCreate, session: SessionDep, state: StateDep) -> RunAccepted
     """Start training a project version (default the latest) under a run config."""
     return _accepted(state.runs.start(session, project_id=body.project_id, version=body.version, name=body.name,
                                       config=body.config, init_weights=body.init_weights))
+
+
+@router.post("/check", responses={422: {"model": Invalid}})
+def check(body: RunCheckRequest, session: SessionDep, state: StateDep) -> RunCheck:
+    """Would a run of this graph under this config start? The start's own checks (graph, memory,
+    dataset against the graph and loss), answered as a list instead of a 422; nothing is saved."""
+    problems = state.runs.check(session, graph=body.graph, config=body.config, project_id=body.project_id)
+    return RunCheck(ok=not problems, problems=problems)
 
 
 @router.post("/weights", status_code=status.HTTP_201_CREATED,
