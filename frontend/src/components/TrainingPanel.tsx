@@ -88,9 +88,6 @@ export function TrainingPanel() {
         >
           ▶ Train
         </button>
-        <span className="muted train-note" data-testid="train-note">
-          Train saves the graph as a new project version first.
-        </span>
         <button type="button" disabled={!live || status === 'paused'} onClick={() => void training.control('pause')} data-testid="train-pause">
           Pause
         </button>
@@ -109,6 +106,9 @@ export function TrainingPanel() {
         >
           Continue
         </button>
+      </div>
+      <div className="muted" data-testid="train-note">
+        Train saves the graph as a new project version first.
       </div>
       <RunStatusLine />
       {error && <div className="node-error">{error}</div>}
