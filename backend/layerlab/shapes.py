@@ -11,15 +11,29 @@ from __future__ import annotations
 import gc
 from collections import deque
 from dataclasses import dataclass, field
+from operator import attrgetter
 from typing import Any, Literal
 
-from .graph import FORMAT, Graph, GraphError, InitSpec, env_limit, expansion_error, parse_graph
+import pydantic_core
+
+from .graph import (
+    FORMAT,
+    Graph,
+    GraphError,
+    InitSpec,
+    env_limit,
+    expansion_error,
+    parse_graph,
+    parse_graph_json,
+)
+from .memo import ShapeMemo
 from .ops import NodeProblem, TensorInfo, get_op
 from .ops.base import MAX_ACTIVATION, MAX_NODE_PARAMS, fmt_shape, numel
 from .plan import DagPlan, LayerPlan, ModelPlan, Plan, ResidualPlan, SeqPlan, Step
 from .report import BYTES_PER_ELEMENT, OPTIMIZER_STATE, NodeReport, OptimizerName, Report, Totals
 
 DEFAULT_MAX_NODES = 5000
+_SUMMED = ("params", "trainable_params", "frozen_params", "macs", "activations")  # the totals of the top level
 MAX_NESTING = 32  # blocks inside blocks; each level is a few frames of recursion
 
 
@@ -59,22 +73,57 @@ def analyze(
             gc.enable()
 
 
+def report_json(body: bytes, *, batch_size: int = 32, optimizer: OptimizerName = "adam",
+                memo: ShapeMemo | None = None) -> bytes:
+    """``infer(json.loads(body))`` as JSON, for the API, without a pydantic model per node in between.
+
+    With a ``memo`` (``memo.py``) it redoes only what changed since an earlier report: nodes and
+    edges whose text it has validated are not validated again, a shape rule is not rerun for the
+    same node and inputs, and when the graph differs from one reported before only in some nodes'
+    settings, only the top-level nodes those changes reach are walked again. The answer is the
+    same as without the memo. Raises the graph-error 422 when ``body`` is not JSON."""
+    gc_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        if memo is None:  # a cold report: nothing seen before
+            memo = ShapeMemo()
+        parsed, errors = parse_graph_json(body, memo=memo)
+        early = _early_report(parsed, errors, max_nodes=None, max_instances=None)
+        if early is not None:
+            return early.model_dump_json().encode()
+        assert parsed is not None
+        return _Analyzer(parsed, batch_size=batch_size, optimizer=optimizer, memo=memo).run_json()
+    finally:
+        if gc_enabled:
+            gc.enable()
+
+
 def _analyze(graph: Graph | dict[str, Any], *, batch_size: int, optimizer: OptimizerName,
              max_nodes: int | None, max_instances: int | None) -> Analysis:
     parsed, errors = parse_graph(graph)
+    early = _early_report(parsed, errors, max_nodes=max_nodes, max_instances=max_instances)
+    if early is not None:
+        return Analysis(early, None, parsed)
+    assert parsed is not None
+    return _Analyzer(parsed, batch_size=batch_size, optimizer=optimizer).run()
+
+
+def _early_report(parsed: Graph | None, errors: list[GraphError], *, max_nodes: int | None,
+                  max_instances: int | None) -> Report | None:
+    """The report of a graph that is not walked: invalid JSON, too many nodes, too many instances."""
     if parsed is None:
-        return Analysis(Report(valid=False, errors=errors), None)
+        return Report(valid=False, errors=errors)
     limit = max_nodes or _env_max_nodes()
     if len(parsed.nodes) > limit:
         err = GraphError(
             message=f"the graph has {len(parsed.nodes)} nodes, above the limit of {limit}",
             suggestion="group repeated layers into a Block with repeat, or raise LAYERLAB_MAX_NODES",
         )
-        return Analysis(Report(valid=False, errors=[err]), None, parsed)
+        return Report(valid=False, errors=[err])
     too_large = expansion_error(parsed, max_instances)
     if too_large is not None:  # before anything expands a repeat
-        return Analysis(Report(valid=False, errors=[too_large]), None, parsed)
-    return _Analyzer(parsed, batch_size=batch_size, optimizer=optimizer).run()
+        return Report(valid=False, errors=[too_large])
+    return None
 
 
 def _env_max_nodes() -> int:
@@ -106,11 +155,33 @@ class _Acc:
     formula: list[str] = field(default_factory=list)
     resolved: dict[str, Any] = field(default_factory=dict)
     first: bool = True
+    encoded: bytes | None = None  # its JSON, made once the walk is over (a later walk may reuse it)
 
     def to_dict(self) -> dict[str, Any]:
         data = dict(self.__dict__)
-        del data["first"]
+        del data["first"], data["encoded"]
         return data
+
+    def to_json(self) -> bytes:
+        if self.encoded is None:
+            self.encoded = pydantic_core.to_json(self.to_dict())
+        return self.encoded
+
+
+@dataclass
+class _Walked:
+    """What the walk of a valid graph leaves for the next report of it (``_Analyzer.walk_again``):
+    its nodes and edges as validated, its containers, and at the top level each member's inputs and
+    output in walk order. Nothing in it changes after the walk."""
+
+    nodes: list[Any]
+    edges: list[Any]
+    containers: dict[str | None, _Container]
+    acc: dict[str, _Acc]
+    order: list[str]
+    inputs: dict[str, list[TensorInfo]]
+    values: dict[str, TensorInfo]
+    out: TensorInfo
 
 
 @dataclass
@@ -129,14 +200,19 @@ class _Failed(Exception):
 
 
 class _Analyzer:
-    def __init__(self, graph: Graph, *, batch_size: int, optimizer: str) -> None:
+    def __init__(self, graph: Graph, *, batch_size: int, optimizer: str, memo: ShapeMemo | None = None) -> None:
         self.g = graph
         self.batch_size = batch_size
         self.optimizer = optimizer
+        self.memo = memo
         self.errors: list[GraphError] = []
         self.by_id: dict[str, Any] = {}
         self.acc: dict[str, _Acc] = {}
         self.containers: dict[str | None, _Container] = {}
+        # the top level's walk order and each member's inputs and output (kept for walk_again)
+        self.top_order: list[str] = []
+        self.top_inputs: dict[str, list[TensorInfo]] = {}
+        self.top_values: dict[str, TensorInfo] = {}
 
     # -- errors ------------------------------------------------------------------------------
 
@@ -152,19 +228,106 @@ class _Analyzer:
     # -- structure ---------------------------------------------------------------------------
 
     def run(self) -> Analysis:
-        self.check_structure()
-        if self.errors:
-            return Analysis(self.finish(None), None, self.g)
-        inp = next(n for n in self.g.nodes if n.op == "Input")
-        try:
-            root, out = self.eval_container(self.containers[None], self.start_input(inp), frozen=False, init=None)
-        except _Failed:
-            root, out = None, None
+        root, out = self.walk()
         plan = None
         if root is not None and not self.errors:
+            inp = next(n for n in self.g.nodes if n.op == "Input")
             plan = ModelPlan(root=root, input_shape=tuple(inp.params.shape), input_dtype=inp.params.dtype,
                              name=self.g.name)
-        return Analysis(self.finish(out), plan, self.g)
+        # one validation pass in pydantic-core is much cheaper than a model per node
+        return Analysis(Report.model_validate(self.finish(out)), plan, self.g)
+
+    def run_report(self) -> dict[str, Any]:
+        """The report as plain data in the shape of :class:`Report` (the API serializes it as it is)."""
+        return self.finish(self.walk()[1])
+
+    def run_json(self) -> bytes:
+        """``run_report`` as JSON. With a memo holding the walk of a graph with the same node ids, try
+        ``walk_again`` first; when it does not apply, walk the whole graph."""
+        key = tuple(n.id for n in self.g.nodes)
+        prev = self.memo.walks.get(key) if self.memo is not None else None
+        if prev is not None:
+            again = _Analyzer(self.g, batch_size=self.batch_size, optimizer=self.optimizer, memo=self.memo)
+            out = again.walk_again(prev)
+            if out is not None:
+                return again.finish_json(out, key)
+        return self.finish_json(self.walk()[1], key)
+
+    def finish_json(self, out: TensorInfo | None, key: tuple[str, ...]) -> bytes:
+        valid = not self.errors and out is not None
+        if valid and self.memo is not None:
+            assert out is not None
+            self.memo.walks.put(key, _Walked(nodes=self.g.nodes, edges=self.g.edges,
+                                             containers=self.containers, acc=self.acc, order=self.top_order,
+                                             inputs=self.top_inputs, values=self.top_values, out=out))
+        nodes = b",".join(a.to_json() for a in self.acc.values())
+        summary = pydantic_core.to_json(self.summary(out))
+        return summary[:-1] + b',"nodes":[' + nodes + b"]}"
+
+    def walk_again(self, prev: _Walked) -> TensorInfo | None:
+        """The walk of a graph that is ``prev``'s graph with some nodes' settings changed (params,
+        freezing, init, label), not its structure: only the top-level members whose own node, whose
+        block's contents, or whose inputs changed are evaluated again; the others keep their results.
+        None when that does not apply (structure changed, the Input changed, or an error appeared:
+        the full walk then reports it)."""
+        g = self.g
+        if g.edges is not prev.edges and (len(g.edges) != len(prev.edges)
+                                          or any(a is not b for a, b in zip(g.edges, prev.edges))):
+            return None
+        self.by_id = {n.id: n for n in g.nodes}  # the ids are unique: prev's graph was valid
+        dirty: set[str] = set()
+        for new, old in zip(g.nodes, prev.nodes):  # the same ids in the same order (the memo's key)
+            if new is old:
+                continue
+            if new.op != old.op or new.parent != old.parent or new.name != old.name or new.op == "Input":
+                return None
+            top = new
+            while top.parent is not None:
+                top = self.by_id[top.parent]
+            dirty.add(top.id)
+        self.containers = prev.containers  # its members are read by id only
+        self.acc = dict(prev.acc)  # entries of unchanged members are shared, never written
+        self.top_order = prev.order
+        self.top_inputs = dict(prev.inputs)
+        self.top_values = values = dict(prev.values)
+        preds = self.containers[None].preds
+        for mid in prev.order:
+            m = self.by_id[mid]
+            if m.op == "Input":
+                continue
+            inputs = [values[s] for s in preds[mid]]
+            if mid not in dirty and inputs == prev.inputs[mid]:
+                continue
+            for n in self.inside(m):
+                self.acc[n.id] = _Acc(id=n.id, op=n.op, frozen=self.is_frozen(n))
+            try:
+                values[mid], _ = self.eval_node(m, inputs, frozen=m.frozen, init=m.init)
+            except _Failed:
+                return None
+            self.top_inputs[mid] = inputs
+        if self.errors:
+            return None
+        return values[next(i for i in reversed(prev.order) if self.by_id[i].op == "Output")]
+
+    def inside(self, m: Any) -> list[Any]:
+        """``m`` and, for a Block, everything nested in it."""
+        found, stack = [], [m]
+        while stack:
+            n = stack.pop()
+            found.append(n)
+            if n.op == "Block":
+                stack.extend(self.by_id[c.id] for c in self.containers[n.id].members)
+        return found
+
+    def walk(self) -> tuple[Plan | None, TensorInfo | None]:
+        self.check_structure()
+        if self.errors:
+            return None, None
+        inp = next(n for n in self.g.nodes if n.op == "Input")
+        try:
+            return self.eval_container(self.containers[None], self.start_input(inp), frozen=False, init=None)
+        except _Failed:
+            return None, None
 
     def start_input(self, inp: Any) -> TensorInfo:
         try:
@@ -332,6 +495,8 @@ class _Analyzer:
         top = c.id is None
         in_var = self.input_var(c)
         values: dict[str, TensorInfo] = {}
+        if top:
+            self.top_order, self.top_values = [m.id for m in order], values
         var_of: dict[str, str] = {}  # member id -> variable holding its output
         plans: list[Plan] = []
         steps: list[Step] = []
@@ -353,6 +518,8 @@ class _Analyzer:
                 failed.add(m.id)
                 continue
             inputs = [x if s == c.id else values[s] for s in sources]
+            if top:
+                self.top_inputs[m.id] = inputs
             in_vars = [in_var if s == c.id else var_of[s] for s in sources]
             node_frozen = frozen or m.frozen
             node_init = m.init or init
@@ -475,7 +642,7 @@ class _Analyzer:
                                    suggestion="add an Embedding to turn ids into vectors")
                     raise _Failed
         try:
-            inf = spec.infer(m.params, inputs)
+            inf = self.rule(spec, m, inputs)
         except NodeProblem as p:
             suggestion = p.suggestion.format(node=m.id) if p.suggestion else None
             fix = ({"node": m.id} | p.fix) if p.fix else None
@@ -495,6 +662,18 @@ class _Analyzer:
                          positional=spec.positional, in_shape=inputs[0].shape, out_shape=inf.out.shape,
                          frozen=frozen, init=init)
         return inf.out, plan
+
+    def rule(self, spec: Any, m: Any, inputs: list[TensorInfo]) -> Any:
+        """``spec.infer(m.params, inputs)``, or its result from the memo for this node and these inputs."""
+        if self.memo is None:
+            return spec.infer(m.params, inputs)
+        key = (id(m), *inputs)  # the memo holds m, so its id stays its own while the entry lives
+        hit = self.memo.rules.get(key)
+        if hit is not None and hit[0] is m:
+            return hit[1]
+        inf = spec.infer(m.params, inputs)
+        self.memo.rules.put(key, (m, inf))
+        return inf
 
     def record(self, m: Any, inputs: list[TensorInfo], inf: Any, *, frozen: bool) -> None:
         r = self.acc[m.id]
@@ -614,15 +793,14 @@ class _Analyzer:
 
     # -- totals ------------------------------------------------------------------------------
 
-    def finish(self, out: TensorInfo | None) -> Report:
-        nodes = [a.to_dict() for a in self.acc.values()]
-        keys = ("params", "trainable_params", "frozen_params", "macs", "activations")
-        sums = dict.fromkeys(keys, 0)
-        for n in nodes:
-            node = self.by_id.get(n["id"])
-            if node is not None and node.parent is None:
-                for k in keys:
-                    sums[k] += n[k]
+    def finish(self, out: TensorInfo | None) -> dict[str, Any]:
+        return self.summary(out) | {"nodes": [a.to_dict() for a in self.acc.values()]}
+
+    def summary(self, out: TensorInfo | None) -> dict[str, Any]:
+        """The report but its nodes."""
+        by_id = self.by_id
+        top = [a for a in self.acc.values() if (n := by_id.get(a.id)) is not None and n.parent is None]
+        sums = {k: sum(map(attrgetter(k), top)) for k in _SUMMED}
         state = OPTIMIZER_STATE.get(self.optimizer, 2)
         b = BYTES_PER_ELEMENT
         mem = {
@@ -636,16 +814,15 @@ class _Analyzer:
         mem["total_bytes"] = sum(v for k, v in mem.items() if k.endswith("_bytes"))
         inp = next((n for n in self.g.nodes if n.op == "Input"), None)
         valid = not self.errors and out is not None
-        # one validation pass in pydantic-core is much cheaper than a model per node
-        return Report.model_validate({
+        return {
+            "format": "layerlab.report/1",
             "valid": valid,
             "input_shape": list(inp.params.shape) if inp is not None else None,
             "input_dtype": inp.params.dtype if inp is not None else None,
             "output_shape": list(out.shape) if out is not None and valid else None,
-            "nodes": nodes,
             "totals": sums | {"memory": mem},
             "errors": self.errors,
-        })
+        }
 
 
-__all__ = ["FORMAT", "Analysis", "NodeReport", "OptimizerName", "Report", "Totals", "analyze", "infer"]
+__all__ = ["FORMAT", "Analysis", "NodeReport", "OptimizerName", "Report", "Totals", "analyze", "infer", "report_json"]
