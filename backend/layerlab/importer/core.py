@@ -3,6 +3,7 @@ result against the original module (see the package docstring)."""
 
 from __future__ import annotations
 
+import operator
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -19,6 +20,16 @@ from .assemble import INPUT_KEY, Node, assemble
 from .errors import ModuleImportError, UnsupportedModuleError
 from .structure import Structure
 from .trace import SHAPE, FunctionTable, Shapes, Tracer, catalog_classes, container_of, live_nodes, qualname
+
+
+@dataclass(frozen=True)
+class _RawUse:
+    """A raw parameter (at ``path``) used as ``op``'s parameter form on the tensor ``x``."""
+
+    op: str
+    path: str
+    param: nn.Parameter
+    x: fx.Node
 
 
 @dataclass(frozen=True)
@@ -70,6 +81,8 @@ class _Importer:
         self.live: set[fx.Node] = set()  # size helpers, for view/reshape arguments only
         self.out_key: str = INPUT_KEY
         self.paths: dict[str, str] = {}  # graph node id → module path, for messages
+        self.forms: dict[fx.Node, _RawUse] = {}  # a call using a raw parameter as an op's parameter form
+        self.form_helpers: set[fx.Node] = set()  # the parameter's get_attr (and expand) behind those calls
 
     # -- 1. trace ----------------------------------------------------------------------------
 
@@ -79,6 +92,7 @@ class _Importer:
                                         "nn.Sequential so it has a name in the graph")
         gm = self.trace()
         live = self.live = live_nodes(gm.graph)
+        self.find_parameter_forms(gm, live)
         self.screen(gm, live)  # before running it: a layer LayerLab lacks may be why it would fail
         self.propagate_shapes(gm)
         self.translate(gm, live)
@@ -144,10 +158,31 @@ class _Importer:
 
     # -- 2. translate the fx nodes -----------------------------------------------------------
 
+    def find_parameter_forms(self, gm: fx.GraphModule, live: set[fx.Node]) -> None:
+        """Raw parameters used as an op's parameter form writes them (ops/base.py ParameterForm):
+        ``torch.cat([self.cls_token.expand(b, -1, -1), x], dim=1)`` is a ClassToken and
+        ``x + self.pos_embedding`` a PositionalEmbedding, held as the same raw parameters, so the
+        state_dict keys stay the original's. A parameter used any other way is left to ``screen``."""
+        for n in gm.graph.nodes:
+            if n.op != "get_attr" or n not in live:
+                continue
+            try:
+                param = self.module.get_parameter(str(n.target))
+            except AttributeError:
+                continue  # a buffer or a plain tensor
+            users = [u for u in n.users if u in live]
+            found = _class_token_use(users[0], live) if len(users) == 1 else None
+            if found is None and len(users) == 1:
+                found = _positions_use(n, users[0])
+            if found is not None:
+                call, op, x, helpers = found
+                self.forms[call] = _RawUse(op, str(n.target), param, x)
+                self.form_helpers |= {n, *helpers}
+
     def screen(self, gm: fx.GraphModule, live: set[fx.Node]) -> None:
         """Every layer and function forward() uses must have an op; containers must run once."""
         for n in gm.graph.nodes:
-            if n not in live or n.op in ("placeholder", "output"):
+            if n not in live or n.op in ("placeholder", "output") or n in self.form_helpers:
                 continue
             where = container_of(n)
             for key, (qual, _) in n.meta.get("nn_module_stack", {}).items():
@@ -160,7 +195,8 @@ class _Importer:
                 raise UnsupportedModuleError(
                     where, self.type_at(where),
                     f"forward() uses the attribute {attr!r} directly; only layers from the catalog "
-                    "hold weights in a LayerLab graph",
+                    "hold weights in a LayerLab graph (and raw parameters used as a class token, "
+                    f"torch.cat([self.{attr}.expand(b, -1, -1), x], dim=1), or as positions, x + self.{attr})",
                 )
             if n.op == "call_module":
                 m = self.module.get_submodule(str(n.target))
@@ -177,7 +213,7 @@ class _Importer:
         placeholders = [n for n in gm.graph.nodes if n.op == "placeholder"]
         called: dict[str, int] = {}
         for n in gm.graph.nodes:
-            if n not in live:
+            if n not in live or n in self.form_helpers:
                 continue
             if n.op == "placeholder":
                 if n is placeholders[0]:
@@ -243,6 +279,9 @@ class _Importer:
 
     def function_call(self, n: fx.Node) -> None:
         where = container_of(n)
+        if n in self.forms:
+            self.parameter_call(n, self.forms[n], where)
+            return
         what = self.functions.resolve(n)
         on_sizes = any(isinstance(a, fx.Node) and a in self.sizes for a in n.args)
         arith = what == "arith" or isinstance(what, tuple) and what[1].key in ("add", "mul")
@@ -260,6 +299,26 @@ class _Importer:
                 self.merge(n, op, fn, where)
             else:
                 self.function_op(n, op, fn, where)
+
+    def parameter_call(self, n: fx.Node, use: _RawUse, where: str) -> None:
+        """An op in its parameter form: a node named like the parameter, in the module that holds it."""
+        owner, _, local = use.path.rpartition(".")
+        if where != owner:
+            raise ModuleImportError(use.path, f"the parameter is used in the forward() of {where or 'the root'}, "
+                                              f"not of {owner or 'the root'} that holds it; a Block's forward uses "
+                                              "its own parameters")
+        x_shape = use.x.meta.get(SHAPE, ())
+        spec = get_op(use.op)
+        if len(x_shape) != 3:
+            raise UnsupportedModuleError(use.path, "Parameter", f"{n.name}: {use.op} takes a sequence (B, L, D); "
+                                                                f"received {tuple(x_shape)}")
+        want = spec.parameter_shape({"num_positions": x_shape[1], "embedding_dim": x_shape[2]})
+        if tuple(use.param.shape) != want:
+            raise UnsupportedModuleError(use.path, "Parameter", f"LayerLab's {use.op} holds a parameter of shape "
+                                                                f"{want} for an input {tuple(x_shape)}; received "
+                                                                f"{tuple(use.param.shape)}")
+        self.add(n, use.op, {"form": "parameter"}, local=local, path=use.path, container=_split(owner),
+                 inputs=[self.tensor(use.x, n, where)], parameter=use.param)
 
     def unsupported(self, what: str, where: str) -> str:
         known = ", ".join(sorted({*self.functions.keys(), "view", "reshape"}))
@@ -351,8 +410,14 @@ class _Importer:
         if fn == "getitem" and src in self.tuples:
             self.tuple_item(n, src, where)
             return
-        if fn == "getitem" and src in self.value and _is_last_step(n.args[1]):
-            self.last_step(n, src, where)
+        if fn == "getitem" and src in self.value and _is_last_step(n.args[1]) and self.is_last_step(n, src):
+            self.last_step(n, src)
+            return
+        picked = _as_select(n.args[1]) if fn == "getitem" and src in self.value else None
+        if picked is not None:  # x[:, 0]
+            at = f"{n.name} in {where or 'forward()'}"
+            self.add(n, "Select", {"dim": picked[0], "index": picked[1]}, local="select", path=at,
+                     container=_split(where), inputs=[self.tensor(src, n, where)])
             return
         raise UnsupportedModuleError(where, fn, self.unsupported(f"{fn} on {src}", where))
 
@@ -377,16 +442,16 @@ class _Importer:
             )
         self.value[n] = node.key
 
-    def last_step(self, n: fx.Node, src: fx.Node, where: str) -> None:
-        """``out[:, -1]`` right after a recurrent layer: its ``output`` becomes 'last'."""
+    def is_last_step(self, n: fx.Node, src: fx.Node) -> bool:
+        """``out[:, -1]`` right after a recurrent layer whose outputs are used for nothing else."""
         node = self.nodes.get(self.value[src])
         users = [u for u in src.users if u in self.live]
-        if node is None or node.params.get("output", "sequence") != "sequence" or \
-                "output" not in get_op(node.op).params_model.model_fields or users != [n]:
-            raise UnsupportedModuleError(
-                where, "getitem", f"{n.name}: x[:, -1] is imported only as the last step of a recurrent layer "
-                                  "whose outputs are used for nothing else",
-            )
+        return node is not None and node.params.get("output", "sequence") == "sequence" and \
+            "output" in get_op(node.op).params_model.model_fields and users == [n]
+
+    def last_step(self, n: fx.Node, src: fx.Node) -> None:
+        """The recurrent layer's ``output`` becomes 'last' (elsewhere ``x[:, -1]`` is a Select)."""
+        node = self.nodes[self.value[src]]
         node.params["output"] = "last"
         self.value[n] = node.key
 
@@ -435,14 +500,14 @@ class _Importer:
 
     def add(self, n: fx.Node, op: str, params: dict[str, Any], *, local: str, path: str,
             container: tuple[str, ...], module: nn.Module | None = None, inputs: list[str] | None = None,
-            as_tuple: bool = False) -> None:
+            as_tuple: bool = False, parameter: nn.Parameter | None = None) -> None:
         if inputs is None:
             where = ".".join(container)
             inputs = [self.tensor(a, n, where) for a in n.args]
             if n.kwargs or len(inputs) != 1:
                 raise ModuleImportError(path, f"a layer takes one tensor; received {len(inputs)} and {dict(n.kwargs)}")
         self.nodes[n.name] = Node(key=n.name, op=op, params=params, container=container, local=local,
-                                   path=path, module=module, inputs=inputs)
+                                   path=path, module=module, inputs=inputs, parameter=parameter)
         if as_tuple:
             self.tuples[n] = n.name
         else:
@@ -451,6 +516,7 @@ class _Importer:
     def check_weights_used(self) -> None:
         """Every parameter and buffer must belong to a layer the graph holds, or strict loading fails."""
         held = {node.path for node in self.nodes.values() if node.module is not None}
+        raw = {node.path for node in self.nodes.values() if node.parameter is not None}
 
         def is_held(owner: str) -> bool:  # by the layer itself or one holding it (an encoder's attention)
             while owner and owner not in held:
@@ -460,7 +526,7 @@ class _Importer:
         missing: dict[str, list[str]] = {}
         for key in self.module.state_dict():
             owner, _, leaf = key.rpartition(".")
-            if not is_held(owner):
+            if key not in raw and not is_held(owner):
                 missing.setdefault(owner, []).append(leaf)
         for owner, names in missing.items():
             kind = self.type_at(owner)
@@ -619,6 +685,44 @@ def _attrs(m: nn.Module) -> dict[str, Any]:
 
 # ---------------------------------------------------------------------------------------------
 # Layout: left to right, container by container (children are placed relative to their block)
+
+
+def _class_token_use(expand: fx.Node, live: set[fx.Node]) -> tuple[fx.Node, str, fx.Node, set[fx.Node]] | None:
+    """``torch.cat([p.expand(b, -1, -1), x], dim=1)``: (the cat, the op, x, the helper nodes)."""
+    if expand.op != "call_method" or expand.target != "expand" or list(expand.args[2:]) != [-1, -1] or expand.kwargs:
+        return None
+    users = [u for u in expand.users if u in live]
+    if len(users) != 1 or users[0].op != "call_function" or users[0].target is not torch.cat:
+        return None
+    cat = users[0]
+    tensors = cat.args[0] if cat.args else cat.kwargs.get("tensors")
+    dim = cat.args[1] if len(cat.args) > 1 else cat.kwargs.get("dim", 0)
+    if not isinstance(tensors, (list, tuple)) or len(tensors) != 2 or tensors[0] is not expand or dim != 1 \
+            or not isinstance(tensors[1], fx.Node):
+        return None
+    return cat, "ClassToken", tensors[1], {expand}
+
+
+def _positions_use(param: fx.Node, add: fx.Node) -> tuple[fx.Node, str, fx.Node, set[fx.Node]] | None:
+    """``x + p`` (or ``p + x``, ``torch.add(x, p)``, ``x += p``): (the add, the op, x, no helpers)."""
+    if add.op != "call_function" or add.target not in (operator.add, operator.iadd, torch.add) or add.kwargs \
+            or len(add.args) != 2:
+        return None
+    others = [a for a in add.args if a is not param]
+    if len(others) != 1 or not isinstance(others[0], fx.Node):
+        return None
+    return add, "PositionalEmbedding", others[0], set()
+
+
+def _as_select(index: Any) -> tuple[int, int] | None:
+    """``[:, 0]``, ``[:, :, 3]``, ``[:, -1, :]``: (the dim, counted with the batch; the position)."""
+    full = slice(None, None, None)
+    if not isinstance(index, tuple):
+        return None
+    ints = [i for i, part in enumerate(index) if isinstance(part, int) and not isinstance(part, bool)]
+    if len(ints) != 1 or ints[0] == 0 or any(part != full for i, part in enumerate(index) if i != ints[0]):
+        return None
+    return ints[0], index[ints[0]]
 
 
 def _is_last_step(index: Any) -> bool:
