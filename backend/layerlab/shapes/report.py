@@ -7,7 +7,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, Field
 
-from .graph import GraphError
+from ..graph import GraphError
 
 BYTES_PER_ELEMENT = 4  # fp32
 # Optimizer state per trainable parameter: SGD keeps a momentum buffer, Adam two moments.
