@@ -16,8 +16,8 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from .codegen import to_python
 from .graph import Graph, GraphError, GraphInvalidError
-from .report import BYTES_PER_ELEMENT, Report, format_bytes
 from .shapes import analyze
+from .shapes.report import BYTES_PER_ELEMENT, Report, format_bytes
 
 if TYPE_CHECKING:
     from .train.config import RunConfig

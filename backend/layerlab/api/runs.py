@@ -31,7 +31,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from layerlab.graph import GraphError, GraphInvalidError
-from layerlab.report import format_bytes
+from layerlab.shapes.report import format_bytes
 from layerlab.train.config import RunConfig
 from layerlab.train.events import (
     ACTIVE_STATUSES,
