@@ -93,7 +93,8 @@ export interface paths {
          * Export
          * @description The graph as a Python file, TorchScript, ONNX or normalized JSON (a download); ``script`` and
          *     ``ipynb`` take ``{"graph": ..., "config": ...}`` (or a bare graph: the default config) and give
-         *     the whole training run as a script or a notebook.
+         *     the whole training run as a script or a notebook. A TorchScript or ONNX export builds the
+         *     weights: one that would take more than ``LAYERLAB_MAX_BUILD_BYTES`` is a 422, before anything is built.
          */
         post: operations["export_api_export_post"];
         delete?: never;

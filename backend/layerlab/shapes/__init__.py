@@ -1,0 +1,77 @@
+"""Stage 2, shapes and costs: every node's output shape, parameters, MACs and activation size,
+from the catalog's integer formulas. No torch import here.
+
+``analyze`` checks the graph's size limits, then walks it container by container (the top level,
+then each Block's children), collects every error instead of stopping at the first, and produces
+both the user-facing :class:`Report` and the :class:`~layerlab.plan.ModelPlan` the compiler turns
+into modules. Its parts:
+
+- ``structure``: ids, parents, nesting, the containers and their edges, order and reachability;
+- ``walk``: each container's members sized in order, a Block once per copy;
+- ``residual``: a residual Block's shortcut, identity or projection;
+- ``ledger``: the errors and each node's costs as they are found, then the report's totals;
+- ``report``: the report's models.
+"""
+
+from __future__ import annotations
+
+import gc
+from typing import Any
+
+from ..graph import FORMAT, Graph, GraphError, env_limit, expansion_error, parse_graph
+from .report import NodeReport, OptimizerName, Report, Totals
+from .structure import MAX_NESTING
+from .walk import Analysis, Walk
+
+DEFAULT_MAX_NODES = 5000
+
+
+def infer(graph: Graph | dict[str, Any], *, batch_size: int = 32, optimizer: OptimizerName = "adam") -> Report:
+    """Shapes, parameters, MACs and memory for every node; errors collected, never raised."""
+    return analyze(graph, batch_size=batch_size, optimizer=optimizer).report
+
+
+def analyze(
+    graph: Graph | dict[str, Any],
+    *,
+    batch_size: int = 32,
+    optimizer: OptimizerName = "adam",
+    max_nodes: int | None = None,
+    max_instances: int | None = None,
+) -> Analysis:
+    # The walk allocates many small objects and frees none of them in cycles; the cyclic GC's
+    # full passes over a large heap would make big graphs cost more than linear time.
+    gc_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        return _analyze(graph, batch_size=batch_size, optimizer=optimizer, max_nodes=max_nodes,
+                        max_instances=max_instances)
+    finally:
+        if gc_enabled:
+            gc.enable()
+
+
+def _analyze(graph: Graph | dict[str, Any], *, batch_size: int, optimizer: OptimizerName,
+             max_nodes: int | None, max_instances: int | None) -> Analysis:
+    parsed, errors = parse_graph(graph)
+    if parsed is None:
+        return Analysis(Report(valid=False, errors=errors), None)
+    limit = max_nodes or _env_max_nodes()
+    if len(parsed.nodes) > limit:
+        err = GraphError(
+            message=f"the graph has {len(parsed.nodes)} nodes, above the limit of {limit}",
+            suggestion="group repeated layers into a Block with repeat, or raise LAYERLAB_MAX_NODES",
+        )
+        return Analysis(Report(valid=False, errors=[err]), None, parsed)
+    too_large = expansion_error(parsed, max_instances)
+    if too_large is not None:  # before anything expands a repeat
+        return Analysis(Report(valid=False, errors=[too_large]), None, parsed)
+    return Walk(parsed, batch_size=batch_size, optimizer=optimizer).run()
+
+
+def _env_max_nodes() -> int:
+    return env_limit("LAYERLAB_MAX_NODES", DEFAULT_MAX_NODES)
+
+
+__all__ = ["DEFAULT_MAX_NODES", "FORMAT", "MAX_NESTING", "Analysis", "NodeReport", "OptimizerName", "Report",
+           "Totals", "analyze", "infer"]
