@@ -135,5 +135,24 @@ test('a finished run still shows them after a reload', async () => {
   const { drawn, sent } = await drawnAndSent(metrics.snapshot.layers.find((l) => l.node === 'conv2d_1'));
   assert.equal(drawn.grey[0], sent[0]);
   assert.equal(drawn.grey[drawn.width * 5 + 5], sent[35], 'the last pixel of the first tile');
+});
+
+test('during a run the snapshot follows the epochs live', async () => {
+  await page.getByTestId('tab-train').click();
+  await typeInto(page.getByTestId('run-form').getByLabel('Epochs', { exact: true }), '300');
+  await page.getByTestId('train-start').click();
+  await until(async () => (await status()) === 'running', 30_000, 'the run to start');
+  await page.getByTestId('tab-inspector').click();
+  await node('conv2d_1').click();
+  const epochShown = async () => Number((/· epoch (\d+),/.exec((await page.getByTestId('layer-output').locator('h3').textContent()) ?? '') ?? [])[1] ?? 0);
+  // The new run's snapshots replace the finished run's, each epoch's the one before.
+  await until(async () => (await epochShown()) >= 1, 30_000, "the new run's first snapshot");
+  const first = await epochShown();
+  await until(async () => (await epochShown()) >= first + 2, 30_000, 'later epochs while it trains');
+  assert.equal(await status(), 'running');
+  assert.equal(await page.getByTestId('feature-maps').getAttribute('data-tiles'), '16');
+  await page.getByTestId('tab-train').click();
+  await page.getByTestId('train-stop').click();
+  await until(async () => (await status()) === 'stopped', 30_000, 'the run to stop');
   assert.deepEqual(consoleErrors.filter((e) => !/WebSocket/.test(e)), []);
 });
