@@ -137,8 +137,8 @@ def parse_json_body(body: bytes) -> Any:
                                             suggestion="send the graph as a JSON object")]) from None
 
 
-def export_file(data: Any, fmt: str, config: Any) -> Any:
+def export_file(data: Any, fmt: str, config: Any, max_build_bytes: int | None) -> Any:
     """``POST /api/export`` and a run's export: an :class:`~layerlab.export.Exported`."""
     from layerlab.export import export_graph
 
-    return export_graph(data, fmt, config=config)
+    return export_graph(data, fmt, config=config, max_build_bytes=max_build_bytes)

@@ -15,6 +15,13 @@ OPTIMIZER_STATE = {"sgd": 1, "adam": 2, "adamw": 2, "rmsprop": 1}
 OptimizerName = Literal["sgd", "adam", "adamw", "rmsprop"]
 
 
+def format_bytes(n: int) -> str:
+    """A size as people read it in an error: GiB from a quarter GiB up, MiB from 1 MiB, else KiB."""
+    if n >= 2**28:
+        return f"{n / 2**30:,.2f} GiB"
+    return f"{n / 2**20:,.1f} MiB" if n >= 2**20 else f"{n / 2**10:,.1f} KiB"
+
+
 class NodeReport(BaseModel):
     id: str
     op: str

@@ -93,7 +93,8 @@ export interface paths {
          * Export
          * @description The graph as a Python file, TorchScript, ONNX or normalized JSON (a download); ``script`` and
          *     ``ipynb`` take ``{"graph": ..., "config": ...}`` (or a bare graph: the default config) and give
-         *     the whole training run as a script or a notebook.
+         *     the whole training run as a script or a notebook. A TorchScript or ONNX export builds the
+         *     weights: one that would take more than ``LAYERLAB_MAX_BUILD_BYTES`` is a 422, before anything is built.
          */
         post: operations["export_api_export_post"];
         delete?: never;
@@ -957,6 +958,48 @@ export interface components {
             /** More */
             more: boolean;
         };
+        /**
+         * FeatureMaps
+         * @description The first ``len(lo)`` channels of a (C, H, W) output as 8-bit greyscale tiles, each channel
+         *     scaled from its own [lo, hi] to 0..255 (lo == hi: all 0).
+         */
+        FeatureMaps: {
+            /**
+             * Channels
+             * @description Channels the output has; only the first len(lo) are sent.
+             */
+            channels: number;
+            /**
+             * Height
+             * @description Tile height: the output's, or smaller when it was averaged down.
+             */
+            height: number;
+            /** Width */
+            width: number;
+            /**
+             * Source Size
+             * @description (H, W) of the output itself.
+             */
+            source_size: [
+                number,
+                number
+            ];
+            /**
+             * Lo
+             * @description Per channel shown: the value drawn black.
+             */
+            lo: number[];
+            /**
+             * Hi
+             * @description Per channel shown: the value drawn white.
+             */
+            hi: number[];
+            /**
+             * Pixels
+             * @description Base64 of len(lo) × height × width bytes, channel by channel, row by row.
+             */
+            pixels: string;
+        };
         /** FinetuneCreate */
         FinetuneCreate: {
             /**
@@ -1042,6 +1085,24 @@ export interface components {
             detail?: components["schemas"]["ValidationError"][];
         };
         /**
+         * Histogram
+         * @description Counts in ``len(counts)`` equal-width bins over [lo, hi] (``torch.histc``), finite values only.
+         */
+        Histogram: {
+            /** Lo */
+            lo: number;
+            /** Hi */
+            hi: number;
+            /** Counts */
+            counts: number[];
+            /**
+             * Nonfinite
+             * @description NaN and infinite values, left out of the bins.
+             * @default 0
+             */
+            nonfinite: number;
+        };
+        /**
          * InitConfig
          * @description Global weight initialization passed to the compiler. A bare string is a scheme name.
          */
@@ -1065,6 +1126,74 @@ export interface components {
         Invalid: {
             /** Detail */
             detail: components["schemas"]["GraphError"][];
+        };
+        /**
+         * LayerOutput
+         * @description One layer's output on the snapshot's sample, and its weights.
+         */
+        LayerOutput: {
+            /**
+             * Node
+             * @description The graph node id.
+             */
+            node: string;
+            /**
+             * Path
+             * @description The module path; a repeated block's node shows its first copy.
+             */
+            path: string;
+            /**
+             * Shape
+             * @description The output's shape for this one sample (no batch dimension).
+             */
+            shape: number[];
+            /** @description The output's values. */
+            output: components["schemas"]["Histogram"];
+            /** @description (C, H, W) outputs: the feature maps. */
+            maps?: components["schemas"]["FeatureMaps"] | null;
+            /** @description The layer's own 'weight' parameter, if it has one. */
+            weights?: components["schemas"]["Histogram"] | null;
+        };
+        /**
+         * LayerSnapshotEvent
+         * @description What every layer makes of one fixed sample, after an epoch's validation (model in eval mode).
+         */
+        LayerSnapshotEvent: {
+            /** Run Id */
+            run_id: string;
+            /**
+             * Seq
+             * @description Monotonic per run, starting at 0.
+             * @default 0
+             */
+            seq: number;
+            /**
+             * Time
+             * @description Wall-clock seconds since the epoch.
+             */
+            time?: number;
+            /**
+             * @description discriminator enum property added by openapi-typescript
+             * @enum {string}
+             */
+            type: "layer_snapshot";
+            /** Step */
+            step: number;
+            /** Epoch */
+            epoch: number;
+            /**
+             * Split
+             * @description Where the sample comes from: the validation set, or the training set when there is no validation split.
+             * @enum {string}
+             */
+            split: "val" | "train";
+            /**
+             * Sample
+             * @description The sample's index in that split.
+             */
+            sample: number;
+            /** Layers */
+            layers: components["schemas"]["LayerOutput"][];
         };
         /** LayerStat */
         LayerStat: {
@@ -1167,7 +1296,7 @@ export interface components {
             status: "queued" | "running" | "paused" | "finished" | "failed" | "stopped";
             /**
              * Last Seq
-             * @description The seq of the last step or epoch event included; stream what follows with after=last_seq.
+             * @description The seq of the last event included; stream what follows with after=last_seq.
              */
             last_seq: number;
             /**
@@ -1201,6 +1330,8 @@ export interface components {
              * @description Every layer_stats event: per-layer history.
              */
             layer_stats?: components["schemas"]["LayerStatsEvent"][];
+            /** @description The latest layer_snapshot event: what each layer made of one validation sample, and its weights. */
+            snapshot?: components["schemas"]["LayerSnapshotEvent"] | null;
             /** @description The latest run_started event (device, precision, dataset sizes, steps per epoch), if the run has started. */
             started?: components["schemas"]["RunStarted"] | null;
         };
@@ -1715,7 +1846,7 @@ export interface components {
             step_event_interval_s: number;
             /**
              * Layer Stats Every
-             * @description Per-layer statistics every N steps; 0 disables.
+             * @description Per-layer statistics every N steps, and after each epoch a snapshot of every layer's output on one validation sample; 0 disables both.
              * @default 50
              */
             layer_stats_every: number;
@@ -6649,7 +6780,7 @@ export interface components {
              */
             step: number | null;
         };
-        RunEvent: components["schemas"]["RunQueued"] | components["schemas"]["RunStarting"] | components["schemas"]["RunStarted"] | components["schemas"]["StepEvent"] | components["schemas"]["EpochEvent"] | components["schemas"]["LayerStatsEvent"] | components["schemas"]["CheckpointEvent"] | components["schemas"]["WarningEvent"] | components["schemas"]["RunPaused"] | components["schemas"]["RunResumed"] | components["schemas"]["RunFinished"] | components["schemas"]["RunFailed"] | components["schemas"]["RunStopped"];
+        RunEvent: components["schemas"]["RunQueued"] | components["schemas"]["RunStarting"] | components["schemas"]["RunStarted"] | components["schemas"]["StepEvent"] | components["schemas"]["EpochEvent"] | components["schemas"]["LayerStatsEvent"] | components["schemas"]["LayerSnapshotEvent"] | components["schemas"]["CheckpointEvent"] | components["schemas"]["WarningEvent"] | components["schemas"]["RunPaused"] | components["schemas"]["RunResumed"] | components["schemas"]["RunFinished"] | components["schemas"]["RunFailed"] | components["schemas"]["RunStopped"];
     };
     responses: never;
     parameters: never;
