@@ -520,6 +520,38 @@ def test_torchvision_vit_with_its_encoder_holding_the_positions() -> None:
     assert "        encoder_pos_embedding = x + self.pos_embedding  # (17, 8)" in code
 
 
+class ViTLoop(nn.Module):
+    """The compact form many ViT write-ups use: sizes unpacked from x.shape, the token joined by
+    torch.cat of a tuple, positions added in place (x += ...), a loop over an nn.ModuleList."""
+
+    def __init__(self, dim: int = 16, depth: int = 2) -> None:
+        super().__init__()
+        self.to_patch_embedding = nn.Conv2d(3, dim, kernel_size=4, stride=4)
+        self.cls_token = nn.Parameter(torch.randn(1, 1, dim))
+        self.pos_embedding = nn.Parameter(torch.randn(1, 5, dim))
+        self.layers = nn.ModuleList([nn.TransformerEncoderLayer(dim, 2, 32, dropout=0.0, batch_first=True)
+                                     for _ in range(depth)])
+        self.norm = nn.LayerNorm(dim)
+        self.head = nn.Linear(dim, 3)
+
+    def forward(self, img: torch.Tensor) -> torch.Tensor:
+        x = self.to_patch_embedding(img).flatten(2).transpose(1, 2)
+        b, n, _ = x.shape
+        cls_tokens = self.cls_token.expand(b, -1, -1)
+        x = torch.cat((cls_tokens, x), dim=1)
+        x += self.pos_embedding
+        for layer in self.layers:
+            x = layer(x)
+        return self.head(self.norm(x)[:, 0])
+
+
+def test_vit_with_a_loop_over_encoder_layers_and_positions_added_in_place() -> None:
+    graph = assert_round_trip(ViTLoop(), [3, 8, 8])
+    assert ops(graph) == ["Input", "Conv2d", "Flatten", "Permute", "ClassToken", "PositionalEmbedding", "Block",
+                          "TransformerEncoderLayer", "TransformerEncoderLayer", "LayerNorm", "Select", "Linear",
+                          "Output"]
+
+
 def test_a_position_table_of_another_shape_is_refused_by_name() -> None:
     class Broadcast(nn.Module):
         def __init__(self) -> None:
