@@ -3,7 +3,6 @@ result against the original module (see the package docstring)."""
 
 from __future__ import annotations
 
-import operator
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -18,18 +17,17 @@ from ..plan import iter_layers
 from ..shapes import analyze
 from .assemble import INPUT_KEY, Node, assemble
 from .errors import ModuleImportError, UnsupportedModuleError
+from .patterns import (
+    RawUse,
+    as_flatten,
+    as_select,
+    as_unflatten,
+    class_token_use,
+    is_last_step,
+    positions_use,
+)
 from .structure import Structure
 from .trace import SHAPE, FunctionTable, Shapes, Tracer, catalog_classes, container_of, live_nodes, qualname
-
-
-@dataclass(frozen=True)
-class _RawUse:
-    """A raw parameter (at ``path``) used as ``op``'s parameter form on the tensor ``x``."""
-
-    op: str
-    path: str
-    param: nn.Parameter
-    x: fx.Node
 
 
 @dataclass(frozen=True)
@@ -81,7 +79,7 @@ class _Importer:
         self.live: set[fx.Node] = set()  # size helpers, for view/reshape arguments only
         self.out_key: str = INPUT_KEY
         self.paths: dict[str, str] = {}  # graph node id → module path, for messages
-        self.forms: dict[fx.Node, _RawUse] = {}  # a call using a raw parameter as an op's parameter form
+        self.forms: dict[fx.Node, RawUse] = {}  # a call using a raw parameter as an op's parameter form
         self.form_helpers: set[fx.Node] = set()  # the parameter's get_attr (and expand) behind those calls
 
     # -- 1. trace ----------------------------------------------------------------------------
@@ -171,12 +169,12 @@ class _Importer:
             except AttributeError:
                 continue  # a buffer or a plain tensor
             users = [u for u in n.users if u in live]
-            found = _class_token_use(users[0], live) if len(users) == 1 else None
+            found = class_token_use(users[0], live) if len(users) == 1 else None
             if found is None and len(users) == 1:
-                found = _positions_use(n, users[0])
+                found = positions_use(n, users[0])
             if found is not None:
                 call, op, x, helpers = found
-                self.forms[call] = _RawUse(op, str(n.target), param, x)
+                self.forms[call] = RawUse(op, str(n.target), param, x)
                 self.form_helpers |= {n, *helpers}
 
     def screen(self, gm: fx.GraphModule, live: set[fx.Node]) -> None:
@@ -300,7 +298,7 @@ class _Importer:
             else:
                 self.function_op(n, op, fn, where)
 
-    def parameter_call(self, n: fx.Node, use: _RawUse, where: str) -> None:
+    def parameter_call(self, n: fx.Node, use: RawUse, where: str) -> None:
         """An op in its parameter form: a node named like the parameter, in the module that holds it."""
         owner, _, local = use.path.rpartition(".")
         if where != owner:
@@ -410,10 +408,10 @@ class _Importer:
         if fn == "getitem" and src in self.tuples:
             self.tuple_item(n, src, where)
             return
-        if fn == "getitem" and src in self.value and _is_last_step(n.args[1]) and self.is_last_step(n, src):
+        if fn == "getitem" and src in self.value and is_last_step(n.args[1]) and self.only_use_is_last_step(n, src):
             self.last_step(n, src)
             return
-        picked = _as_select(n.args[1]) if fn == "getitem" and src in self.value else None
+        picked = as_select(n.args[1]) if fn == "getitem" and src in self.value else None
         if picked is not None:  # x[:, 0]
             at = f"{n.name} in {where or 'forward()'}"
             self.add(n, "Select", {"dim": picked[0], "index": picked[1]}, local="select", path=at,
@@ -442,7 +440,7 @@ class _Importer:
             )
         self.value[n] = node.key
 
-    def is_last_step(self, n: fx.Node, src: fx.Node) -> bool:
+    def only_use_is_last_step(self, n: fx.Node, src: fx.Node) -> bool:
         """``out[:, -1]`` right after a recurrent layer whose outputs are used for nothing else."""
         node = self.nodes.get(self.value[src])
         users = [u for u in src.users if u in self.live]
@@ -481,14 +479,14 @@ class _Importer:
         if s == t:
             self.value[n] = src
             return
-        found = _as_flatten(s, t)
+        found = as_flatten(s, t)
         if found is not None:
             a, b = found
             params = {"start_dim": a + 1, "end_dim": -1 if b == len(s) - 1 else b + 1}
             self.add(n, "Flatten", _tidy("Flatten", params, at), local="flatten", path=at,
                      container=_split(where), inputs=[src])
             return
-        split = _as_unflatten(s, t)
+        split = as_unflatten(s, t)
         if split is not None:
             i, sizes = split
             self.add(n, "Unflatten", {"dim": i + 1, "unflattened_size": list(sizes)}, local="unflatten",
@@ -535,9 +533,7 @@ class _Importer:
                        "would lose those weights",
             )
 
-    # -- 3. assemble the graph ---------------------------------------------------------------
-
-
+    # -- 3. check the assembled graph against the module ------------------------------------
 
     def validate(self, data: dict[str, Any]) -> Graph:
         """Analyze the graph; then let the inferred sizes (in_channels...) go where they agree."""
@@ -593,8 +589,6 @@ class _Importer:
 # ---------------------------------------------------------------------------------------------
 
 
-
-
 def _split(path: str) -> tuple[str, ...]:
     return tuple(path.split(".")) if path else ()
 
@@ -640,32 +634,6 @@ def _without_input_sizes(data: dict[str, Any]) -> dict[str, Any]:
     return {**data, "nodes": nodes}
 
 
-def _as_flatten(s: tuple[int, ...], t: tuple[int, ...]) -> tuple[int, int] | None:
-    """Sample dims ``a..b`` of ``s`` merged give ``t`` (the widest such span first)."""
-    for a in range(len(s)):
-        for b in range(len(s) - 1, a, -1):
-            merged = 1
-            for d in s[a : b + 1]:
-                merged *= d
-            if s[:a] + (merged,) + s[b + 1 :] == t:
-                return a, b
-    return None
-
-
-def _as_unflatten(s: tuple[int, ...], t: tuple[int, ...]) -> tuple[int, tuple[int, ...]] | None:
-    extra = len(t) - len(s)
-    if extra < 1:
-        return None
-    for i in range(len(s)):
-        sizes = t[i : i + extra + 1]
-        prod = 1
-        for d in sizes:
-            prod *= d
-        if s[:i] == t[:i] and s[i + 1 :] == t[i + extra + 1 :] and prod == s[i]:
-            return i, sizes
-    return None
-
-
 _SKIP_ATTRS = {"training", "inplace"}
 
 
@@ -683,50 +651,3 @@ def _attrs(m: nn.Module) -> dict[str, Any]:
             and isinstance(v, (int, float, str, bool, tuple, list, type(None)))}
 
 
-# ---------------------------------------------------------------------------------------------
-# Layout: left to right, container by container (children are placed relative to their block)
-
-
-def _class_token_use(expand: fx.Node, live: set[fx.Node]) -> tuple[fx.Node, str, fx.Node, set[fx.Node]] | None:
-    """``torch.cat([p.expand(b, -1, -1), x], dim=1)``: (the cat, the op, x, the helper nodes)."""
-    if expand.op != "call_method" or expand.target != "expand" or list(expand.args[2:]) != [-1, -1] or expand.kwargs:
-        return None
-    users = [u for u in expand.users if u in live]
-    if len(users) != 1 or users[0].op != "call_function" or users[0].target is not torch.cat:
-        return None
-    cat = users[0]
-    tensors = cat.args[0] if cat.args else cat.kwargs.get("tensors")
-    dim = cat.args[1] if len(cat.args) > 1 else cat.kwargs.get("dim", 0)
-    if not isinstance(tensors, (list, tuple)) or len(tensors) != 2 or tensors[0] is not expand or dim != 1 \
-            or not isinstance(tensors[1], fx.Node):
-        return None
-    return cat, "ClassToken", tensors[1], {expand}
-
-
-def _positions_use(param: fx.Node, add: fx.Node) -> tuple[fx.Node, str, fx.Node, set[fx.Node]] | None:
-    """``x + p`` (or ``p + x``, ``torch.add(x, p)``, ``x += p``): (the add, the op, x, no helpers)."""
-    if add.op != "call_function" or add.target not in (operator.add, operator.iadd, torch.add) or add.kwargs \
-            or len(add.args) != 2:
-        return None
-    others = [a for a in add.args if a is not param]
-    if len(others) != 1 or not isinstance(others[0], fx.Node):
-        return None
-    return add, "PositionalEmbedding", others[0], set()
-
-
-def _as_select(index: Any) -> tuple[int, int] | None:
-    """``[:, 0]``, ``[:, :, 3]``, ``[:, -1, :]``: (the dim, counted with the batch; the position)."""
-    full = slice(None, None, None)
-    if not isinstance(index, tuple):
-        return None
-    ints = [i for i, part in enumerate(index) if isinstance(part, int) and not isinstance(part, bool)]
-    if len(ints) != 1 or ints[0] == 0 or any(part != full for i, part in enumerate(index) if i != ints[0]):
-        return None
-    return ints[0], index[ints[0]]
-
-
-def _is_last_step(index: Any) -> bool:
-    """``[:, -1]`` or ``[:, -1, :]``: every sample's last step."""
-    full = slice(None, None, None)
-    return isinstance(index, tuple) and len(index) in (2, 3) and index[0] == full and index[1] == -1 \
-        and all(i == full for i in index[2:])
