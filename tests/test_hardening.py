@@ -5,6 +5,7 @@ sized from their headers before anything is decompressed or parsed."""
 from __future__ import annotations
 
 import io
+import json
 import tracemalloc
 import zipfile
 from pathlib import Path
@@ -104,6 +105,73 @@ def test_report_export_and_runs_refuse_the_nested_repeat_graph(client: TestClien
     assert r.status_code == 422
     assert r.json()["detail"][0]["node"] == "b0"
     assert client.get("/api/runs").json() == []
+
+
+# --- export: what building the weights would take is computed from the report, then capped ----
+
+
+# 460 bytes of JSON: four copies of a 32768 → 32768 Linear, 4.3 G parameters, 16 GiB of weights to build
+HUGE = graph([node("inp", "Input", shape=[32768]), node("b", "Block", repeat=4),
+              node("fc", "Linear", "b", out_features=32768), node("head", "Linear", out_features=10),
+              node("out", "Output")], [("inp", "b"), ("b", "head"), ("head", "out")])
+
+
+def peak_rss_since_reset() -> int:
+    """This process's peak resident memory (bytes) since the last ``reset_peak_rss``."""
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) * 1024
+    raise AssertionError("no VmHWM in /proc/self/status")
+
+
+def reset_peak_rss() -> None:
+    Path("/proc/self/clear_refs").write_text("5")  # resets VmHWM to the current RSS
+
+
+def test_an_export_too_big_to_build_is_refused_from_the_report_before_building() -> None:
+    import time
+
+    from layerlab.export import DEFAULT_MAX_BUILD_BYTES, export_graph
+
+    assert len(json.dumps(HUGE)) < 1024
+    export_graph(graph([node("inp", "Input", shape=[4]), node("fc", "Linear", out_features=2),
+                        node("out", "Output")], [("inp", "fc"), ("fc", "out")]), "torchscript")  # torch warm
+    for fmt in ("torchscript", "onnx"):
+        reset_peak_rss()
+        before = peak_rss_since_reset()
+        t0 = time.perf_counter()
+        with pytest.raises(layerlab.GraphInvalidError) as info:
+            export_graph(HUGE, fmt, max_build_bytes=DEFAULT_MAX_BUILD_BYTES)
+        took = time.perf_counter() - t0
+        assert took < 0.5, took
+        assert peak_rss_since_reset() - before < 20 * 2**20  # nothing was built
+        [err] = info.value.errors
+        assert err.node == "fc"
+        assert err.message == (
+            f"{fmt} export builds the model: 4,295,426,058 parameters (16.00 GiB) and about 640.0 KiB of "
+            "activations to trace it, above the limit of 64.0 MiB; the biggest layers: "
+            "fc (Linear, 4 copies) 4,295,098,368, head (Linear) 327,690")
+        assert "LAYERLAB_MAX_BUILD_BYTES" in err.suggestion
+    assert b"nn.Linear(32768, 32768" in export_graph(HUGE, "python").content  # code builds nothing
+
+
+def test_the_server_caps_exports_by_its_setting(tmp_path: Path, client: TestClient) -> None:
+    import time
+
+    t0 = time.perf_counter()
+    r = client.post("/api/export?format=torchscript", json=HUGE)
+    assert r.status_code == 422
+    assert time.perf_counter() - t0 < 2
+    assert "4,295,426,058 parameters" in r.json()["detail"][0]["message"]
+    assert client.post("/api/export?format=python", json=HUGE).status_code == 200
+    mlp = graph([node("inp", "Input", shape=[64]), node("fc", "Linear", out_features=64), node("out", "Output")],
+                [("inp", "fc"), ("fc", "out")])  # 4,160 parameters: 16,640 bytes + 512 of activations
+    assert client.post("/api/export?format=torchscript", json=mlp).status_code == 200
+    with TestClient(create_app(Settings(data_dir=tmp_path / "small", demo=False, max_build_bytes=17_000))) as small:
+        r = small.post("/api/export?format=torchscript", json=mlp)
+        assert r.status_code == 422
+        assert "4,160 parameters (16.2 KiB) and about 0.5 KiB of activations" in r.json()["detail"][0]["message"]
+        assert "above the limit of 16.6 KiB; the biggest layers: fc (Linear) 4,160" in r.json()["detail"][0]["message"]
 
 
 # --- uploads: decompressed size from the headers, CSV streamed, classes capped ------------------

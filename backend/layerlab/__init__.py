@@ -2,7 +2,7 @@
 
 The four stages, four places:
 
-    graph JSON ─► graph.py (format) ─► shapes.py (shapes & costs) ─► compile.py (torch) ─► train/ (worker)
+    graph JSON ─► graph.py (format) ─► shapes/ (shapes & costs) ─► compile.py (torch) ─► train/ (worker)
 
 ``import layerlab`` does not import torch: the format, the catalog, shape inference and code
 export are pure Python; ``build`` and ``from_module`` import torch when first used.

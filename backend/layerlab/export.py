@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any, Literal
 from .codegen import to_python
 from .graph import Graph, GraphError, GraphInvalidError
 from .shapes import analyze
+from .shapes.report import BYTES_PER_ELEMENT, Report, format_bytes
 
 if TYPE_CHECKING:
     from .train.config import RunConfig
@@ -25,6 +26,10 @@ ExportFormat = Literal["python", "torchscript", "onnx", "json", "script", "ipynb
 EXPORT_FORMATS: tuple[str, ...] = ("python", "torchscript", "onnx", "json", "script", "ipynb")
 TRAINING_FORMATS = ("script", "ipynb")  # the run config matters to these
 TEXT_FORMATS = ("python", "json", "script", "ipynb")
+WEIGHT_FORMATS = ("torchscript", "onnx")  # these build the model, weights and all, and trace it
+# What building and tracing a model for export may take by default (LAYERLAB_MAX_BUILD_BYTES):
+# the weights plus one sample's activations, estimated from the shape report before anything is built.
+DEFAULT_MAX_BUILD_BYTES = 64 * 2**20
 MEDIA_TYPES = {
     "python": ("text/x-python; charset=utf-8", ".py"),
     "torchscript": ("application/octet-stream", ".pt"),
@@ -60,10 +65,11 @@ def safe_name(name: str) -> str:
 
 
 def export_graph(graph: Graph | dict[str, Any], fmt: ExportFormat, *, seed: int = 0,
-                 config: RunConfig | dict[str, Any] | None = None) -> Exported:
+                 config: RunConfig | dict[str, Any] | None = None, max_build_bytes: int | None = None) -> Exported:
     """Render ``graph`` in ``fmt``; ``config`` is the run config of a script or notebook (default:
-    the defaults; its seed then wins over ``seed``). Raises GraphInvalidError for an invalid graph
-    (or one the exporter cannot handle), ScriptUnsupportedError for a run the script cannot show,
+    the defaults; its seed then wins over ``seed``). ``max_build_bytes`` bounds what a TorchScript or
+    ONNX export may build (None: no bound). Raises GraphInvalidError for an invalid graph (or one the
+    exporter cannot handle, or too big to build), ScriptUnsupportedError for a run the script cannot show,
     pydantic's ValidationError for a bad config, and ExportUnavailableError when an optional
     package (onnx, nbformat) is not installed."""
     if fmt not in MEDIA_TYPES:
@@ -94,6 +100,9 @@ def export_graph(graph: Graph | dict[str, Any], fmt: ExportFormat, *, seed: int 
         script = script_sections(parsed, cfg)
         body = script.text() if fmt == "script" else to_notebook(script)
         return Exported(filename, media, body.encode())
+    too_big = build_size_error(analysis.report, fmt, max_build_bytes)
+    if too_big is not None:
+        raise GraphInvalidError([too_big])
     try:
         content = _torch_export(analysis.plan, fmt, seed=seed)
     except Exception as e:  # a tracer or exporter limitation, reported like a graph error
@@ -102,6 +111,27 @@ def export_graph(graph: Graph | dict[str, Any], fmt: ExportFormat, *, seed: int 
             suggestion="export as python instead",
         )]) from e
     return Exported(filename, media, content)
+
+
+def build_size_error(report: Report, fmt: str, limit: int | None) -> GraphError | None:
+    """Whether building ``fmt`` would pass ``limit`` bytes: the weights (every parameter, fp32) plus
+    the activations of the one sample it is traced with, from the report, before anything is built.
+    The error names the parameter count, the limit and the biggest layers (the first one as its node)."""
+    weights = report.totals.params * BYTES_PER_ELEMENT
+    trace = report.totals.activations * BYTES_PER_ELEMENT
+    if limit is None or weights + trace <= limit:
+        return None
+    layers = sorted((n for n in report.nodes if n.op != "Block" and n.params), key=lambda n: -n.params)[:3]
+    biggest = ", ".join(f"{n.id} ({n.op}" + (f", {n.instances} copies" if n.instances > 1 else "") + f") {n.params:,}"
+                        for n in layers)
+    return GraphError(
+        node=layers[0].id if layers else None,
+        message=f"{fmt} export builds the model: {report.totals.params:,} parameters ({format_bytes(weights)}) "
+        f"and about {format_bytes(trace)} of activations to trace it, above the limit of {format_bytes(limit)}"
+        + (f"; the biggest layers: {biggest}" if biggest else ""),
+        suggestion="export as python (nothing is built), make the biggest layers smaller, "
+        "or raise LAYERLAB_MAX_BUILD_BYTES",
+    )
 
 
 def _torch_export(plan: Any, fmt: str, *, seed: int) -> bytes:

@@ -13,6 +13,7 @@ import asyncio
 import logging
 import multiprocessing
 import threading
+import time
 from collections.abc import Callable
 from concurrent.futures import ProcessPoolExecutor
 from typing import Any, TypeVar
@@ -62,20 +63,30 @@ class CpuPool:
         finally:
             self._leave()
 
-    def shutdown(self) -> None:
-        """Stop now: queued jobs are cancelled and running workers terminated, not waited for."""
+    def shutdown(self, *, timeout: float = 2.0) -> None:
+        """Stop now: queued jobs are cancelled and running workers terminated, not waited for. When it
+        returns, every job's future is settled (cancelled, or failed with BrokenProcessPool); the
+        whole takes at most about ``timeout`` seconds, whatever the jobs were doing."""
         pool, self._pool = self._pool, None
         if pool is None:
             return
+        deadline = time.monotonic() + timeout
         processes = list((getattr(pool, "_processes", None) or {}).values())
+        # the executor's own thread: it settles the futures once it sees the workers gone
+        manager = getattr(pool, "_executor_manager_thread", None)
         pool.shutdown(wait=False, cancel_futures=True)
         for p in processes:
             if p.is_alive():
                 p.terminate()
         for p in processes:
-            p.join(timeout=2)
+            p.join(timeout=max(0.0, deadline - time.monotonic()))
             if p.is_alive():
                 p.kill()
+                p.join(timeout=0.5)
+        if manager is not None:
+            manager.join(timeout=max(0.1, deadline - time.monotonic()))
+            if manager.is_alive():
+                log.warning("the report/export pool's manager thread did not end within %.1f s", timeout)
 
     def _executor(self) -> ProcessPoolExecutor:
         if self._pool is None:
@@ -131,8 +142,8 @@ def parse_json_body(body: bytes) -> Any:
     return load_json(body)
 
 
-def export_file(data: Any, fmt: str, config: Any) -> Any:
+def export_file(data: Any, fmt: str, config: Any, max_build_bytes: int | None) -> Any:
     """``POST /api/export`` and a run's export: an :class:`~layerlab.export.Exported`."""
     from layerlab.export import export_graph
 
-    return export_graph(data, fmt, config=config)
+    return export_graph(data, fmt, config=config, max_build_bytes=max_build_bytes)

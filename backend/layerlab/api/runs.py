@@ -31,6 +31,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from layerlab.graph import GraphError, GraphInvalidError
+from layerlab.shapes.report import format_bytes
 from layerlab.train.config import RunConfig
 from layerlab.train.events import (
     ACTIVE_STATUSES,
@@ -533,6 +534,15 @@ class RunManager:
         events = [merged[s] for s in sorted(merged)]
         return events[:limit] if limit is not None else events
 
+    def latest(self, run_id: str, event_type: str) -> dict[str, Any] | None:
+        """The stored event of this type with the highest seq, including one still buffered."""
+        pending = [e for e in self.writer.pending_for(run_id) if e["type"] == event_type]
+        with self.db.session() as session:
+            stored = session.scalar(select(RunEvent.data).where(RunEvent.run_id == run_id, RunEvent.type == event_type)
+                                    .order_by(RunEvent.seq.desc()).limit(1))
+        candidates = pending + ([stored] if stored is not None else [])
+        return max(candidates, key=lambda e: e["seq"]) if candidates else None
+
     def forget(self, run_id: str) -> None:
         self.writer.forget_run(run_id)
 
@@ -560,10 +570,10 @@ def check_memory(memory: Any, config: RunConfig) -> None:
     parts = sorted([(memory.activations_bytes, f"activations at batch size {memory.batch_size}"),
                     (memory.optimizer_bytes, f"{memory.optimizer} optimizer state"),
                     (memory.gradients_bytes, "gradients"), (memory.weights_bytes, "weights")], reverse=True)
-    biggest = ", ".join(f"{what} {_gib(size)}" for size, what in parts[:2])
+    biggest = ", ".join(f"{what} {format_bytes(size)}" for size, what in parts[:2])
     raise GraphInvalidError([GraphError(
         field="config.data.batch_size",
-        message=f"this run needs about {_gib(memory.total_bytes)} to train but {where} has {_gib(available)} "
+        message=f"this run needs about {format_bytes(memory.total_bytes)} to train but {where} has {format_bytes(available)} "
                 f"available; the biggest parts: {biggest}",
         suggestion="use a smaller data.batch_size (activations grow with it), freeze layers (no gradients or "
                    "optimizer state for them), or train in bf16 on a GPU",
@@ -586,10 +596,6 @@ def available_memory(device: str) -> tuple[str, int | None]:
     except OSError:
         pass
     return "this machine", None
-
-
-def _gib(n: int) -> str:
-    return f"{n / 2**30:,.2f} GiB" if n >= 2**28 else f"{n / 2**20:,.1f} MiB"
 
 
 def _kill_worker(run_log: RunLog) -> None:

@@ -8,6 +8,7 @@ from typing import Annotated
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from layerlab.export import DEFAULT_MAX_BUILD_BYTES
 from layerlab.train.archive import UploadLimits
 
 STATIC_DIR = Path(__file__).resolve().parent.parent / "static"
@@ -36,6 +37,9 @@ class Settings(BaseModel):
         description="What reading an upload may cost once decompressed (LAYERLAB_MAX_DATASET_BYTES, "
         "LAYERLAB_MAX_ARCHIVE_FILES, LAYERLAB_MAX_CLASSES).",
     )
+    max_build_bytes: Annotated[int, Field(ge=1024)] = Field(
+        DEFAULT_MAX_BUILD_BYTES, description="What a TorchScript or ONNX export may build: the weights plus one "
+        "sample's activations, estimated before anything is built; past that a 422 (LAYERLAB_MAX_BUILD_BYTES).")
     max_concurrent_runs: Annotated[int, Field(ge=1, le=64)] = 1
     train_threads: Annotated[int, Field(ge=1, le=1024)] | None = Field(
         None, description="torch threads per local run; default (cores − 1) / max_concurrent_runs."
@@ -71,6 +75,7 @@ class Settings(BaseModel):
         for key, name in (
             ("max_body_bytes", "LAYERLAB_MAX_BODY_BYTES"),
             ("max_upload_bytes", "LAYERLAB_MAX_UPLOAD_BYTES"),
+            ("max_build_bytes", "LAYERLAB_MAX_BUILD_BYTES"),
             ("max_concurrent_runs", "LAYERLAB_MAX_RUNS"),
             ("train_threads", "LAYERLAB_TRAIN_THREADS"),
             ("cpu_workers", "LAYERLAB_CPU_WORKERS"),

@@ -80,7 +80,8 @@ async def export(
 ) -> Response:
     """The graph as a Python file, TorchScript, ONNX or normalized JSON (a download); ``script`` and
     ``ipynb`` take ``{"graph": ..., "config": ...}`` (or a bare graph: the default config) and give
-    the whole training run as a script or a notebook."""
+    the whole training run as a script or a notebook. A TorchScript or ONNX export builds the
+    weights: one that would take more than ``LAYERLAB_MAX_BUILD_BYTES`` is a 422, before anything is built."""
     if format == "onnx" and not onnx_available():
         raise HTTPException(501, "onnx export needs the onnx and onnxscript packages")
     data = await read_json(request)
@@ -143,7 +144,7 @@ def _script(graph: Any, config: RunConfig) -> Any:
 
 async def _export(state: StateDep, data: Any, fmt: str, config: RunConfig | None) -> Response:
     try:
-        out = await state.cpu.run(export_file, data, fmt, config)
+        out = await state.cpu.run(export_file, data, fmt, config, state.settings.max_build_bytes)
     except ExportUnavailableError as e:
         raise HTTPException(501, str(e)) from e
     except (ScriptUnsupportedError, DatasetError) as e:

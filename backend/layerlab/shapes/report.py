@@ -7,12 +7,19 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, Field
 
-from .graph import GraphError
+from ..graph import GraphError
 
 BYTES_PER_ELEMENT = 4  # fp32
 # Optimizer state per trainable parameter: SGD keeps a momentum buffer, Adam two moments.
 OPTIMIZER_STATE = {"sgd": 1, "adam": 2, "adamw": 2, "rmsprop": 1}
 OptimizerName = Literal["sgd", "adam", "adamw", "rmsprop"]
+
+
+def format_bytes(n: int) -> str:
+    """A size as people read it in an error: GiB from a quarter GiB up, MiB from 1 MiB, else KiB."""
+    if n >= 2**28:
+        return f"{n / 2**30:,.2f} GiB"
+    return f"{n / 2**20:,.1f} MiB" if n >= 2**20 else f"{n / 2**10:,.1f} KiB"
 
 
 class NodeReport(BaseModel):
