@@ -137,7 +137,7 @@ class Ledger:
         """``report(...).model_dump_json()``, assembled from each node's JSON (kept on its account,
         so a later walk that keeps the account does not serialize it again)."""
         head = pydantic_core.to_json(self.summary(g, by_id, out, batch_size=batch_size, optimizer=optimizer))
-        return head[:-1] + b',"nodes":[' + b",".join(a.to_json() for a in self.acc.values()) + b"]}"
+        return head[:-1] + b',"nodes":[' + b",".join(map(NodeAccount.to_json, self.acc.values())) + b"]}"
 
     def summary(self, g: Graph, by_id: dict[str, Any], out: TensorInfo | None, *, batch_size: int,
                 optimizer: str) -> dict[str, Any]:

@@ -6,6 +6,7 @@ compiler and the code generator render."""
 from __future__ import annotations
 
 from dataclasses import dataclass
+from operator import attrgetter
 from typing import Any
 
 from ..graph import Graph, InitSpec
@@ -78,7 +79,7 @@ class Walk:
     def run_json(self) -> bytes:
         """The report as JSON. With a memo holding the walk of a graph with the same node ids, try
         ``walk_again`` first; when it does not apply, walk the whole graph."""
-        key = tuple(n.id for n in self.g.nodes)
+        key = tuple(map(attrgetter("id"), self.g.nodes))
         prev = self.memo.walks.get(key) if self.memo is not None else None
         if prev is not None:
             again = Walk(self.g, batch_size=self.batch_size, optimizer=self.optimizer, memo=self.memo)
