@@ -167,3 +167,21 @@ def test_the_memo_is_bounded() -> None:
     assert [k for k in range(6) if lru.get(k) is not None] == [2, 4, 5]
     with pytest.raises(ValueError, match="at least 1"):
         LRU(0)
+
+
+def test_the_report_endpoint_answers_edit_after_edit_as_a_cold_infer(tmp_path: Path) -> None:
+    """Over real HTTP, through the report worker process and its memo."""
+    from fastapi.testclient import TestClient
+
+    from layerlab.api import Settings, create_app
+
+    g = BASES["mnist_resnet"]
+    with TestClient(create_app(Settings(data_dir=tmp_path, cpu_workers=1))) as client:
+        for edit in [("label", 0, "x"), ("param", 1, "out_channels", 8), ("frozen", 6, True),
+                     ("param", 1, "out_channels", True), ("undo",), ("delete_edge", 3), ("param", 9, "padding", 0)]:
+            g = apply(g, edit, [BASES["mnist_resnet"], g])
+            body = json.dumps(g, separators=(",", ":")).encode()
+            r = client.post("/api/graphs/report?batch_size=8", content=body,
+                            headers={"content-type": "application/json"})
+            assert r.status_code == 200
+            assert r.json() == json.loads(infer(json.loads(body), batch_size=8).model_dump_json()), edit
