@@ -2971,6 +2971,13 @@ export interface components {
              * @default null
              */
             embedding_dim: number | null;
+            /**
+             * Form
+             * @description module: a submodule holding weight (state_dict key NAME.weight); parameter: a raw nn.Parameter of the enclosing module, as ViT reference code writes self.cls_token (state_dict key NAME), shape (1, 1, D)
+             * @default module
+             * @enum {string}
+             */
+            form: "module" | "parameter";
         };
         /**
          * ConcatNode
@@ -5401,6 +5408,13 @@ export interface components {
              * @default null
              */
             embedding_dim: number | null;
+            /**
+             * Form
+             * @description module: a submodule holding weight (state_dict key NAME.weight); parameter: a raw nn.Parameter of the enclosing module, as ViT reference code writes self.pos_embedding (state_dict key NAME), shape (1, L, D), x + it
+             * @default module
+             * @enum {string}
+             */
+            form: "module" | "parameter";
         };
         /**
          * RNNNode
@@ -5711,6 +5725,71 @@ export interface components {
              *     ]
              */
             shape: number[];
+        };
+        /**
+         * SelectNode
+         * @description Takes one position along a dim, which goes away: x[:, 0] is a ViT's class token, (L, D) → (D).
+         */
+        SelectNode: {
+            /**
+             * Id
+             * @description Unique id; also the module's attribute name (so it must be a Python identifier).
+             */
+            id: string;
+            /**
+             * Parent
+             * @description The Block this node belongs to.
+             * @default null
+             */
+            parent: string | null;
+            /**
+             * Name
+             * @default null
+             */
+            name: string | null;
+            /**
+             * Label
+             * @description A user label.
+             * @default null
+             */
+            label: string | null;
+            /**
+             * Frozen
+             * @description requires_grad=False for its parameters (a block: all inside).
+             * @default false
+             */
+            frozen: boolean;
+            /**
+             * @description Initialization override for this node.
+             * @default null
+             */
+            init: components["schemas"]["InitSpec"] | null;
+            /**
+             * @description Canvas position (the editor's, ignored here).
+             * @default null
+             */
+            position: components["schemas"]["Position"] | null;
+            /**
+             * @description discriminator enum property added by openapi-typescript
+             * @enum {string}
+             */
+            op: "Select";
+            params?: components["schemas"]["SelectParams"];
+        };
+        /** SelectParams */
+        SelectParams: {
+            /**
+             * Dim
+             * @description The dim to take one position of, counted with the batch.
+             * @default 1
+             */
+            dim: number;
+            /**
+             * Index
+             * @description The position along dim; negative counts from the end (-1: the last).
+             * @default 0
+             */
+            index: number;
         };
         /**
          * SiLUNode
@@ -6323,7 +6402,7 @@ export interface components {
              */
             description: string | null;
             /** Nodes */
-            nodes: (components["schemas"]["InputNode"] | components["schemas"]["OutputNode"] | components["schemas"]["BlockNode"] | components["schemas"]["Conv1dNode"] | components["schemas"]["Conv2dNode"] | components["schemas"]["ConvTranspose2dNode"] | components["schemas"]["LinearNode"] | components["schemas"]["EmbeddingNode"] | components["schemas"]["RNNNode"] | components["schemas"]["LSTMNode"] | components["schemas"]["GRUNode"] | components["schemas"]["MultiheadAttentionNode"] | components["schemas"]["TransformerEncoderLayerNode"] | components["schemas"]["TransformerEncoderNode"] | components["schemas"]["PositionalEmbeddingNode"] | components["schemas"]["ClassTokenNode"] | components["schemas"]["BatchNorm1dNode"] | components["schemas"]["BatchNorm2dNode"] | components["schemas"]["InstanceNorm2dNode"] | components["schemas"]["LayerNormNode"] | components["schemas"]["GroupNormNode"] | components["schemas"]["ReLUNode"] | components["schemas"]["SiLUNode"] | components["schemas"]["SigmoidNode"] | components["schemas"]["TanhNode"] | components["schemas"]["ReLU6Node"] | components["schemas"]["HardswishNode"] | components["schemas"]["MishNode"] | components["schemas"]["IdentityNode"] | components["schemas"]["LeakyReLUNode"] | components["schemas"]["ELUNode"] | components["schemas"]["GELUNode"] | components["schemas"]["SoftplusNode"] | components["schemas"]["PReLUNode"] | components["schemas"]["SoftmaxNode"] | components["schemas"]["LogSoftmaxNode"] | components["schemas"]["DropoutNode"] | components["schemas"]["Dropout2dNode"] | components["schemas"]["Dropout1dNode"] | components["schemas"]["MaxPool1dNode"] | components["schemas"]["MaxPool2dNode"] | components["schemas"]["AvgPool2dNode"] | components["schemas"]["AvgPool1dNode"] | components["schemas"]["AdaptiveAvgPool2dNode"] | components["schemas"]["AdaptiveMaxPool2dNode"] | components["schemas"]["AdaptiveAvgPool1dNode"] | components["schemas"]["FlattenNode"] | components["schemas"]["UnflattenNode"] | components["schemas"]["UpsampleNode"] | components["schemas"]["ZeroPad2dNode"] | components["schemas"]["PermuteNode"] | components["schemas"]["ReshapeNode"] | components["schemas"]["MeanNode"] | components["schemas"]["PixelShuffleNode"] | components["schemas"]["AddNode"] | components["schemas"]["MultiplyNode"] | components["schemas"]["ConcatNode"])[];
+            nodes: (components["schemas"]["InputNode"] | components["schemas"]["OutputNode"] | components["schemas"]["BlockNode"] | components["schemas"]["Conv1dNode"] | components["schemas"]["Conv2dNode"] | components["schemas"]["ConvTranspose2dNode"] | components["schemas"]["LinearNode"] | components["schemas"]["EmbeddingNode"] | components["schemas"]["RNNNode"] | components["schemas"]["LSTMNode"] | components["schemas"]["GRUNode"] | components["schemas"]["MultiheadAttentionNode"] | components["schemas"]["TransformerEncoderLayerNode"] | components["schemas"]["TransformerEncoderNode"] | components["schemas"]["PositionalEmbeddingNode"] | components["schemas"]["ClassTokenNode"] | components["schemas"]["BatchNorm1dNode"] | components["schemas"]["BatchNorm2dNode"] | components["schemas"]["InstanceNorm2dNode"] | components["schemas"]["LayerNormNode"] | components["schemas"]["GroupNormNode"] | components["schemas"]["ReLUNode"] | components["schemas"]["SiLUNode"] | components["schemas"]["SigmoidNode"] | components["schemas"]["TanhNode"] | components["schemas"]["ReLU6Node"] | components["schemas"]["HardswishNode"] | components["schemas"]["MishNode"] | components["schemas"]["IdentityNode"] | components["schemas"]["LeakyReLUNode"] | components["schemas"]["ELUNode"] | components["schemas"]["GELUNode"] | components["schemas"]["SoftplusNode"] | components["schemas"]["PReLUNode"] | components["schemas"]["SoftmaxNode"] | components["schemas"]["LogSoftmaxNode"] | components["schemas"]["DropoutNode"] | components["schemas"]["Dropout2dNode"] | components["schemas"]["Dropout1dNode"] | components["schemas"]["MaxPool1dNode"] | components["schemas"]["MaxPool2dNode"] | components["schemas"]["AvgPool2dNode"] | components["schemas"]["AvgPool1dNode"] | components["schemas"]["AdaptiveAvgPool2dNode"] | components["schemas"]["AdaptiveMaxPool2dNode"] | components["schemas"]["AdaptiveAvgPool1dNode"] | components["schemas"]["FlattenNode"] | components["schemas"]["UnflattenNode"] | components["schemas"]["UpsampleNode"] | components["schemas"]["ZeroPad2dNode"] | components["schemas"]["PermuteNode"] | components["schemas"]["ReshapeNode"] | components["schemas"]["MeanNode"] | components["schemas"]["SelectNode"] | components["schemas"]["PixelShuffleNode"] | components["schemas"]["AddNode"] | components["schemas"]["MultiplyNode"] | components["schemas"]["ConcatNode"])[];
             /** Edges */
             edges?: components["schemas"]["Edge"][];
         };
