@@ -25,7 +25,7 @@ from layerlab.train.data import DatasetError
 
 from ..db import Run
 from ..deps import SessionDep, StateDep
-from ..schemas import Invalid, Problem
+from ..schemas import BUSY, Invalid, Problem
 
 router = APIRouter(tags=["graphs"])
 
@@ -38,9 +38,6 @@ GRAPH_BODY = {
 async def read_json(request: Request) -> Any:
     """The raw JSON body; 422 in the graph-error shape when it is not JSON."""
     return parse_json_body(await request.body())
-
-
-BUSY = {503: {"model": Problem, "description": "Every worker is busy and the line is full; retry."}}
 
 
 @router.post("/graphs/report", openapi_extra={"requestBody": GRAPH_BODY}, response_model=Report,
