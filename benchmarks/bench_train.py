@@ -37,15 +37,21 @@ def graph(width: int) -> dict[str, Any]:
 
 
 def layerlab_rate(g: dict[str, Any], config: RunConfig) -> float:
-    """Samples per second of the trainer's loop: from run_started to the last epoch event."""
+    """Samples per second of the trainer's loop: from run_started to the last epoch event (or the
+    layer snapshot that follows it, which is part of the epoch's cost)."""
+    return layerlab_run(g, config)[0]
+
+
+def layerlab_run(g: dict[str, Any], config: RunConfig) -> tuple[float, list[Any]]:
+    """:func:`layerlab_rate` and the run's events."""
     events: list[Any] = []
     with tempfile.TemporaryDirectory() as run_dir:
         outcome = train(g, config, emit=events.append, run_dir=run_dir)
     assert outcome.status == "finished", outcome
     started = next(e for e in events if e.type == "run_started")
-    last_epoch = [e for e in events if e.type == "epoch"][-1]
+    end = [e for e in events if e.type in ("epoch", "layer_snapshot")][-1]
     samples = started.dataset.n_train * config.epochs  # every training sample, every epoch
-    return samples / (last_epoch.time - started.time)
+    return samples / (end.time - started.time), events
 
 
 def hand_rate(g: dict[str, Any], config: RunConfig) -> float:

@@ -49,6 +49,16 @@ def single(op: str, params: dict[str, Any], shape: list[int] | tuple[int, ...], 
     return chain(shape, node("layer", op, **params), dtype=dtype)
 
 
+def repeated_block_mlp() -> dict[str, Any]:
+    """(2,) → Block ``blk`` (Linear ``fc1`` → ReLU ``act``) repeated twice → Linear ``head`` (4)."""
+    return graph(
+        [node("x", "Input", shape=[2]), node("blk", "Block", repeat=2),
+         node("fc1", "Linear", parent="blk", out_features=8), node("act", "ReLU", parent="blk"),
+         node("head", "Linear", out_features=4), node("y", "Output")],
+        [("x", "blk"), ("blk", "fc1"), ("fc1", "act"), ("act", "blk"), ("blk", "head"), ("head", "y")],
+    )
+
+
 def errors_for(report: Any, node_id: str | None) -> list[Any]:
     return [e for e in report.errors if e.node == node_id]
 

@@ -80,7 +80,7 @@ def test_metrics_match_the_stream(client: TestClient, finished_run: tuple) -> No
     metrics = client.get(f"/api/runs/{run_id}/metrics").json()
     streamed = [p for e in events if e["type"] == "step" for p in e["points"]]
     assert metrics["steps"] == streamed and [p[0] for p in streamed] == list(range(1, 13))
-    assert metrics["last_seq"] == [e["seq"] for e in events if e["type"] in ("step", "epoch")][-1]
+    assert metrics["last_seq"] == [e["seq"] for e in events if e["type"] in ("step", "epoch", "layer_snapshot")][-1]
 
 
 def test_metrics_carry_the_run_header_and_step_times(client: TestClient, finished_run: tuple) -> None:
@@ -91,6 +91,8 @@ def test_metrics_carry_the_run_header_and_step_times(client: TestClient, finishe
     assert started["device"] == "cpu" and started["device_name"] is None and started["threads"] >= 1
     assert metrics["times"] == [[e["step"], e["time"]] for e in events if e["type"] == "step"]
     assert metrics["layer_stats"] == [e for e in events if e["type"] == "layer_stats"] != []
+    snapshots = [e for e in events if e["type"] == "layer_snapshot"]
+    assert metrics["snapshot"] == snapshots[-1] and {v["node"] for v in snapshots[-1]["layers"]} >= {"conv1", "fc"}
 
 
 def test_checkpoint_is_safetensors_of_the_graph(client: TestClient, finished_run: tuple) -> None:

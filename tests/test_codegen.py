@@ -93,6 +93,22 @@ def test_branching_regions_export() -> None:
     assert_same_model(g)
 
 
+def test_raw_parameters_export_in_repeated_blocks_frozen_and_with_names_that_are_not_identifiers() -> None:
+    token = node("tok", "ClassToken", form="parameter") | {"name": "cls-token", "frozen": True}
+    g = graph([node("inp", "Input", shape=[4, 6]), token, node("blk", "Block", repeat=2), node("pos", "PositionalEmbedding", parent="blk", form="parameter"),
+               node("fc", "Linear", parent="blk", out_features=6), node("out", "Output")],
+              [("inp", "tok"), ("tok", "blk"), ("blk", "pos"), ("pos", "fc"), ("fc", "blk"), ("blk", "out")])
+    model = assert_same_model(g)
+    assert [k for k in model.state_dict() if "pos" in k or "cls" in k] == ["cls-token", "blk.0.pos", "blk.1.pos"]
+    assert not model.get_parameter("cls-token").requires_grad
+    assert model.get_parameter("blk.1.pos").requires_grad
+    source = layerlab.to_python(g)
+    assert "self.register_parameter('cls-token', nn.Parameter(torch.zeros(1, 1, 6)))" in source
+    assert "torch.cat([getattr(self, 'cls-token').expand(inp.size(0), -1, -1), inp], dim=1)" in source
+    assert "getattr(model, 'cls-token').requires_grad_(False)" in source
+    assert layerlab.build(g).get_parameter("blk.0.pos").shape == (1, 5, 6)
+
+
 @pytest.mark.parametrize("name", ["torch", "x", "nn"])
 def test_ids_that_look_like_forward_names(name: str) -> None:
     g = graph([node("inp", "Input", shape=[3]), node(name, "ReLU"), node("b", "Tanh"), node("cat", "Concat"),

@@ -1,6 +1,6 @@
-"""from_module on what people publish: sequence models, and the building blocks of MobileNetV2,
-MnasNet, EfficientNet, ShuffleNetV2 and DenseNet, written here as their reference implementations
-write them (small sizes). The judge is torch: import, build, load the ORIGINAL state_dict with
+"""from_module on what people publish: sequence models, the building blocks of MobileNetV2,
+MnasNet, EfficientNet, ShuffleNetV2 and DenseNet, and vision transformers, written here as their
+reference implementations write them (small sizes). The judge is torch: import, build, load the ORIGINAL state_dict with
 strict=True, same outputs in eval mode, and the generated code too (test_import.assert_round_trip).
 """
 
@@ -14,6 +14,7 @@ from torch import nn
 
 import layerlab
 from layerlab.importer import UnsupportedModuleError, from_module
+from test_examples import structure
 from test_import import assert_round_trip, ops
 
 # ---------------------------------------------------------------------------------------------
@@ -382,3 +383,188 @@ def test_regnet_block_names_that_are_not_identifiers() -> None:
     assert {"block1-0", "block1-1", "block2-0", "block2-1"} <= names
     assert all(n.id.isidentifier() for n in graph.nodes)
     assert "getattr(" in layerlab.to_python(graph) or "'block1-0'" in layerlab.to_python(graph)
+
+
+# ---------------------------------------------------------------------------------------------
+# Vision transformers: raw parameters for the class token and the positions
+
+
+class ViT(nn.Module):
+    """ViT (Dosovitskiy et al., "An Image is Worth 16x16 Words") as compact reference code writes
+    it: patches by a strided conv, flattened and transposed into a sequence, a class token and a
+    position table held as raw nn.Parameters, dropout, a batch-first pre-norm encoder, a final
+    LayerNorm, and the head on the class token's output x[:, 0]."""
+
+    def __init__(self, image: int = 8, patch: int = 4, channels: int = 3, dim: int = 16, depth: int = 2,
+                 heads: int = 4, mlp: int = 32, classes: int = 10, dropout: float = 0.1) -> None:
+        super().__init__()
+        patches = (image // patch) ** 2
+        self.patch_embedding = nn.Conv2d(channels, dim, kernel_size=patch, stride=patch)
+        self.cls_token = nn.Parameter(torch.randn(1, 1, dim))
+        self.pos_embedding = nn.Parameter(torch.randn(1, patches + 1, dim))
+        self.dropout = nn.Dropout(dropout)
+        layer = nn.TransformerEncoderLayer(dim, heads, dim_feedforward=mlp, dropout=dropout, activation="gelu",
+                                           batch_first=True, norm_first=True)
+        self.encoder = nn.TransformerEncoder(layer, num_layers=depth)
+        self.norm = nn.LayerNorm(dim)
+        self.head = nn.Linear(dim, classes)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        b = x.shape[0]
+        x = self.patch_embedding(x).flatten(2).transpose(1, 2)  # (B, N, D): one vector per patch
+        cls_tokens = self.cls_token.expand(b, -1, -1)  # (B, 1, D)
+        x = torch.cat([cls_tokens, x], dim=1)  # (B, N + 1, D)
+        x = self.dropout(x + self.pos_embedding)
+        x = self.norm(self.encoder(x))
+        return self.head(x[:, 0])  # the class token's output
+
+
+class Encoder(nn.Module):
+    """torchvision's ViT encoder: the position table is its own raw parameter, then dropout, the
+    stack of layers (an nn.Sequential named encoder_layer_i) and a final LayerNorm."""
+
+    def __init__(self, steps: int, depth: int, dim: int, heads: int, mlp: int) -> None:
+        super().__init__()
+        self.pos_embedding = nn.Parameter(torch.empty(1, steps, dim).normal_(std=0.02))
+        self.dropout = nn.Dropout(0.0)
+        layers: OrderedDict[str, nn.Module] = OrderedDict()
+        for i in range(depth):
+            layers[f"encoder_layer_{i}"] = nn.TransformerEncoderLayer(
+                dim, heads, dim_feedforward=mlp, dropout=0.0, activation="gelu", batch_first=True, norm_first=True)
+        self.layers = nn.Sequential(layers)
+        self.ln = nn.LayerNorm(dim, eps=1e-6)
+
+    def forward(self, input: torch.Tensor) -> torch.Tensor:  # noqa: A002 - torchvision's name
+        input = input + self.pos_embedding
+        return self.ln(self.layers(self.dropout(input)))
+
+
+class VisionTransformer(nn.Module):
+    """torchvision's VisionTransformer, small: conv_proj, a reshape and permute into patches, the
+    class_token expanded and concatenated, the Encoder, x[:, 0], heads."""
+
+    def __init__(self, image: int = 8, patch: int = 2, dim: int = 8, depth: int = 3, classes: int = 5) -> None:
+        super().__init__()
+        self.patch_size = patch
+        self.hidden_dim = dim
+        self.conv_proj = nn.Conv2d(3, dim, kernel_size=patch, stride=patch)
+        self.class_token = nn.Parameter(torch.randn(1, 1, dim))
+        self.encoder = Encoder((image // patch) ** 2 + 1, depth, dim, 2, 2 * dim)
+        self.heads = nn.Sequential(OrderedDict([("head", nn.Linear(dim, classes))]))
+
+    def _process_input(self, x: torch.Tensor) -> torch.Tensor:
+        n, c, h, w = x.shape
+        p = self.patch_size
+        n_h, n_w = h // p, w // p
+        x = self.conv_proj(x)  # (n, hidden_dim, n_h, n_w)
+        x = x.reshape(n, self.hidden_dim, n_h * n_w)
+        return x.permute(0, 2, 1)  # (n, n_h·n_w, hidden_dim)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = self._process_input(x)
+        n = x.shape[0]
+        batch_class_token = self.class_token.expand(n, -1, -1)
+        x = torch.cat([batch_class_token, x], dim=1)
+        x = self.encoder(x)
+        x = x[:, 0]
+        return self.heads(x)
+
+
+def test_vit_class_token_and_positions_are_the_originals_raw_parameters() -> None:
+    """The class token and the position table import as ClassToken and PositionalEmbedding in
+    their parameter form: the rebuilt model holds ``cls_token`` and ``pos_embedding`` itself, so the
+    original's state_dict loads strictly (keys and shapes), and the code shows them as written."""
+    model = ViT()
+    graph = assert_round_trip(model, [3, 8, 8])
+    assert ops(graph) == ["Input", "Conv2d", "Flatten", "Permute", "ClassToken", "PositionalEmbedding", "Dropout",
+                          "TransformerEncoder", "LayerNorm", "Select", "Linear", "Output"]
+    by_op = {n.op: n for n in graph.nodes}
+    assert (by_op["ClassToken"].module_name, by_op["ClassToken"].params.form) == ("cls_token", "parameter")
+    assert (by_op["PositionalEmbedding"].module_name, by_op["PositionalEmbedding"].params.form) == \
+        ("pos_embedding", "parameter")
+    assert (by_op["Select"].params.dim, by_op["Select"].params.index) == (1, 0)
+    report = layerlab.infer(graph)
+    assert report.node(by_op["ClassToken"].id).output_shape == [5, 16]
+    assert report.totals.params == sum(p.numel() for p in model.parameters())
+    built = layerlab.build(graph)
+    assert {k: v.shape for k, v in built.state_dict().items()} == {k: v.shape for k, v in model.state_dict().items()}
+    code = layerlab.to_python(graph)
+    assert "self.cls_token = nn.Parameter(torch.zeros(1, 1, 16))" in code
+    assert "self.pos_embedding = nn.Parameter(torch.empty(1, 5, 16).normal_(std=0.02))" in code
+    assert "torch.cat([self.cls_token.expand(transpose.size(0), -1, -1), transpose], dim=1)" in code
+    assert "cls_token + self.pos_embedding" in code
+
+
+def test_vit_export_then_import_gives_the_same_graph() -> None:
+    graph = from_module(ViT(), [3, 8, 8])
+    again = from_module(layerlab.build(graph, seed=1).eval(), [3, 8, 8], name=graph.name)
+    assert structure(again) == structure(graph)
+
+
+def test_torchvision_vit_with_its_encoder_holding_the_positions() -> None:
+    """torchvision's layout: the positions belong to the Encoder block (key encoder.pos_embedding),
+    the patches come from a reshape on sizes read from x.shape, the layers are an nn.Sequential."""
+    model = VisionTransformer()
+    graph = assert_round_trip(model, [3, 8, 8])
+    assert ops(graph) == ["Input", "Conv2d", "Flatten", "Permute", "ClassToken", "Block", "PositionalEmbedding",
+                          "Dropout", "Block", *["TransformerEncoderLayer"] * 3, "LayerNorm", "Select", "Block",
+                          "Linear", "Output"]
+    by_id = {n.id: n for n in graph.nodes}
+    token = next(n for n in graph.nodes if n.op == "ClassToken")
+    positions = next(n for n in graph.nodes if n.op == "PositionalEmbedding")
+    assert (token.module_name, token.parent) == ("class_token", None)
+    assert (positions.module_name, by_id[positions.parent].module_name) == ("pos_embedding", "encoder")
+    assert layerlab.infer(graph).totals.params == sum(p.numel() for p in model.parameters())
+    code = layerlab.to_python(graph)
+    assert "        self.pos_embedding = nn.Parameter(torch.empty(1, 17, 8).normal_(std=0.02))" in code
+    assert "        encoder_pos_embedding = x + self.pos_embedding  # (17, 8)" in code
+
+
+class ViTLoop(nn.Module):
+    """The compact form many ViT write-ups use: sizes unpacked from x.shape, the token joined by
+    torch.cat of a tuple, positions added in place (x += ...), a loop over an nn.ModuleList."""
+
+    def __init__(self, dim: int = 16, depth: int = 2) -> None:
+        super().__init__()
+        self.to_patch_embedding = nn.Conv2d(3, dim, kernel_size=4, stride=4)
+        self.cls_token = nn.Parameter(torch.randn(1, 1, dim))
+        self.pos_embedding = nn.Parameter(torch.randn(1, 5, dim))
+        self.layers = nn.ModuleList([nn.TransformerEncoderLayer(dim, 2, 32, dropout=0.0, batch_first=True)
+                                     for _ in range(depth)])
+        self.norm = nn.LayerNorm(dim)
+        self.head = nn.Linear(dim, 3)
+
+    def forward(self, img: torch.Tensor) -> torch.Tensor:
+        x = self.to_patch_embedding(img).flatten(2).transpose(1, 2)
+        b, n, _ = x.shape
+        cls_tokens = self.cls_token.expand(b, -1, -1)
+        x = torch.cat((cls_tokens, x), dim=1)
+        x += self.pos_embedding
+        for layer in self.layers:
+            x = layer(x)
+        return self.head(self.norm(x)[:, 0])
+
+
+def test_vit_with_a_loop_over_encoder_layers_and_positions_added_in_place() -> None:
+    graph = assert_round_trip(ViTLoop(), [3, 8, 8])
+    assert ops(graph) == ["Input", "Conv2d", "Flatten", "Permute", "ClassToken", "PositionalEmbedding", "Block",
+                          "TransformerEncoderLayer", "TransformerEncoderLayer", "LayerNorm", "Select", "Linear",
+                          "Output"]
+
+
+def test_a_position_table_of_another_shape_is_refused_by_name() -> None:
+    class Broadcast(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.proj = nn.Linear(4, 4)
+            self.pos = nn.Parameter(torch.randn(1, 1, 4))  # one vector for every step: not a table
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            return self.proj(x) + self.pos
+
+    try:
+        from_module(Broadcast(), [3, 4])
+    except UnsupportedModuleError as e:
+        assert e.path == "pos" and "shape (1, 3, 4)" in str(e) and "received (1, 1, 4)" in str(e)
+    else:  # pragma: no cover
+        raise AssertionError("a (1, 1, D) parameter was imported as a position table")

@@ -98,14 +98,28 @@ class PositionsRef(nn.Module):
 
 
 class ClassTokenRef(nn.Module):
-    """ViT's class token, as torchvision writes it: expand, then cat in front."""
+    """ViT's class token, as torchvision writes it: expand, then cat in front. Held as ``weight``
+    (what the ClassToken module holds) or, as a raw parameter of the model, under the node's name."""
 
-    def __init__(self, dim: int) -> None:
+    def __init__(self, dim: int, name: str = "weight") -> None:
         super().__init__()
-        self.weight = nn.Parameter(torch.randn(1, 1, dim))
+        self.name = name
+        self.register_parameter(name, nn.Parameter(torch.randn(1, 1, dim)))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return torch.cat([self.weight.expand(x.shape[0], -1, -1), x], dim=1)
+        token = getattr(self, self.name)
+        return torch.cat([token.expand(x.shape[0], -1, -1), x], dim=1)
+
+
+class RawPositions(nn.Module):
+    """A position table held as a raw parameter (1, L, D) and added whole: x + self.layer."""
+
+    def __init__(self, steps: int, dim: int) -> None:
+        super().__init__()
+        self.layer = nn.Parameter(torch.randn(1, steps, dim))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x + self.layer
 
 
 def encoder_layer(d: int, heads: int, **kw: Any) -> nn.TransformerEncoderLayer:
@@ -207,6 +221,8 @@ CASES = [
     op_case("positions", "PositionalEmbedding", {"num_positions": 10}, [6, 4], lambda: PositionsRef(10, 4)),
     op_case("class-token", "ClassToken", {}, [6, 4], lambda: ClassTokenRef(4)),
     op_case("positions-inferred", "PositionalEmbedding", {}, [6, 4], lambda: PositionsRef(6, 4)),
+    op_case("class-token-parameter", "ClassToken", {"form": "parameter"}, [6, 4], lambda: ClassTokenRef(4, "layer")),
+    op_case("positions-parameter", "PositionalEmbedding", {"form": "parameter"}, [6, 4], lambda: RawPositions(6, 4)),
     # --- normalization ------------------------------------------------------------------------
     op_case("bn1d-features", "BatchNorm1d", {}, [16], lambda: nn.BatchNorm1d(16)),
     op_case("bn1d-seq", "BatchNorm1d", {"affine": False}, [6, 10], lambda: nn.BatchNorm1d(6, affine=False)),
@@ -283,6 +299,11 @@ CASES = [
     op_case("mean-seq-keepdim", "Mean", {"dim": 1, "keepdim": True}, [5, 3],
             lambda: Fn(lambda x: x.mean(1, keepdim=True))),
     op_case("mean-last", "Mean", {}, [2, 3, 4], lambda: Fn(lambda x: x.mean(-1))),
+    op_case("select-first-step", "Select", {}, [5, 3], lambda: Fn(lambda x: x[:, 0])),
+    op_case("select-last-of-dim-3", "Select", {"dim": -1, "index": -1}, [4, 5, 6], lambda: Fn(lambda x: x[..., -1])),
+    op_case("select-channel", "Select", {"dim": 1, "index": 2}, [4, 5, 6], lambda: Fn(lambda x: x[:, 2])),
+    op_case("select-ids", "Select", {"dim": 2, "index": 1}, [5, 3], lambda: Fn(lambda x: x[:, :, 1]), dtype="int64",
+            high=9),
     op_case("adaptive-avg", "AdaptiveAvgPool2d", {}, [8, 5, 5], lambda: nn.AdaptiveAvgPool2d(1)),
     op_case("adaptive-max", "AdaptiveMaxPool2d", {"output_size": [2, 3]}, [4, 7, 9],
             lambda: nn.AdaptiveMaxPool2d((2, 3))),

@@ -252,6 +252,19 @@ def test_node_lines_point_at_the_node() -> None:
     assert all("fc" in lines[i - 1] for i in where["fc"])
 
 
+def test_node_lines_point_at_raw_parameters() -> None:
+    """A class token held as a raw parameter: its definition and the forward line that uses it."""
+    graph = chain([1, 8, 8], node("patches", "Conv2d", out_channels=8, kernel_size=4, stride=4),
+                  node("flat", "Flatten", start_dim=2), node("seq", "Permute", dims=[0, 2, 1]),
+                  node("cls_token", "ClassToken", form="parameter"), node("first", "Select"),
+                  node("head", "Linear", out_features=10))
+    s = script_sections(graph, {"epochs": 1, "data": {"dataset": "digits"}})
+    lines = s.text().split("\n")
+    shown = [lines[i - 1].strip() for i in s.node_lines()["cls_token"]]
+    assert "self.cls_token = nn.Parameter(torch.zeros(1, 1, 8))" in shown
+    assert any(line.startswith("cls_token = torch.cat([self.cls_token.expand(") for line in shown)
+
+
 def test_golden_training_script() -> None:
     config = {"epochs": 3, "data": {"dataset": "digits", "batch_size": 64},
               "optimizer": {"name": "adamw", "weight_decay": 0.01, "grad_clip": 1.0},

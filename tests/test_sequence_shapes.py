@@ -224,3 +224,27 @@ def test_a_vision_transformer_built_from_the_catalog() -> None:
     x = sample_input([3, 8, 8])
     with torch.no_grad():
         torch.testing.assert_close(model(x), ref(x))
+
+
+def test_a_parameter_form_position_table_covers_the_sequence_exactly() -> None:
+    report = layerlab.infer(single("PositionalEmbedding", {"num_positions": 10, "form": "parameter"}, [6, 4]))
+    error = next(e for e in report.errors if e.node == "layer")
+    assert error.field == "num_positions" and "num_positions=10 and the sequence has 6 steps" in error.message
+    assert layerlab.infer(single("PositionalEmbedding", {"num_positions": 6, "form": "parameter"}, [6, 4])).valid
+
+
+def test_select_out_of_range_names_the_index() -> None:
+    report = layerlab.infer(single("Select", {"dim": 1, "index": 5}, [5, 3]))
+    error = next(e for e in report.errors if e.node == "layer")
+    assert error.field == "index" and "index=5 is out of range for dim 1 of size 5" in error.message
+    assert "from -5 to 4" in (error.suggestion or "")
+    with torch.no_grad():  # torch agrees: index 5 of 5 fails, -5 is the first
+        try:
+            torch.zeros(2, 5, 3)[:, 5]
+        except IndexError:
+            pass
+        else:  # pragma: no cover
+            raise AssertionError("torch took index 5 of 5")
+    assert layerlab.infer(single("Select", {"dim": 1, "index": -5}, [5, 3])).valid
+    refused = layerlab.infer(single("Select", {"dim": 1, "index": 0}, [5]))
+    assert not refused.valid and "leaves no per-sample value" in refused.errors[0].message

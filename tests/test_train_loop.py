@@ -10,7 +10,7 @@ import pytest
 import torch
 from torch import nn
 
-from helpers import started_event
+from helpers import repeated_block_mlp, started_event
 from layerlab import build
 from layerlab.train import (
     Control,
@@ -356,19 +356,7 @@ def test_check_run_before_submitting() -> None:
 
 
 def test_layer_stats_name_nodes_inside_repeated_blocks(tmp_path: Path) -> None:
-    graph = {
-        "format": "layerlab.graph/1",
-        "nodes": [
-            _node("x", "Input", shape=[2]),
-            _node("blk", "Block", repeat=2),
-            _node("fc1", "Linear", parent="blk", out_features=8),
-            _node("act", "ReLU", parent="blk"),
-            _node("head", "Linear", out_features=4),
-            _node("y", "Output"),
-        ],
-        "edges": [{"source": s, "target": t} for s, t in
-                  [("x", "blk"), ("blk", "fc1"), ("fc1", "act"), ("act", "blk"), ("blk", "head"), ("head", "y")]],
-    }
+    graph = repeated_block_mlp()
     events = _run(graph, {**BLOBS, "max_steps": 2, "layer_stats_every": 1}, tmp_path)
     layers = _of(events, "layer_stats")[0].layers
     assert sorted((s.node, s.path) for s in layers) == [

@@ -15,9 +15,11 @@ from typing import Any
 from .graph import Graph, InitSpec
 from .ops import get_op
 from .plan import (
+    PARAMETER_STD,
     DagPlan,
     LayerPlan,
     ModelPlan,
+    ParameterPlan,
     Plan,
     ResidualPlan,
     SeqPlan,
@@ -172,12 +174,17 @@ class _Writer:
         self.class_names.add(name)
         lines = [
             f"class {name}(nn.Module):",
-            '    """A region with branches: forward follows the graph\'s topological order."""',
+            '    """A region with branches: forward follows the graph\'s topological order."""'
+            if not any(isinstance(m, ParameterPlan) for m in p.modules)
+            else '    """Holds raw parameters its forward uses; forward follows the graph\'s topological order."""',
             "",
             "    def __init__(self) -> None:",
             "        super().__init__()",
         ]
         for m in p.modules:
+            if isinstance(m, ParameterPlan):
+                lines.append(f"        {parameter_line(m)}")
+                continue
             body = self.expr(m, 8)
             comment = f"  {shape_comment(m.out_shape)}"
             if is_attr(m.name):
@@ -188,9 +195,11 @@ class _Writer:
         lines += ["", f"    def forward(self, {local[p.input_var]}: torch.Tensor) -> torch.Tensor:"]
         for s in p.steps:
             args = [local[v] for v in s.inputs]
+            target = f"self.{s.target}" if is_attr(s.target or "") else f"getattr(self, {s.target!r})"
             if s.kind == "module":
-                target = f"self.{s.target}" if is_attr(s.target or "") else f"getattr(self, {s.target!r})"
                 rhs = f"{target}({args[0]})"
+            elif s.kind == "parameter":
+                rhs = get_op(s.op or "").parameter_form.code.format(p=target, x=args[0])
             else:
                 rhs = merge_expr(s, args)
             lines.append(f"        {local[s.var]} = {rhs}  {shape_comment(s.shape).replace('-> ', '')}")
@@ -295,6 +304,15 @@ class _Writer:
             "    print(model(x).shape)",
         ]
         return "\n".join(header) + self.definitions() + "\n" + "\n".join(main) + "\n"
+
+
+def parameter_line(p: ParameterPlan) -> str:
+    """``self.cls_token = nn.Parameter(torch.zeros(1, 1, 16))``: a raw parameter, started as compile does."""
+    dims = ", ".join(str(d) for d in p.shape)
+    start = f"torch.empty({dims}).normal_(std={PARAMETER_STD})" if p.form.init == "normal" else f"torch.zeros({dims})"
+    if is_attr(p.name):
+        return f"self.{p.name} = nn.Parameter({start})"
+    return f"self.register_parameter({p.name!r}, nn.Parameter({start}))"
 
 
 def merge_expr(s: Step, args: list[str]) -> str:

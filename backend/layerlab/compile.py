@@ -2,8 +2,9 @@
 
 Chains become ``nn.Sequential`` whose submodule names are the node ids (so ``state_dict`` keys read
 like ``block1.0.conv1.weight``); blocks become nested Sequentials; ``repeat`` a Sequential of
-copies; ``residual`` a :class:`Residual`; regions with Add/Concat a ``torch.fx.GraphModule`` whose
-forward follows the topological order. Frozen nodes get ``requires_grad=False``.
+copies; ``residual`` a :class:`Residual`; regions with Add/Concat (or raw parameters, a ViT's
+``cls_token``) a ``torch.fx.GraphModule`` whose forward follows the topological order. Frozen nodes
+get ``requires_grad=False``.
 """
 
 from __future__ import annotations
@@ -20,9 +21,11 @@ from .graph import Graph, GraphInvalidError, InitSpec
 from .modules import Residual
 from .ops import get_op
 from .plan import (
+    PARAMETER_STD,
     DagPlan,
     LayerPlan,
     ModelPlan,
+    ParameterPlan,
     Plan,
     ResidualPlan,
     SeqPlan,
@@ -70,12 +73,17 @@ def build_plan(plan: ModelPlan, *, init: InitSpec | str | dict[str, Any] | None 
                 weights, biases = init_targets(layer)
                 if weights:
                     init_layer(model.get_submodule(path), spec, weights=weights, biases=biases)
-    for path, _ in iter_frozen(plan.root):
-        (model.get_submodule(path) if path else model).requires_grad_(False)
+    for path, part in iter_frozen(plan.root):
+        if isinstance(part, ParameterPlan):
+            model.get_parameter(path).requires_grad_(False)
+        else:
+            (model.get_submodule(path) if path else model).requires_grad_(False)
     return model
 
 
 def _module(p: Plan) -> nn.Module:
+    if isinstance(p, ParameterPlan):
+        raise TypeError(f"{p.name}: a raw parameter belongs to a branching region's module")
     if isinstance(p, LayerPlan):
         return getattr(modules if p.custom else nn, p.torch_class)(**p.args)
     if isinstance(p, SeqPlan):
@@ -87,14 +95,21 @@ def _module(p: Plan) -> nn.Module:
 
 def _dag_module(p: DagPlan) -> fx.GraphModule:
     root = nn.Module()
-    for item in p.modules:
-        root.add_module(item.name, _module(item))
+    for item in p.modules:  # in node order, as the generated __init__ writes them
+        if isinstance(item, ParameterPlan):
+            root.register_parameter(item.name, _parameter(item))
+        else:
+            root.add_module(item.name, _module(item))
     g = fx.Graph()
     env: dict[str, fx.Node] = {p.input_var: g.placeholder(p.input_var)}
     for step in p.steps:
         args = [env[v] for v in step.inputs]
         if step.kind == "module":
             env[step.var] = g.call_module(step.target, (args[0],))
+            continue
+        if step.kind == "parameter":  # the op's parameter form: function(x, self.<target>)
+            form = get_op(step.op).parameter_form
+            env[step.var] = g.call_function(getattr(modules, form.function), (args[0], g.get_attr(step.target)))
             continue
         rule = get_op(step.op).merge
         fn = _function(rule.function)
@@ -107,6 +122,13 @@ def _dag_module(p: DagPlan) -> fx.GraphModule:
             env[step.var] = g.call_function(fn, (args,), dict(step.kwargs))
     g.output(env[p.output_var])
     return fx.GraphModule(root, g, class_name=class_name(p.name))
+
+
+def _parameter(p: ParameterPlan) -> nn.Parameter:
+    """The raw parameter as the generated code writes it: ``nn.Parameter(torch.zeros(1, 1, D))``."""
+    if p.form.init == "normal":
+        return nn.Parameter(torch.empty(p.shape).normal_(std=PARAMETER_STD))
+    return nn.Parameter(torch.zeros(p.shape))
 
 
 def _function(path: str) -> Any:

@@ -57,6 +57,18 @@ class Mean(nn.Module):
         return x.mean(self.dim, keepdim=self.keepdim)
 
 
+class Select(nn.Module):
+    """x.select(dim, index), as x[:, 0]: one position along a dim (counted with the batch), which goes."""
+
+    def __init__(self, dim: int, index: int) -> None:
+        super().__init__()
+        self.dim = dim
+        self.index = index
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x.select(self.dim, self.index)
+
+
 class Outputs:
     """For a recurrent layer: forward returns only the outputs, every step (B, L, D·H) or the last
     one (B, D·H), and drops the final states, so the layer chains in an nn.Sequential."""
@@ -122,3 +134,18 @@ class ClassToken(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return torch.cat([self.weight.expand(x.size(0), -1, -1), x], dim=1)
+
+
+# The parameter forms (ops/base.py ParameterForm): what forward() computes where the enclosing module
+# holds the weight itself, ``self.cls_token`` / ``self.pos_embedding``; the generated code writes
+# the same expressions inline.
+
+
+def prepend_token(x: torch.Tensor, token: torch.Tensor) -> torch.Tensor:
+    """torch.cat([token.expand(x.size(0), -1, -1), x], dim=1) for a token (1, 1, D)."""
+    return torch.cat([token.expand(x.size(0), -1, -1), x], dim=1)
+
+
+def add_positions(x: torch.Tensor, table: torch.Tensor) -> torch.Tensor:
+    """x + table for a table (1, L, D): one vector per position."""
+    return x + table

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from typing import Any, Literal, Union
 
 from .graph import InitSpec
-from .ops import get_op
+from .ops import ParameterForm, get_op
 from .ops.base import Shape
 
 
@@ -35,6 +35,29 @@ class LayerPlan:
     def custom(self) -> bool:
         """Whether the class is one of LayerLab's small modules (layerlab/modules.py)."""
         return get_op(self.op).custom_module
+
+
+PARAMETER_STD = 0.02  # a parameter form's "normal" start, as ViT and BERT start their tables
+
+
+@dataclass
+class ParameterPlan:
+    """A raw ``nn.Parameter`` of the enclosing module (``self.<name>``), for an op in its parameter
+    form (:class:`~layerlab.ops.base.ParameterForm`): only a DAG's forward can use one."""
+
+    name: str
+    node_id: str | None
+    op: str
+    shape: Shape  # batch dim included, as torch holds it: (1, 1, D)
+    in_shape: Shape
+    out_shape: Shape
+    frozen: bool = False
+
+    @property
+    def form(self) -> ParameterForm:
+        form = get_op(self.op).parameter_form
+        assert form is not None
+        return form
 
 
 @dataclass
@@ -62,21 +85,23 @@ class ResidualPlan:
 
 @dataclass
 class Step:
-    """One line of a DAG's forward: ``var = module(inputs)``, or a merge op's function of the inputs
-    (its catalog entry's :class:`~layerlab.ops.base.MergeRule` says which)."""
+    """One line of a DAG's forward: ``var = module(inputs)``, a merge op's function of the inputs
+    (its catalog entry's :class:`~layerlab.ops.base.MergeRule` says which), or an op's parameter
+    form using the raw parameter ``target`` (its :class:`~layerlab.ops.base.ParameterForm`)."""
 
     var: str
-    kind: Literal["module", "merge"]
+    kind: Literal["module", "merge", "parameter"]
     inputs: list[str]
     shape: Shape
-    target: str | None = None  # the submodule's name, for kind == "module"
-    op: str | None = None  # the merge op, for kind == "merge"
+    target: str | None = None  # the submodule's or the parameter's name, for kind "module" / "parameter"
+    op: str | None = None  # the op, for kind "merge" / "parameter"
     kwargs: dict[str, Any] = field(default_factory=dict)  # the merge function's keyword arguments
 
 
 @dataclass
 class DagPlan:
-    """A region with branches: submodules plus a forward that follows the topological order."""
+    """A region with branches (or raw parameters): submodules and parameters, in node order, plus
+    a forward that follows the topological order."""
 
     name: str
     node_id: str | None
@@ -88,7 +113,7 @@ class DagPlan:
     frozen: bool = False
 
 
-Plan = Union[LayerPlan, SeqPlan, ResidualPlan, DagPlan]  # noqa: UP007
+Plan = Union[LayerPlan, ParameterPlan, SeqPlan, ResidualPlan, DagPlan]  # noqa: UP007
 
 
 @dataclass
@@ -115,11 +140,20 @@ def class_name(name: str) -> str:
 
 def iter_layers(p: Plan, prefix: str = "") -> Iterator[tuple[str, LayerPlan]]:
     """Every layer with its dotted path from the root, in module registration order."""
-    if isinstance(p, LayerPlan):
+    yield from _iter_kind(p, prefix, LayerPlan)
+
+
+def iter_parameters(p: Plan, prefix: str = "") -> Iterator[tuple[str, ParameterPlan]]:
+    """Every raw parameter (an op in its parameter form) with its dotted path: its state_dict key."""
+    yield from _iter_kind(p, prefix, ParameterPlan)
+
+
+def _iter_kind(p: Plan, prefix: str, kind: type[Any]) -> Iterator[tuple[str, Any]]:
+    if isinstance(p, kind):
         yield prefix, p
         return
     for child in children(p):
-        yield from iter_layers(child, f"{prefix}.{child.name}" if prefix else child.name)
+        yield from _iter_kind(child, f"{prefix}.{child.name}" if prefix else child.name, kind)
 
 
 def init_targets(layer: LayerPlan) -> tuple[list[str], list[str]]:

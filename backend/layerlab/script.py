@@ -17,7 +17,7 @@ from typing import Any
 
 from .codegen import accessor, docstring_text, model_definitions
 from .graph import Graph, GraphError, GraphInvalidError
-from .plan import LayerPlan, ModelPlan, iter_frozen, iter_layers
+from .plan import LayerPlan, ModelPlan, iter_frozen, iter_layers, iter_parameters
 from .shapes import analyze
 from .train.augment import pipeline_code, random_steps
 from .train.augment import problem as augment_problem
@@ -371,8 +371,9 @@ class _Script:
         ]
         nodes: dict[str, list[int]] = {}
         # lines that define a node: its module in build_model or a class, its freeze and init lines
-        names = {lp.name: lp.node_id for _, lp in self.layers if lp.node_id}
-        for path, lp in self.layers:
+        named = [*self.layers, *iter_parameters(self.plan.root)]
+        names = {lp.name: lp.node_id for _, lp in named if lp.node_id}
+        for path, lp in named:
             if lp.node_id:
                 names[path] = lp.node_id
         for i, text in enumerate(lines):

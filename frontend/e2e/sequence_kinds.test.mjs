@@ -1,6 +1,7 @@
 // The catalog's sequence kinds in the editor: they come from the backend's catalog, so they must
 // show in the palette under their categories and render their parameters; an LSTM text classifier
-// built from an empty canvas gets the shapes the server computes.
+// built from an empty canvas gets the shapes the server computes; a class token switched to a raw
+// parameter shows in the model code as ViT code writes it.
 import assert from 'node:assert/strict';
 import { after, before, test } from 'node:test';
 import { badge, connectNodes, dropLayer, openEmptyCanvas, shot, startBackend, startBrowser, until } from './harness.mjs';
@@ -24,7 +25,8 @@ after(async () => {
 test('the new kinds are in the palette', async () => {
   const catalog = await (await fetch(`${backend.url}/api/catalog`)).json();
   const wanted = ['LSTM', 'GRU', 'RNN', 'MultiheadAttention', 'TransformerEncoderLayer', 'TransformerEncoder',
-    'PositionalEmbedding', 'Permute', 'Reshape', 'Mean', 'Multiply', 'PixelShuffle', 'ReLU6', 'Mish'];
+    'PositionalEmbedding', 'ClassToken', 'Select', 'Permute', 'Reshape', 'Mean', 'Multiply', 'PixelShuffle', 'ReLU6',
+    'Mish'];
   for (const op of wanted) {
     assert.ok(catalog.ops.some((o) => o.op === op), `${op} is in the catalog`);
     await page.getByTestId(`palette-${op}`).waitFor({ timeout: 5000 });
@@ -75,5 +77,45 @@ test('an LSTM classifier from token ids, built by hand', async () => {
   await shot(page, 'seq_lstm_1280');
   await page.setViewportSize({ width: 1440, height: 900 });
   await shot(page, 'seq_lstm_1440');
+  assert.deepEqual(consoleErrors, []);
+});
+
+test('a class token held as a raw parameter, then its output taken with Select', async () => {
+  await page.getByTestId('canvas').click({ position: { x: 20, y: 20 } });
+  await page.keyboard.press('Control+a');
+  await page.keyboard.press('Delete');
+  await until(async () => (await page.locator('.react-flow__node').count()) === 0, 5000, 'an empty canvas');
+  const chain = ['Input', 'ClassToken', 'Select', 'Output'];
+  const ids = ['input_1', 'class_token_1', 'select_1', 'output_1'];
+  for (let i = 0; i < chain.length; i++) await dropLayer(page, chain[i], 330, 40 + i * 95);
+  for (let i = 0; i + 1 < ids.length; i++) await connectNodes(page, ids[i], ids[i + 1]);
+
+  // The Input: a sequence of 5 steps of 8 features.
+  await page.locator('.react-flow__node[data-id="input_1"]').click();
+  const shape = page.getByTestId('field-shape').locator('input');
+  await shape.click();
+  await shape.press('Control+a');
+  await shape.pressSequentially('5, 8');
+  await shape.press('Tab');
+  await until(async () => (await badge(page, 'class_token_1')) === '6×8', 10_000, 'one more step');
+  await until(async () => (await badge(page, 'select_1')) === '8', 10_000, 'the first step taken');
+
+  await page.locator('.react-flow__node[data-id="class_token_1"]').click();
+  await page.getByTestId('field-form').locator('select').selectOption('parameter');
+  await page.getByTestId('tab-code').click();
+  await page.getByTestId('code-tab-model').click();
+  const code = page.getByTestId('code');
+  await until(async () => (await code.textContent()).includes('nn.Parameter(torch.zeros(1, 1, 8))'), 10_000,
+    'the raw parameter in the model code');
+  const text = await code.textContent();
+  assert.match(text, /self\.class_token_1 = nn\.Parameter\(torch\.zeros\(1, 1, 8\)\)/);
+  assert.match(text, /torch\.cat\(\[self\.class_token_1\.expand\(input_1\.size\(0\), -1, -1\), input_1\], dim=1\)/);
+  assert.match(text, /Select\(1, 0\)/);
+  await until(async () => (await page.getByTestId('status-valid').textContent()).includes('valid'), 5000, 'a valid graph');
+
+  await page.setViewportSize({ width: 1280, height: 720 });
+  await shot(page, 'seq_cls_param_1280');
+  await page.setViewportSize({ width: 1440, height: 900 });
+  await shot(page, 'seq_cls_param_1440');
   assert.deepEqual(consoleErrors, []);
 });

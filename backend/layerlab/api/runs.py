@@ -522,6 +522,15 @@ class RunManager:
         events = [merged[s] for s in sorted(merged)]
         return events[:limit] if limit is not None else events
 
+    def latest(self, run_id: str, event_type: str) -> dict[str, Any] | None:
+        """The stored event of this type with the highest seq, including one still buffered."""
+        pending = [e for e in self.writer.pending_for(run_id) if e["type"] == event_type]
+        with self.db.session() as session:
+            stored = session.scalar(select(RunEvent.data).where(RunEvent.run_id == run_id, RunEvent.type == event_type)
+                                    .order_by(RunEvent.seq.desc()).limit(1))
+        candidates = pending + ([stored] if stored is not None else [])
+        return max(candidates, key=lambda e: e["seq"]) if candidates else None
+
     def forget(self, run_id: str) -> None:
         self.writer.forget_run(run_id)
 

@@ -9,7 +9,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from layerlab.graph import GraphError
 from layerlab.train.config import DataConfig, RunConfig
-from layerlab.train.events import EpochMetrics, LayerStatsEvent, RunStarted
+from layerlab.train.events import EpochMetrics, LayerSnapshotEvent, LayerStatsEvent, RunStarted
 
 Name = Annotated[str, Field(min_length=1, max_length=200)]
 GraphJSON = Annotated[
@@ -227,7 +227,7 @@ class EpochRow(EpochMetrics):
 class Metrics(BaseModel):
     run_id: str
     status: RunStatus
-    last_seq: int = Field(description="The seq of the last step or epoch event included; stream what follows "
+    last_seq: int = Field(description="The seq of the last event included; stream what follows "
                           "with after=last_seq.")
     steps: list[tuple[int, float]] = Field(description="Every (step, training loss).")
     lr: list[tuple[int, float]] = Field(description="(step, learning rate) at each step event.")
@@ -236,6 +236,8 @@ class Metrics(BaseModel):
     epochs: list[EpochRow]
     layer_stats: list[LayerStatsEvent] = Field(default_factory=list,
                                                description="Every layer_stats event: per-layer history.")
+    snapshot: LayerSnapshotEvent | None = Field(None, description="The latest layer_snapshot event: what each "
+                                                "layer made of one validation sample, and its weights.")
     started: RunStarted | None = Field(None, description="The latest run_started event (device, precision, "
                                            "dataset sizes, steps per epoch), if the run has started.")
 

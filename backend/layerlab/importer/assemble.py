@@ -34,6 +34,17 @@ class Node:
     inputs: list[str] = field(default_factory=list)  # producer keys in argument order; "" is the input
     id: str = ""
     name: str | None = None
+    parameter: nn.Parameter | None = None  # the original raw parameter of an op in its parameter form
+
+    @property
+    def named(self) -> bool:
+        """Whether the original names it (a layer attribute or a raw parameter): the name is kept."""
+        return self.module is not None or self.parameter is not None
+
+    def weights(self) -> list[nn.Parameter]:
+        if self.parameter is not None:
+            return [self.parameter]
+        return list(self.module.parameters()) if self.module is not None else []
 
 
 def is_merge(op: str) -> bool:
@@ -77,17 +88,17 @@ def assemble(nodes: list[Node], *, out_key: str, shape: tuple[int, ...], dtype: 
         check_name(c[-1], ".".join(c))
         names.setdefault(c[:-1], set()).add(c[-1])
     for node in nodes:
-        if node.module is not None:
+        if node.named:
             check_name(node.local, node.path)
             names.setdefault(node.container, set()).add(node.local)
     for c in ordered_blocks:
         blocks[c] = new_id(".".join(c))
     for node in nodes:
-        if node.module is not None:
+        if node.named:
             node.id = new_id(".".join((*node.container, node.local)))  # as the graph nests it
             node.name = node.local if node.local != node.id else None
     for node in nodes:
-        if node.module is not None:
+        if node.named:
             continue
         taken = names.setdefault(node.container, set())
         local, k = node.local, 1
@@ -198,7 +209,7 @@ def assemble(nodes: list[Node], *, out_key: str, shape: tuple[int, ...], dtype: 
             entry["parent"] = blocks[node.container]
         if node.name is not None:
             entry["name"] = node.name
-        weights = list(node.module.parameters()) if node.module is not None else []
+        weights = node.weights()
         if weights and not any(w.requires_grad for w in weights):
             entry["frozen"] = True
         data_nodes.append(entry)

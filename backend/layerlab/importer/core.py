@@ -17,6 +17,15 @@ from ..plan import iter_layers
 from ..shapes import analyze
 from .assemble import INPUT_KEY, Node, assemble
 from .errors import ModuleImportError, UnsupportedModuleError
+from .patterns import (
+    RawUse,
+    as_flatten,
+    as_select,
+    as_unflatten,
+    class_token_use,
+    is_last_step,
+    positions_use,
+)
 from .structure import Structure
 from .trace import SHAPE, FunctionTable, Shapes, Tracer, catalog_classes, container_of, live_nodes, qualname
 
@@ -70,6 +79,8 @@ class _Importer:
         self.live: set[fx.Node] = set()  # size helpers, for view/reshape arguments only
         self.out_key: str = INPUT_KEY
         self.paths: dict[str, str] = {}  # graph node id → module path, for messages
+        self.forms: dict[fx.Node, RawUse] = {}  # a call using a raw parameter as an op's parameter form
+        self.form_helpers: set[fx.Node] = set()  # the parameter's get_attr (and expand) behind those calls
 
     # -- 1. trace ----------------------------------------------------------------------------
 
@@ -79,6 +90,7 @@ class _Importer:
                                         "nn.Sequential so it has a name in the graph")
         gm = self.trace()
         live = self.live = live_nodes(gm.graph)
+        self.find_parameter_forms(gm, live)
         self.screen(gm, live)  # before running it: a layer LayerLab lacks may be why it would fail
         self.propagate_shapes(gm)
         self.translate(gm, live)
@@ -144,10 +156,31 @@ class _Importer:
 
     # -- 2. translate the fx nodes -----------------------------------------------------------
 
+    def find_parameter_forms(self, gm: fx.GraphModule, live: set[fx.Node]) -> None:
+        """Raw parameters used as an op's parameter form writes them (ops/base.py ParameterForm):
+        ``torch.cat([self.cls_token.expand(b, -1, -1), x], dim=1)`` is a ClassToken and
+        ``x + self.pos_embedding`` a PositionalEmbedding, held as the same raw parameters, so the
+        state_dict keys stay the original's. A parameter used any other way is left to ``screen``."""
+        for n in gm.graph.nodes:
+            if n.op != "get_attr" or n not in live:
+                continue
+            try:
+                param = self.module.get_parameter(str(n.target))
+            except AttributeError:
+                continue  # a buffer or a plain tensor
+            users = [u for u in n.users if u in live]
+            found = class_token_use(users[0], live) if len(users) == 1 else None
+            if found is None and len(users) == 1:
+                found = positions_use(n, users[0])
+            if found is not None:
+                call, op, x, helpers = found
+                self.forms[call] = RawUse(op, str(n.target), param, x)
+                self.form_helpers |= {n, *helpers}
+
     def screen(self, gm: fx.GraphModule, live: set[fx.Node]) -> None:
         """Every layer and function forward() uses must have an op; containers must run once."""
         for n in gm.graph.nodes:
-            if n not in live or n.op in ("placeholder", "output"):
+            if n not in live or n.op in ("placeholder", "output") or n in self.form_helpers:
                 continue
             where = container_of(n)
             for key, (qual, _) in n.meta.get("nn_module_stack", {}).items():
@@ -160,7 +193,8 @@ class _Importer:
                 raise UnsupportedModuleError(
                     where, self.type_at(where),
                     f"forward() uses the attribute {attr!r} directly; only layers from the catalog "
-                    "hold weights in a LayerLab graph",
+                    "hold weights in a LayerLab graph (and raw parameters used as a class token, "
+                    f"torch.cat([self.{attr}.expand(b, -1, -1), x], dim=1), or as positions, x + self.{attr})",
                 )
             if n.op == "call_module":
                 m = self.module.get_submodule(str(n.target))
@@ -177,7 +211,7 @@ class _Importer:
         placeholders = [n for n in gm.graph.nodes if n.op == "placeholder"]
         called: dict[str, int] = {}
         for n in gm.graph.nodes:
-            if n not in live:
+            if n not in live or n in self.form_helpers:
                 continue
             if n.op == "placeholder":
                 if n is placeholders[0]:
@@ -243,6 +277,9 @@ class _Importer:
 
     def function_call(self, n: fx.Node) -> None:
         where = container_of(n)
+        if n in self.forms:
+            self.parameter_call(n, self.forms[n], where)
+            return
         what = self.functions.resolve(n)
         on_sizes = any(isinstance(a, fx.Node) and a in self.sizes for a in n.args)
         arith = what == "arith" or isinstance(what, tuple) and what[1].key in ("add", "mul")
@@ -260,6 +297,26 @@ class _Importer:
                 self.merge(n, op, fn, where)
             else:
                 self.function_op(n, op, fn, where)
+
+    def parameter_call(self, n: fx.Node, use: RawUse, where: str) -> None:
+        """An op in its parameter form: a node named like the parameter, in the module that holds it."""
+        owner, _, local = use.path.rpartition(".")
+        if where != owner:
+            raise ModuleImportError(use.path, f"the parameter is used in the forward() of {where or 'the root'}, "
+                                              f"not of {owner or 'the root'} that holds it; a Block's forward uses "
+                                              "its own parameters")
+        x_shape = use.x.meta.get(SHAPE, ())
+        spec = get_op(use.op)
+        if len(x_shape) != 3:
+            raise UnsupportedModuleError(use.path, "Parameter", f"{n.name}: {use.op} takes a sequence (B, L, D); "
+                                                                f"received {tuple(x_shape)}")
+        want = spec.parameter_shape({"num_positions": x_shape[1], "embedding_dim": x_shape[2]})
+        if tuple(use.param.shape) != want:
+            raise UnsupportedModuleError(use.path, "Parameter", f"LayerLab's {use.op} holds a parameter of shape "
+                                                                f"{want} for an input {tuple(x_shape)}; received "
+                                                                f"{tuple(use.param.shape)}")
+        self.add(n, use.op, {"form": "parameter"}, local=local, path=use.path, container=_split(owner),
+                 inputs=[self.tensor(use.x, n, where)], parameter=use.param)
 
     def unsupported(self, what: str, where: str) -> str:
         known = ", ".join(sorted({*self.functions.keys(), "view", "reshape"}))
@@ -351,8 +408,14 @@ class _Importer:
         if fn == "getitem" and src in self.tuples:
             self.tuple_item(n, src, where)
             return
-        if fn == "getitem" and src in self.value and _is_last_step(n.args[1]):
-            self.last_step(n, src, where)
+        if fn == "getitem" and src in self.value and is_last_step(n.args[1]) and self.only_use_is_last_step(n, src):
+            self.last_step(n, src)
+            return
+        picked = as_select(n.args[1]) if fn == "getitem" and src in self.value else None
+        if picked is not None:  # x[:, 0]
+            at = f"{n.name} in {where or 'forward()'}"
+            self.add(n, "Select", {"dim": picked[0], "index": picked[1]}, local="select", path=at,
+                     container=_split(where), inputs=[self.tensor(src, n, where)])
             return
         raise UnsupportedModuleError(where, fn, self.unsupported(f"{fn} on {src}", where))
 
@@ -377,16 +440,16 @@ class _Importer:
             )
         self.value[n] = node.key
 
-    def last_step(self, n: fx.Node, src: fx.Node, where: str) -> None:
-        """``out[:, -1]`` right after a recurrent layer: its ``output`` becomes 'last'."""
+    def only_use_is_last_step(self, n: fx.Node, src: fx.Node) -> bool:
+        """``out[:, -1]`` right after a recurrent layer whose outputs are used for nothing else."""
         node = self.nodes.get(self.value[src])
         users = [u for u in src.users if u in self.live]
-        if node is None or node.params.get("output", "sequence") != "sequence" or \
-                "output" not in get_op(node.op).params_model.model_fields or users != [n]:
-            raise UnsupportedModuleError(
-                where, "getitem", f"{n.name}: x[:, -1] is imported only as the last step of a recurrent layer "
-                                  "whose outputs are used for nothing else",
-            )
+        return node is not None and node.params.get("output", "sequence") == "sequence" and \
+            "output" in get_op(node.op).params_model.model_fields and users == [n]
+
+    def last_step(self, n: fx.Node, src: fx.Node) -> None:
+        """The recurrent layer's ``output`` becomes 'last' (elsewhere ``x[:, -1]`` is a Select)."""
+        node = self.nodes[self.value[src]]
         node.params["output"] = "last"
         self.value[n] = node.key
 
@@ -416,14 +479,14 @@ class _Importer:
         if s == t:
             self.value[n] = src
             return
-        found = _as_flatten(s, t)
+        found = as_flatten(s, t)
         if found is not None:
             a, b = found
             params = {"start_dim": a + 1, "end_dim": -1 if b == len(s) - 1 else b + 1}
             self.add(n, "Flatten", _tidy("Flatten", params, at), local="flatten", path=at,
                      container=_split(where), inputs=[src])
             return
-        split = _as_unflatten(s, t)
+        split = as_unflatten(s, t)
         if split is not None:
             i, sizes = split
             self.add(n, "Unflatten", {"dim": i + 1, "unflattened_size": list(sizes)}, local="unflatten",
@@ -435,14 +498,14 @@ class _Importer:
 
     def add(self, n: fx.Node, op: str, params: dict[str, Any], *, local: str, path: str,
             container: tuple[str, ...], module: nn.Module | None = None, inputs: list[str] | None = None,
-            as_tuple: bool = False) -> None:
+            as_tuple: bool = False, parameter: nn.Parameter | None = None) -> None:
         if inputs is None:
             where = ".".join(container)
             inputs = [self.tensor(a, n, where) for a in n.args]
             if n.kwargs or len(inputs) != 1:
                 raise ModuleImportError(path, f"a layer takes one tensor; received {len(inputs)} and {dict(n.kwargs)}")
         self.nodes[n.name] = Node(key=n.name, op=op, params=params, container=container, local=local,
-                                   path=path, module=module, inputs=inputs)
+                                   path=path, module=module, inputs=inputs, parameter=parameter)
         if as_tuple:
             self.tuples[n] = n.name
         else:
@@ -451,6 +514,7 @@ class _Importer:
     def check_weights_used(self) -> None:
         """Every parameter and buffer must belong to a layer the graph holds, or strict loading fails."""
         held = {node.path for node in self.nodes.values() if node.module is not None}
+        raw = {node.path for node in self.nodes.values() if node.parameter is not None}
 
         def is_held(owner: str) -> bool:  # by the layer itself or one holding it (an encoder's attention)
             while owner and owner not in held:
@@ -460,7 +524,7 @@ class _Importer:
         missing: dict[str, list[str]] = {}
         for key in self.module.state_dict():
             owner, _, leaf = key.rpartition(".")
-            if not is_held(owner):
+            if key not in raw and not is_held(owner):
                 missing.setdefault(owner, []).append(leaf)
         for owner, names in missing.items():
             kind = self.type_at(owner)
@@ -469,9 +533,7 @@ class _Importer:
                        "would lose those weights",
             )
 
-    # -- 3. assemble the graph ---------------------------------------------------------------
-
-
+    # -- 3. check the assembled graph against the module ------------------------------------
 
     def validate(self, data: dict[str, Any]) -> Graph:
         """Analyze the graph; then let the inferred sizes (in_channels...) go where they agree."""
@@ -527,8 +589,6 @@ class _Importer:
 # ---------------------------------------------------------------------------------------------
 
 
-
-
 def _split(path: str) -> tuple[str, ...]:
     return tuple(path.split(".")) if path else ()
 
@@ -574,32 +634,6 @@ def _without_input_sizes(data: dict[str, Any]) -> dict[str, Any]:
     return {**data, "nodes": nodes}
 
 
-def _as_flatten(s: tuple[int, ...], t: tuple[int, ...]) -> tuple[int, int] | None:
-    """Sample dims ``a..b`` of ``s`` merged give ``t`` (the widest such span first)."""
-    for a in range(len(s)):
-        for b in range(len(s) - 1, a, -1):
-            merged = 1
-            for d in s[a : b + 1]:
-                merged *= d
-            if s[:a] + (merged,) + s[b + 1 :] == t:
-                return a, b
-    return None
-
-
-def _as_unflatten(s: tuple[int, ...], t: tuple[int, ...]) -> tuple[int, tuple[int, ...]] | None:
-    extra = len(t) - len(s)
-    if extra < 1:
-        return None
-    for i in range(len(s)):
-        sizes = t[i : i + extra + 1]
-        prod = 1
-        for d in sizes:
-            prod *= d
-        if s[:i] == t[:i] and s[i + 1 :] == t[i + extra + 1 :] and prod == s[i]:
-            return i, sizes
-    return None
-
-
 _SKIP_ATTRS = {"training", "inplace"}
 
 
@@ -617,12 +651,3 @@ def _attrs(m: nn.Module) -> dict[str, Any]:
             and isinstance(v, (int, float, str, bool, tuple, list, type(None)))}
 
 
-# ---------------------------------------------------------------------------------------------
-# Layout: left to right, container by container (children are placed relative to their block)
-
-
-def _is_last_step(index: Any) -> bool:
-    """``[:, -1]`` or ``[:, -1, :]``: every sample's last step."""
-    full = slice(None, None, None)
-    return isinstance(index, tuple) and len(index) in (2, 3) and index[0] == full and index[1] == -1 \
-        and all(i == full for i in index[2:])

@@ -4,7 +4,7 @@ Importing the package registers every entry, in palette order.
 """
 
 from . import structure, conv, linear, sequence, norm, elementwise, pool, reshape, merge  # noqa: F401, I001  (registration order)
-from .base import Inferred, MergeRule, NodeProblem, OpSpec, Params, Shape, TensorInfo, TorchFunction
+from .base import Inferred, MergeRule, NodeProblem, OpSpec, ParameterForm, Params, Shape, TensorInfo, TorchFunction
 from .registry import CATEGORIES, by_torch_class, catalog, get_op, op_names, suggest_op
 
 __all__ = [
@@ -13,6 +13,7 @@ __all__ = [
     "MergeRule",
     "NodeProblem",
     "OpSpec",
+    "ParameterForm",
     "Params",
     "Shape",
     "TensorInfo",

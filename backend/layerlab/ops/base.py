@@ -95,6 +95,22 @@ class MergeRule:
     kwargs: tuple[str, ...] = ()
 
 
+@dataclass(frozen=True)
+class ParameterForm:
+    """How an op is written when the enclosing module holds its weight as a raw ``nn.Parameter``
+    (``self.cls_token``) instead of a submodule, as ViT reference code keeps its class token and its
+    position table: the node's name is then the parameter's own state_dict key.
+
+    ``code`` is forward()'s expression, ``{p}`` the parameter and ``{x}`` the input; ``function``
+    (a name in layerlab/modules.py, called as ``function(x, p)``) computes the same, for the compiled
+    model. ``init`` is how the parameter starts: ``zeros``, or ``normal`` with std 0.02.
+    """
+
+    code: str
+    function: str
+    init: Literal["zeros", "normal"] = "zeros"
+
+
 class Params(BaseModel):
     """Base of every op's parameter model: unknown keys are errors, never silently dropped."""
 
@@ -130,6 +146,8 @@ class OpSpec:
     call_repeats: ClassVar[int] = 1
     call_ignored: ClassVar[tuple[str, ...]] = ()
     merge: ClassVar[MergeRule | None] = None  # set for ops that are a function in forward(), not a module
+    # set for ops whose params model has ``form``: with form="parameter" a raw nn.Parameter, not a module
+    parameter_form: ClassVar[ParameterForm | None] = None
     functions: ClassVar[tuple[TorchFunction, ...]] = ()  # function forms forward() may call (import)
     init_weight: ClassVar[bool] = False  # whether an init scheme sets its weight (matrices and filters)
 
@@ -138,6 +156,10 @@ class OpSpec:
         if not self.init_weight:
             return [], []
         return ["weight"], (["bias"] if torch_args.get("bias", True) is not False else [])
+
+    def parameter_shape(self, torch_args: dict[str, Any]) -> Shape:
+        """The raw parameter's shape in the parameter form (batch dim included, as torch holds it)."""
+        raise NotImplementedError(f"{self.name} has no parameter form")
 
     def infer(self, p: Any, inputs: list[TensorInfo]) -> Inferred:  # pragma: no cover - abstract
         raise NotImplementedError

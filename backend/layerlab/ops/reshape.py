@@ -320,6 +320,41 @@ class Mean(OpSpec):
                         torch_args={"dim": as_given(p.dim)} | torch_kw(p, "keepdim"))
 
 
+class SelectParams(Params):
+    dim: TorchDim = Field(1, description="The dim to take one position of, counted with the batch.")
+    index: Annotated[int, Field(ge=-MAX_DIM, lt=MAX_DIM, strict=True)] = Field(
+        0, description="The position along dim; negative counts from the end (-1: the last)."
+    )
+
+
+@register
+class Select(OpSpec):
+    name = "Select"
+    category = "Shape"
+    help = "Takes one position along a dim, which goes away: x[:, 0] is a ViT's class token, (L, D) → (D)."
+    params_model = SelectParams
+    torch_class = "Select"
+    custom_module = True
+    positional = ("dim", "index")
+    dtype_in = None
+    functions = (TorchFunction("select", ("torch.select", "Tensor.select"), ("input", "dim", "index"),
+                               params=("dim", "index"), required=("dim", "index")),)
+
+    def infer(self, p: SelectParams, inputs: list[TensorInfo]) -> Inferred:
+        x = inputs[0]
+        axis = batch_dim_to_sample(p.dim, len(x.shape))
+        size = x.shape[axis]
+        if not -size <= p.index < size:
+            raise NodeProblem(f"index={p.index} is out of range for dim {p.dim} of size {size}; received "
+                              f"{x.describe()}", field="index", suggestion=f"use an index from {-size} to {size - 1}")
+        out = x.shape[:axis] + x.shape[axis + 1 :]
+        if not out:
+            raise NodeProblem(f"selecting from {x.describe()} leaves no per-sample value", field="dim")
+        return Inferred(out=TensorInfo(out, x.dtype), formula=[f"[{p.index}] along dim {p.dim}: {x.describe()} → "
+                                                               f"{fmt_shape(out)}"],
+                        torch_args={"dim": p.dim, "index": p.index})
+
+
 class PixelShuffleParams(Params):
     upscale_factor: Annotated[int, Field(ge=1, le=64, strict=True)] = Field(
         2, description="r: (C·r², H, W) → (C, H·r, W·r)."

@@ -17,7 +17,9 @@ from .base import (
     Inferred,
     NodeProblem,
     OpSpec,
+    ParameterForm,
     Params,
+    Shape,
     TensorInfo,
     check_declared,
     fmt_shape,
@@ -330,11 +332,17 @@ class TransformerEncoder(OpSpec):
         return settings | {"num_layers": module.num_layers, "norm": norm is not None}
 
 
+Form = Literal["module", "parameter"]
+FORM = ("module: a submodule holding weight (state_dict key NAME.weight); parameter: a raw nn.Parameter "
+        "of the enclosing module, as ViT reference code writes self.{example} (state_dict key NAME)")
+
+
 class PositionalEmbeddingParams(Params):
     num_positions: Width | None = Field(
         None, description="Longest sequence it holds a vector for; inferred as the incoming length."
     )
     embedding_dim: Width | None = Field(None, description="Inferred: the features per step.")
+    form: Form = Field("module", description=FORM.format(example="pos_embedding") + ", shape (1, L, D), x + it")
 
 
 @register
@@ -347,6 +355,10 @@ class PositionalEmbedding(OpSpec):
     custom_module = True
     positional = ("num_positions", "embedding_dim")
     input_size_args = ("embedding_dim",)
+    parameter_form = ParameterForm(code="{x} + {p}", function="add_positions", init="normal")
+
+    def parameter_shape(self, torch_args: dict[str, Any]) -> Shape:
+        return (1, torch_args["num_positions"], torch_args["embedding_dim"])
 
     def infer(self, p: PositionalEmbeddingParams, inputs: list[TensorInfo]) -> Inferred:
         steps, d = _sequence(inputs[0], self.name, "D")
@@ -355,6 +367,10 @@ class PositionalEmbedding(OpSpec):
         if steps > positions:
             raise NodeProblem(f"the sequence has {steps} steps but num_positions={positions}", field="num_positions",
                               suggestion=f"set num_positions to at least {steps}")
+        if p.form == "parameter" and positions != steps:
+            raise NodeProblem(f"form='parameter' adds the whole table, one vector per step, but num_positions="
+                              f"{positions} and the sequence has {steps} steps", field="num_positions",
+                              suggestion=f"set num_positions to {steps}, or use form='module'")
         return Inferred(
             out=inputs[0],
             params=positions * d,
@@ -366,6 +382,7 @@ class PositionalEmbedding(OpSpec):
 
 class ClassTokenParams(Params):
     embedding_dim: Width | None = Field(None, description="Inferred: the features per step.")
+    form: Form = Field("module", description=FORM.format(example="cls_token") + ", shape (1, 1, D)")
 
 
 @register
@@ -378,6 +395,11 @@ class ClassToken(OpSpec):
     custom_module = True
     positional = ("embedding_dim",)
     input_size_args = ("embedding_dim",)
+    parameter_form = ParameterForm(code="torch.cat([{p}.expand({x}.size(0), -1, -1), {x}], dim=1)",
+                                   function="prepend_token")
+
+    def parameter_shape(self, torch_args: dict[str, Any]) -> Shape:
+        return (1, 1, torch_args["embedding_dim"])
 
     def infer(self, p: ClassTokenParams, inputs: list[TensorInfo]) -> Inferred:
         steps, d = _sequence(inputs[0], self.name, "D")

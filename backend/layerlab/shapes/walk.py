@@ -11,7 +11,7 @@ from typing import Any
 from ..graph import Graph, InitSpec
 from ..ops import NodeProblem, TensorInfo, get_op
 from ..ops.base import MAX_ACTIVATION, MAX_NODE_PARAMS, fmt_shape, numel
-from ..plan import DagPlan, LayerPlan, ModelPlan, Plan, ResidualPlan, SeqPlan, Step
+from ..plan import DagPlan, LayerPlan, ModelPlan, ParameterPlan, Plan, ResidualPlan, SeqPlan, Step
 from .ledger import Failed, Ledger
 from .report import Report
 from .residual import shortcut
@@ -106,7 +106,11 @@ class Walk:
             var_of[m.id] = m.id
             if plan is not None:
                 plans.append(plan)
-                steps.append(Step(var=m.id, kind="module", inputs=in_vars, shape=out.shape, target=plan.name))
+                if isinstance(plan, ParameterPlan):
+                    steps.append(Step(var=m.id, kind="parameter", inputs=in_vars, shape=out.shape, target=plan.name,
+                                      op=m.op))
+                else:
+                    steps.append(Step(var=m.id, kind="module", inputs=in_vars, shape=out.shape, target=plan.name))
             else:  # a merge: a function of its inputs, the op's params as keyword arguments
                 rule = get_op(m.op).merge
                 steps.append(Step(var=m.id, kind="merge", inputs=in_vars, shape=out.shape, op=m.op,
@@ -183,6 +187,10 @@ class Walk:
         self.ledger.record(m, inputs, inf, frozen=frozen)
         if spec.torch_class is None:
             return inf.out, None
+        if spec.parameter_form is not None and m.params.form == "parameter":  # self.<name>, used in forward
+            return inf.out, ParameterPlan(name=m.module_name, node_id=m.id, op=m.op,
+                                          shape=spec.parameter_shape(inf.torch_args), in_shape=inputs[0].shape,
+                                          out_shape=inf.out.shape, frozen=frozen)
         plan = LayerPlan(name=m.module_name, node_id=m.id, op=m.op, torch_class=spec.torch_class, args=inf.torch_args,
                          positional=spec.positional, in_shape=inputs[0].shape, out_shape=inf.out.shape,
                          frozen=frozen, init=init)

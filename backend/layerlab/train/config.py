@@ -256,7 +256,8 @@ class RunConfig(_Strict):
         True, description="BatchNorm layers whose parameters are all frozen keep their running stats."
     )
     step_event_interval_s: float = Field(0.05, ge=0.0, le=10.0, description="Coalesce step events.")
-    layer_stats_every: int = Field(50, ge=0, description="Per-layer statistics every N steps; 0 disables.")
+    layer_stats_every: int = Field(50, ge=0, description="Per-layer statistics every N steps, and after each "
+                                   "epoch a snapshot of every layer's output on one validation sample; 0 disables both.")
     checkpoint_every_epochs: int | None = Field(None, ge=1, description="Also checkpoint every N epochs.")
 
     @model_validator(mode="after")

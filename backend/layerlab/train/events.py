@@ -97,6 +97,45 @@ class LayerStat(BaseModel):
     )
 
 
+class Histogram(BaseModel):
+    """Counts in ``len(counts)`` equal-width bins over [lo, hi] (``torch.histc``), finite values only."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    lo: float
+    hi: float
+    counts: list[int]
+    nonfinite: int = Field(0, description="NaN and infinite values, left out of the bins.")
+
+
+class FeatureMaps(BaseModel):
+    """The first ``len(lo)`` channels of a (C, H, W) output as 8-bit greyscale tiles, each channel
+    scaled from its own [lo, hi] to 0..255 (lo == hi: all 0)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    channels: int = Field(description="Channels the output has; only the first len(lo) are sent.")
+    height: int = Field(description="Tile height: the output's, or smaller when it was averaged down.")
+    width: int
+    source_size: tuple[int, int] = Field(description="(H, W) of the output itself.")
+    lo: list[float] = Field(description="Per channel shown: the value drawn black.")
+    hi: list[float] = Field(description="Per channel shown: the value drawn white.")
+    pixels: str = Field(description="Base64 of len(lo) × height × width bytes, channel by channel, row by row.")
+
+
+class LayerOutput(BaseModel):
+    """One layer's output on the snapshot's sample, and its weights."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    node: str = Field(description="The graph node id.")
+    path: str = Field(description="The module path; a repeated block's node shows its first copy.")
+    shape: list[int] = Field(description="The output's shape for this one sample (no batch dimension).")
+    output: Histogram = Field(description="The output's values.")
+    maps: FeatureMaps | None = Field(None, description="(C, H, W) outputs: the feature maps.")
+    weights: Histogram | None = Field(None, description="The layer's own 'weight' parameter, if it has one.")
+
+
 # --- the events -------------------------------------------------------------------------------
 
 
@@ -168,6 +207,18 @@ class LayerStatsEvent(_EventBase):
     type: Literal["layer_stats"] = "layer_stats"
     step: int
     layers: list[LayerStat]
+
+
+class LayerSnapshotEvent(_EventBase):
+    """What every layer makes of one fixed sample, after an epoch's validation (model in eval mode)."""
+
+    type: Literal["layer_snapshot"] = "layer_snapshot"
+    step: int
+    epoch: int
+    split: Literal["val", "train"] = Field(description="Where the sample comes from: the validation set, or "
+                                           "the training set when there is no validation split.")
+    sample: int = Field(description="The sample's index in that split.")
+    layers: list[LayerOutput]
 
 
 class CheckpointEvent(_EventBase):
@@ -246,6 +297,7 @@ Event = Annotated[
         StepEvent,
         EpochEvent,
         LayerStatsEvent,
+        LayerSnapshotEvent,
         CheckpointEvent,
         WarningEvent,
         RunPaused,

@@ -1,19 +1,30 @@
-"""What the trainer measures: the per-step loss stream and per-layer health statistics.
+"""What the trainer measures: the per-step loss stream, per-layer health statistics, and
+snapshots of what each layer makes of one sample.
 
-Both are written so the GPU is synchronized only when an event is actually sent: losses are
-kept as device tensors and read in one ``tolist()``; layer statistics are computed on the device
-and read back together.
+The first two are written so the GPU is synchronized only when an event is actually sent: losses
+are kept as device tensors and read in one ``tolist()``; layer statistics are computed on the
+device and read back together. A snapshot is one extra forward pass of one sample, once an epoch.
 """
 
 from __future__ import annotations
 
+import base64
+import math
 import time
 from collections.abc import Callable
+from typing import Any
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
-from .events import LayerStat
+from .events import FeatureMaps, Histogram, LayerOutput, LayerStat
+
+# What one snapshot may hold, whatever the model: it goes into the run's event log once an epoch.
+SNAPSHOT_LAYERS = 64  # layers per snapshot (the first ones, in module order)
+SNAPSHOT_CHANNELS = 16  # feature-map channels per layer
+SNAPSHOT_SIDE = 32  # a feature map's longer side; larger maps are averaged down (area resampling)
+SNAPSHOT_BINS = 32  # histogram bins
 
 _RELUS = (nn.ReLU, nn.ReLU6)
 
@@ -137,3 +148,102 @@ class LayerProbe:
         for table in tables.values():
             table.clear()
         return [LayerStat(node=self.node_of(path), path=path or "model", **fields) for path, fields in read.items()]
+
+
+class OutputProbe:
+    """One sample through the model, in eval mode, with a forward hook on each layer: its output
+    (a histogram; feature maps when it is (C, H, W)) and a histogram of its weight.
+
+    The layers are the modules of graph nodes that hold no other node (a block's layers, not the
+    block), one per node (a repeated block's first copy), at most :data:`SNAPSHOT_LAYERS`. A model
+    without node names (a hand-made spec) is looked at through its leaf modules.
+    """
+
+    def __init__(self, model: nn.Module, node_of: Callable[[str], str], node_names: dict[str, str]) -> None:
+        self.node_of = node_of
+        named = [(path, m) for path, m in model.named_modules() if path]
+        if node_names:
+            named = [(path, m) for path, m in named if path.rsplit(".", 1)[-1] in node_names]
+            prefixes = {path.rsplit(".", 1)[0] for path, _ in named if "." in path}
+            # A node whose module holds another node's module is a block: look at its layers instead.
+            holders = {p for prefix in prefixes for p in _ancestors(prefix)}
+            named = [(path, m) for path, m in named if path not in holders]
+        else:
+            named = [(path, m) for path, m in named if next(m.children(), None) is None]
+        seen: set[str] = set()
+        self.layers: list[tuple[str, str, nn.Module]] = []
+        for path, module in named:
+            node = node_of(path)
+            if node not in seen and len(self.layers) < SNAPSHOT_LAYERS:
+                seen.add(node)
+                self.layers.append((node, path, module))
+
+    @torch.no_grad()
+    def take(self, model: nn.Module, x: torch.Tensor) -> list[LayerOutput]:
+        """Every layer's view of ``x`` (a batch of one); the caller puts the model in eval mode."""
+        outputs: dict[str, torch.Tensor] = {}
+
+        def hook_for(path: str) -> Callable[[nn.Module, Any, Any], None]:
+            def hook(_module: nn.Module, _inputs: Any, output: Any) -> None:
+                if isinstance(output, (tuple, list)):  # e.g. an LSTM's (output, (h, c)): the output
+                    output = next((o for o in output if isinstance(o, torch.Tensor)), None)
+                if isinstance(output, torch.Tensor) and output.dim() >= 1 and path not in outputs:
+                    outputs[path] = output.detach()[0]  # this sample, (C, H, W) / (features,) / ...
+
+            return hook
+
+        handles = [m.register_forward_hook(hook_for(path)) for _, path, m in self.layers]
+        try:
+            model(x)
+        finally:
+            for handle in handles:
+                handle.remove()
+        views = []
+        for node, path, module in self.layers:
+            out = outputs.get(path)
+            if out is None:
+                continue
+            weight = module._parameters.get("weight")
+            views.append(LayerOutput(
+                node=node, path=path, shape=list(out.shape), output=histogram(out),
+                maps=feature_maps(out) if out.dim() == 3 else None,
+                weights=histogram(weight.detach()) if weight is not None else None,
+            ))
+        return views
+
+
+def _ancestors(path: str) -> list[str]:
+    parts = path.split(".")
+    return [".".join(parts[:i]) for i in range(1, len(parts) + 1)]
+
+
+def histogram(t: torch.Tensor, bins: int = SNAPSHOT_BINS) -> Histogram:
+    """``torch.histc`` of the finite values over their own [min, max]."""
+    values = t.detach().float().flatten()
+    finite = values[torch.isfinite(values)]
+    nonfinite = values.numel() - finite.numel()
+    if finite.numel() == 0:
+        return Histogram(lo=0.0, hi=0.0, counts=[0] * bins, nonfinite=nonfinite)
+    lo, hi = torch.stack([finite.min(), finite.max()]).tolist()
+    counts = torch.histc(finite, bins=bins, min=lo, max=hi)
+    return Histogram(lo=lo, hi=hi, counts=[int(c) for c in counts.tolist()], nonfinite=nonfinite)
+
+
+def feature_maps(t: torch.Tensor, *, channels: int = SNAPSHOT_CHANNELS, side: int = SNAPSHOT_SIDE) -> FeatureMaps:
+    """The first ``channels`` maps of a (C, H, W) output, at most ``side`` pixels on their longer
+    side, each scaled from its own min..max to 0..255 (non-finite values count as 0)."""
+    c, h, w = t.shape
+    maps = torch.nan_to_num(t[:channels].detach().float(), nan=0.0, posinf=0.0, neginf=0.0)  # (c, H, W)
+    if max(h, w) > side:
+        scale = side / max(h, w)
+        size = (max(1, math.floor(h * scale)), max(1, math.floor(w * scale)))
+        maps = F.interpolate(maps[None], size=size, mode="area")[0]  # (c, h', w')
+    lo = maps.amin(dim=(1, 2), keepdim=True)
+    hi = maps.amax(dim=(1, 2), keepdim=True)
+    span = (hi - lo).clamp_min(torch.finfo(torch.float32).tiny)
+    pixels = ((maps - lo) / span * 255).round().clamp(0, 255).to(torch.uint8)
+    return FeatureMaps(
+        channels=c, height=maps.shape[1], width=maps.shape[2], source_size=(h, w),
+        lo=lo.flatten().tolist(), hi=hi.flatten().tolist(),
+        pixels=base64.b64encode(pixels.cpu().numpy().tobytes()).decode("ascii"),
+    )

@@ -35,6 +35,7 @@ from .events import (
     Emit,
     Emitter,
     EpochEvent,
+    LayerSnapshotEvent,
     LayerStatsEvent,
     ModelSummary,
     RunFailed,
@@ -49,7 +50,7 @@ from .events import (
 )
 from .optim import LossFn, l1_penalty, make_optimizer, make_scheduler, param_groups
 from .spec import ModelSpec, RunSetupError, check_data, spec_from_graph
-from .stats import LayerProbe, StepBuffer
+from .stats import LayerProbe, OutputProbe, StepBuffer
 
 log = logging.getLogger(__name__)
 
@@ -308,6 +309,9 @@ class Trainer:
             self.compiled = torch.compile(model)  # type: ignore[assignment]
         self.probe = LayerProbe(model, self.spec.node_for_path, with_hooks=not cfg.compile) \
             if cfg.layer_stats_every else None
+        # Once an epoch, what each layer makes of one fixed sample (off with the statistics).
+        self.outputs = OutputProbe(model, self.spec.node_for_path, self.spec.node_names) \
+            if cfg.layer_stats_every else None
         if cfg.compile and cfg.layer_stats_every:
             self.warnings.append("dead-ReLU statistics are off under torch.compile (hooks would recompile)")
 
@@ -486,6 +490,7 @@ class Trainer:
                 seconds=time.monotonic() - epoch_started,
                 partial=partial,
             )
+            self._snapshot(epoch=self.epoch + (1 if partial else 0))
             if partial:
                 self.batch_in_epoch = batches_done
                 finish_reason = "max_steps"
@@ -562,6 +567,21 @@ class Trainer:
             return val_loss, val_acc
         finally:
             set_train_mode(self.model, self.frozen_bn)
+
+    def _snapshot(self, *, epoch: int) -> None:
+        """Every layer's output on the first validation sample (the first training sample when
+        there is no validation split), and its weights: one forward pass of one sample."""
+        if self.outputs is None:
+            return
+        split: Literal["val", "train"] = "val" if len(self.data.x_val) else "train"
+        x = (self.data.x_val if split == "val" else self.data.x_train)[:1].to(self.device)  # (1, *input_shape)
+        self.model.eval()  # the eager model: hooks do not fire inside a compiled graph
+        try:
+            with torch.inference_mode():
+                layers = self.outputs.take(self.model, x)
+        finally:
+            set_train_mode(self.model, self.frozen_bn)
+        self.events.emit(LayerSnapshotEvent, step=self.step, epoch=epoch, split=split, sample=0, layers=layers)
 
     def _keep_epoch_sums(self, loss_sum: torch.Tensor | None, correct: torch.Tensor | None, seen: int) -> None:
         """The running sums of the current epoch (all zero: a new epoch starts)."""

@@ -958,6 +958,48 @@ export interface components {
             /** More */
             more: boolean;
         };
+        /**
+         * FeatureMaps
+         * @description The first ``len(lo)`` channels of a (C, H, W) output as 8-bit greyscale tiles, each channel
+         *     scaled from its own [lo, hi] to 0..255 (lo == hi: all 0).
+         */
+        FeatureMaps: {
+            /**
+             * Channels
+             * @description Channels the output has; only the first len(lo) are sent.
+             */
+            channels: number;
+            /**
+             * Height
+             * @description Tile height: the output's, or smaller when it was averaged down.
+             */
+            height: number;
+            /** Width */
+            width: number;
+            /**
+             * Source Size
+             * @description (H, W) of the output itself.
+             */
+            source_size: [
+                number,
+                number
+            ];
+            /**
+             * Lo
+             * @description Per channel shown: the value drawn black.
+             */
+            lo: number[];
+            /**
+             * Hi
+             * @description Per channel shown: the value drawn white.
+             */
+            hi: number[];
+            /**
+             * Pixels
+             * @description Base64 of len(lo) × height × width bytes, channel by channel, row by row.
+             */
+            pixels: string;
+        };
         /** FinetuneCreate */
         FinetuneCreate: {
             /**
@@ -1043,6 +1085,24 @@ export interface components {
             detail?: components["schemas"]["ValidationError"][];
         };
         /**
+         * Histogram
+         * @description Counts in ``len(counts)`` equal-width bins over [lo, hi] (``torch.histc``), finite values only.
+         */
+        Histogram: {
+            /** Lo */
+            lo: number;
+            /** Hi */
+            hi: number;
+            /** Counts */
+            counts: number[];
+            /**
+             * Nonfinite
+             * @description NaN and infinite values, left out of the bins.
+             * @default 0
+             */
+            nonfinite: number;
+        };
+        /**
          * InitConfig
          * @description Global weight initialization passed to the compiler. A bare string is a scheme name.
          */
@@ -1066,6 +1126,74 @@ export interface components {
         Invalid: {
             /** Detail */
             detail: components["schemas"]["GraphError"][];
+        };
+        /**
+         * LayerOutput
+         * @description One layer's output on the snapshot's sample, and its weights.
+         */
+        LayerOutput: {
+            /**
+             * Node
+             * @description The graph node id.
+             */
+            node: string;
+            /**
+             * Path
+             * @description The module path; a repeated block's node shows its first copy.
+             */
+            path: string;
+            /**
+             * Shape
+             * @description The output's shape for this one sample (no batch dimension).
+             */
+            shape: number[];
+            /** @description The output's values. */
+            output: components["schemas"]["Histogram"];
+            /** @description (C, H, W) outputs: the feature maps. */
+            maps?: components["schemas"]["FeatureMaps"] | null;
+            /** @description The layer's own 'weight' parameter, if it has one. */
+            weights?: components["schemas"]["Histogram"] | null;
+        };
+        /**
+         * LayerSnapshotEvent
+         * @description What every layer makes of one fixed sample, after an epoch's validation (model in eval mode).
+         */
+        LayerSnapshotEvent: {
+            /** Run Id */
+            run_id: string;
+            /**
+             * Seq
+             * @description Monotonic per run, starting at 0.
+             * @default 0
+             */
+            seq: number;
+            /**
+             * Time
+             * @description Wall-clock seconds since the epoch.
+             */
+            time?: number;
+            /**
+             * @description discriminator enum property added by openapi-typescript
+             * @enum {string}
+             */
+            type: "layer_snapshot";
+            /** Step */
+            step: number;
+            /** Epoch */
+            epoch: number;
+            /**
+             * Split
+             * @description Where the sample comes from: the validation set, or the training set when there is no validation split.
+             * @enum {string}
+             */
+            split: "val" | "train";
+            /**
+             * Sample
+             * @description The sample's index in that split.
+             */
+            sample: number;
+            /** Layers */
+            layers: components["schemas"]["LayerOutput"][];
         };
         /** LayerStat */
         LayerStat: {
@@ -1168,7 +1296,7 @@ export interface components {
             status: "queued" | "running" | "paused" | "finished" | "failed" | "stopped";
             /**
              * Last Seq
-             * @description The seq of the last step or epoch event included; stream what follows with after=last_seq.
+             * @description The seq of the last event included; stream what follows with after=last_seq.
              */
             last_seq: number;
             /**
@@ -1202,6 +1330,8 @@ export interface components {
              * @description Every layer_stats event: per-layer history.
              */
             layer_stats?: components["schemas"]["LayerStatsEvent"][];
+            /** @description The latest layer_snapshot event: what each layer made of one validation sample, and its weights. */
+            snapshot?: components["schemas"]["LayerSnapshotEvent"] | null;
             /** @description The latest run_started event (device, precision, dataset sizes, steps per epoch), if the run has started. */
             started?: components["schemas"]["RunStarted"] | null;
         };
@@ -1716,7 +1846,7 @@ export interface components {
             step_event_interval_s: number;
             /**
              * Layer Stats Every
-             * @description Per-layer statistics every N steps; 0 disables.
+             * @description Per-layer statistics every N steps, and after each epoch a snapshot of every layer's output on one validation sample; 0 disables both.
              * @default 50
              */
             layer_stats_every: number;
@@ -2841,6 +2971,13 @@ export interface components {
              * @default null
              */
             embedding_dim: number | null;
+            /**
+             * Form
+             * @description module: a submodule holding weight (state_dict key NAME.weight); parameter: a raw nn.Parameter of the enclosing module, as ViT reference code writes self.cls_token (state_dict key NAME), shape (1, 1, D)
+             * @default module
+             * @enum {string}
+             */
+            form: "module" | "parameter";
         };
         /**
          * ConcatNode
@@ -5271,6 +5408,13 @@ export interface components {
              * @default null
              */
             embedding_dim: number | null;
+            /**
+             * Form
+             * @description module: a submodule holding weight (state_dict key NAME.weight); parameter: a raw nn.Parameter of the enclosing module, as ViT reference code writes self.pos_embedding (state_dict key NAME), shape (1, L, D), x + it
+             * @default module
+             * @enum {string}
+             */
+            form: "module" | "parameter";
         };
         /**
          * RNNNode
@@ -5581,6 +5725,71 @@ export interface components {
              *     ]
              */
             shape: number[];
+        };
+        /**
+         * SelectNode
+         * @description Takes one position along a dim, which goes away: x[:, 0] is a ViT's class token, (L, D) → (D).
+         */
+        SelectNode: {
+            /**
+             * Id
+             * @description Unique id; also the module's attribute name (so it must be a Python identifier).
+             */
+            id: string;
+            /**
+             * Parent
+             * @description The Block this node belongs to.
+             * @default null
+             */
+            parent: string | null;
+            /**
+             * Name
+             * @default null
+             */
+            name: string | null;
+            /**
+             * Label
+             * @description A user label.
+             * @default null
+             */
+            label: string | null;
+            /**
+             * Frozen
+             * @description requires_grad=False for its parameters (a block: all inside).
+             * @default false
+             */
+            frozen: boolean;
+            /**
+             * @description Initialization override for this node.
+             * @default null
+             */
+            init: components["schemas"]["InitSpec"] | null;
+            /**
+             * @description Canvas position (the editor's, ignored here).
+             * @default null
+             */
+            position: components["schemas"]["Position"] | null;
+            /**
+             * @description discriminator enum property added by openapi-typescript
+             * @enum {string}
+             */
+            op: "Select";
+            params?: components["schemas"]["SelectParams"];
+        };
+        /** SelectParams */
+        SelectParams: {
+            /**
+             * Dim
+             * @description The dim to take one position of, counted with the batch.
+             * @default 1
+             */
+            dim: number;
+            /**
+             * Index
+             * @description The position along dim; negative counts from the end (-1: the last).
+             * @default 0
+             */
+            index: number;
         };
         /**
          * SiLUNode
@@ -6193,7 +6402,7 @@ export interface components {
              */
             description: string | null;
             /** Nodes */
-            nodes: (components["schemas"]["InputNode"] | components["schemas"]["OutputNode"] | components["schemas"]["BlockNode"] | components["schemas"]["Conv1dNode"] | components["schemas"]["Conv2dNode"] | components["schemas"]["ConvTranspose2dNode"] | components["schemas"]["LinearNode"] | components["schemas"]["EmbeddingNode"] | components["schemas"]["RNNNode"] | components["schemas"]["LSTMNode"] | components["schemas"]["GRUNode"] | components["schemas"]["MultiheadAttentionNode"] | components["schemas"]["TransformerEncoderLayerNode"] | components["schemas"]["TransformerEncoderNode"] | components["schemas"]["PositionalEmbeddingNode"] | components["schemas"]["ClassTokenNode"] | components["schemas"]["BatchNorm1dNode"] | components["schemas"]["BatchNorm2dNode"] | components["schemas"]["InstanceNorm2dNode"] | components["schemas"]["LayerNormNode"] | components["schemas"]["GroupNormNode"] | components["schemas"]["ReLUNode"] | components["schemas"]["SiLUNode"] | components["schemas"]["SigmoidNode"] | components["schemas"]["TanhNode"] | components["schemas"]["ReLU6Node"] | components["schemas"]["HardswishNode"] | components["schemas"]["MishNode"] | components["schemas"]["IdentityNode"] | components["schemas"]["LeakyReLUNode"] | components["schemas"]["ELUNode"] | components["schemas"]["GELUNode"] | components["schemas"]["SoftplusNode"] | components["schemas"]["PReLUNode"] | components["schemas"]["SoftmaxNode"] | components["schemas"]["LogSoftmaxNode"] | components["schemas"]["DropoutNode"] | components["schemas"]["Dropout2dNode"] | components["schemas"]["Dropout1dNode"] | components["schemas"]["MaxPool1dNode"] | components["schemas"]["MaxPool2dNode"] | components["schemas"]["AvgPool2dNode"] | components["schemas"]["AvgPool1dNode"] | components["schemas"]["AdaptiveAvgPool2dNode"] | components["schemas"]["AdaptiveMaxPool2dNode"] | components["schemas"]["AdaptiveAvgPool1dNode"] | components["schemas"]["FlattenNode"] | components["schemas"]["UnflattenNode"] | components["schemas"]["UpsampleNode"] | components["schemas"]["ZeroPad2dNode"] | components["schemas"]["PermuteNode"] | components["schemas"]["ReshapeNode"] | components["schemas"]["MeanNode"] | components["schemas"]["PixelShuffleNode"] | components["schemas"]["AddNode"] | components["schemas"]["MultiplyNode"] | components["schemas"]["ConcatNode"])[];
+            nodes: (components["schemas"]["InputNode"] | components["schemas"]["OutputNode"] | components["schemas"]["BlockNode"] | components["schemas"]["Conv1dNode"] | components["schemas"]["Conv2dNode"] | components["schemas"]["ConvTranspose2dNode"] | components["schemas"]["LinearNode"] | components["schemas"]["EmbeddingNode"] | components["schemas"]["RNNNode"] | components["schemas"]["LSTMNode"] | components["schemas"]["GRUNode"] | components["schemas"]["MultiheadAttentionNode"] | components["schemas"]["TransformerEncoderLayerNode"] | components["schemas"]["TransformerEncoderNode"] | components["schemas"]["PositionalEmbeddingNode"] | components["schemas"]["ClassTokenNode"] | components["schemas"]["BatchNorm1dNode"] | components["schemas"]["BatchNorm2dNode"] | components["schemas"]["InstanceNorm2dNode"] | components["schemas"]["LayerNormNode"] | components["schemas"]["GroupNormNode"] | components["schemas"]["ReLUNode"] | components["schemas"]["SiLUNode"] | components["schemas"]["SigmoidNode"] | components["schemas"]["TanhNode"] | components["schemas"]["ReLU6Node"] | components["schemas"]["HardswishNode"] | components["schemas"]["MishNode"] | components["schemas"]["IdentityNode"] | components["schemas"]["LeakyReLUNode"] | components["schemas"]["ELUNode"] | components["schemas"]["GELUNode"] | components["schemas"]["SoftplusNode"] | components["schemas"]["PReLUNode"] | components["schemas"]["SoftmaxNode"] | components["schemas"]["LogSoftmaxNode"] | components["schemas"]["DropoutNode"] | components["schemas"]["Dropout2dNode"] | components["schemas"]["Dropout1dNode"] | components["schemas"]["MaxPool1dNode"] | components["schemas"]["MaxPool2dNode"] | components["schemas"]["AvgPool2dNode"] | components["schemas"]["AvgPool1dNode"] | components["schemas"]["AdaptiveAvgPool2dNode"] | components["schemas"]["AdaptiveMaxPool2dNode"] | components["schemas"]["AdaptiveAvgPool1dNode"] | components["schemas"]["FlattenNode"] | components["schemas"]["UnflattenNode"] | components["schemas"]["UpsampleNode"] | components["schemas"]["ZeroPad2dNode"] | components["schemas"]["PermuteNode"] | components["schemas"]["ReshapeNode"] | components["schemas"]["MeanNode"] | components["schemas"]["SelectNode"] | components["schemas"]["PixelShuffleNode"] | components["schemas"]["AddNode"] | components["schemas"]["MultiplyNode"] | components["schemas"]["ConcatNode"])[];
             /** Edges */
             edges?: components["schemas"]["Edge"][];
         };
@@ -6571,7 +6780,7 @@ export interface components {
              */
             step: number | null;
         };
-        RunEvent: components["schemas"]["RunQueued"] | components["schemas"]["RunStarting"] | components["schemas"]["RunStarted"] | components["schemas"]["StepEvent"] | components["schemas"]["EpochEvent"] | components["schemas"]["LayerStatsEvent"] | components["schemas"]["CheckpointEvent"] | components["schemas"]["WarningEvent"] | components["schemas"]["RunPaused"] | components["schemas"]["RunResumed"] | components["schemas"]["RunFinished"] | components["schemas"]["RunFailed"] | components["schemas"]["RunStopped"];
+        RunEvent: components["schemas"]["RunQueued"] | components["schemas"]["RunStarting"] | components["schemas"]["RunStarted"] | components["schemas"]["StepEvent"] | components["schemas"]["EpochEvent"] | components["schemas"]["LayerStatsEvent"] | components["schemas"]["LayerSnapshotEvent"] | components["schemas"]["CheckpointEvent"] | components["schemas"]["WarningEvent"] | components["schemas"]["RunPaused"] | components["schemas"]["RunResumed"] | components["schemas"]["RunFinished"] | components["schemas"]["RunFailed"] | components["schemas"]["RunStopped"];
     };
     responses: never;
     parameters: never;

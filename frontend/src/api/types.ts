@@ -22,6 +22,10 @@ export type RunEvent = S['RunEvent'];
 export type StepEvent = S['StepEvent'];
 export type EpochEvent = S['EpochEvent'];
 export type LayerStat = S['LayerStat'];
+export type LayerSnapshot = S['LayerSnapshotEvent'];
+export type LayerOutput = S['LayerOutput'];
+export type Histogram = S['Histogram'];
+export type FeatureMaps = S['FeatureMaps'];
 export type InitSpec = S['InitSpec'];
 export type InitScheme = NonNullable<InitSpec['scheme']>;
 

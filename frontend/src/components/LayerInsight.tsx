@@ -1,8 +1,10 @@
 // Inside one layer during or after a run: the history of its gradient norm, weight norm,
 // update/weight ratio and dead-unit fraction as sparklines, from the run's layer_stats events
-// (every N steps, `layer_stats_every`). Only the open project's watched run counts.
+// (every N steps, `layer_stats_every`), then what it made of one validation sample at the latest
+// epoch's end (LayerOutputView). Only the open project's watched run counts.
 import { LAYER_METRICS, type LayerTrace } from '../state/runSeries';
-import { currentSeries, useLayerLive, useTraining } from '../state/trainingStore';
+import { currentSeries, useLayerLive, useLayerSnapshot, useTraining } from '../state/trainingStore';
+import { LayerOutputView } from './LayerOutputView';
 import './training.css';
 
 const TITLES: Record<(typeof LAYER_METRICS)[number], string> = {
@@ -17,21 +19,26 @@ const H = 28;
 
 export function LayerInsight({ id }: { id: string }) {
   const { live, fromVersion } = useLayerLive(id);
+  const seen = useLayerSnapshot(id);
   // Re-render when new statistics arrive (the history itself is read from the run's columns).
   const layers = useTraining((s) => s.layers);
   const step = layers ? currentSeries().layersStep : -1;
-  if (!live) return null;
-  const trace = currentSeries().layerHistory[id];
-  if (!trace) return null;
-  const shown = LAYER_METRICS.filter((k) => trace[k].some((v) => v !== null));
+  const trace = live ? currentSeries().layerHistory[id] : undefined;
+  if (!trace && !seen) return null;
+  const shown = trace ? LAYER_METRICS.filter((k) => trace[k].some((v) => v !== null)) : [];
   return (
     <div className="layer-insight" data-testid="layer-insight">
-      <h3>
-        During training <span className="muted">step {step}{fromVersion !== null ? ` · graph v${fromVersion}` : ''}</span>
-      </h3>
-      {shown.map((k) => (
-        <Sparkline key={k} title={TITLES[k]} metric={k} trace={trace} />
-      ))}
+      {trace && (
+        <>
+          <h3>
+            During training <span className="muted">step {step}{fromVersion !== null ? ` · graph v${fromVersion}` : ''}</span>
+          </h3>
+          {shown.map((k) => (
+            <Sparkline key={k} title={TITLES[k]} metric={k} trace={trace} />
+          ))}
+        </>
+      )}
+      {seen && <LayerOutputView snapshot={seen.snapshot} output={seen.output} />}
     </div>
   );
 }

@@ -38,6 +38,22 @@ describe('applyEvents', () => {
     expect([s.status, s.statusNote]).toEqual(['stopped', 'interrupted: the server stopped; Continue goes on from here']);
   });
 
+  it('keeps the latest layer snapshot, live or from the stored metrics', () => {
+    const hist = { lo: -1, hi: 1, counts: [1, 2, 3], nonfinite: 0 };
+    const snap = (seq: number, epoch: number) =>
+      ({ type: 'layer_snapshot', run_id: 'r', seq, time: 0, step: epoch * 10, epoch, split: 'val', sample: 0,
+         layers: [{ node: 'fc', path: 'fc', shape: [3], output: hist, maps: null, weights: hist }] }) as RunEvent;
+    const s = emptySeries('r');
+    expect(s.snapshot).toBeNull();
+    const c = applyEvents(s, [snap(0, 1), step(1, [[11, 0.5]]), snap(2, 2)]);
+    expect(c.layers).toBe(true);
+    expect([s.snapshot?.epoch, s.snapshot?.layers[0].node]).toEqual([2, 'fc']);
+    const latest = snap(7, 3) as Extract<RunEvent, { type: 'layer_snapshot' }>;
+    const m = seriesFromMetrics('r', { run_id: 'r', status: 'finished', last_seq: 7, steps: [], lr: [], epochs: [], snapshot: latest });
+    expect(m.snapshot).toEqual(latest);
+    expect(seriesFromMetrics('r', { run_id: 'r', status: 'finished', last_seq: 7, steps: [], lr: [], epochs: [] }).snapshot).toBeNull();
+  });
+
   it('flags a gap in seq', () => {
     const s = emptySeries('r');
     applyEvents(s, [step(0, [[1, 2.3]]), step(5, [[9, 2.1]])]);

@@ -2,7 +2,7 @@
 // mutates the series it is given (arrays grow in place so uPlot can take them without copying)
 // and reports what changed. Events at or below the last seen seq are ignored, so replaying stored
 // events and then the live stream never duplicates a point.
-import type { RunEvent } from '../api/types';
+import type { LayerSnapshot, RunEvent } from '../api/types';
 
 export type RunStatus = 'idle' | 'queued' | 'running' | 'paused' | 'finished' | 'failed' | 'stopped';
 
@@ -38,6 +38,8 @@ export interface RunSeries {
   layersStep: number;
   /** Every layer_stats event so far, per node. */
   layerHistory: Record<string, LayerTrace>;
+  /** The latest layer_snapshot: each layer's output on one validation sample, and its weights. */
+  snapshot: LayerSnapshot | null;
   warnings: string[];
   checkpoints: { step: number; epoch: number; reason: string }[];
   failure: { reason: string; hint?: string | null; node?: string | null } | null;
@@ -73,6 +75,7 @@ export function emptySeries(runId: string): RunSeries {
     layers: {},
     layersStep: -1,
     layerHistory: {},
+    snapshot: null,
     warnings: [],
     checkpoints: [],
     failure: null,
@@ -152,6 +155,10 @@ export function applyEvents(s: RunSeries, events: RunEvent[]): Changes {
       }
       case 'layer_stats':
         applyLayerStats(s, ev);
+        changed.layers = true;
+        break;
+      case 'layer_snapshot':
+        s.snapshot = ev;
         changed.layers = true;
         break;
       case 'checkpoint':

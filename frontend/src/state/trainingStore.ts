@@ -4,7 +4,7 @@
 // counter and the per-layer stats the canvas tints nodes with.
 import { create } from 'zustand';
 import { api, runEventsUrl, statusEventsUrl } from '../api/client';
-import type { DatasetList, Metrics, RunConfig, RunDetail, RunEvent, RunSummary, WeightsInfo } from '../api/types';
+import type { DatasetList, LayerOutput, LayerSnapshot, Metrics, RunConfig, RunDetail, RunEvent, RunSummary, WeightsInfo } from '../api/types';
 import { type ConfigDraft, type GroupModel, type RunConfigForm, formModel, setAt } from '../lib/runForm';
 import { readPref, writePref } from '../lib/prefs';
 import { createFrameBatcher } from './frameBatcher';
@@ -23,6 +23,8 @@ export interface TrainingState {
   epoch: number;
   samplesPerS: number | null;
   layers: Record<string, LayerLive>;
+  /** The watched run's latest layer snapshot (once an epoch). */
+  snapshot: LayerSnapshot | null;
   warnings: string[];
   failure: RunSeries['failure'];
   /** Why the run waits (queue place, start phase) or how it stopped short, in words. */
@@ -59,6 +61,7 @@ const NO_RUN = {
   epoch: 0,
   samplesPerS: null,
   layers: {},
+  snapshot: null,
   warnings: [],
   failure: null,
   statusNote: null,
@@ -117,6 +120,7 @@ function publish(changes: Changes) {
   if (s.epoch !== epoch) patch.epoch = epoch;
   if (s.samplesPerS !== series.samplesPerS) patch.samplesPerS = series.samplesPerS;
   if (changes.layers) patch.layers = series.layers;
+  if (changes.layers && s.snapshot !== series.snapshot) patch.snapshot = series.snapshot;
   if (changes.status) {
     if (series.hardware && s.header?.hardware !== series.hardware) {
       patch.header = { hardware: series.hardware, dataset: series.dataset, stepsPerEpoch: series.stepsPerEpoch };
@@ -149,6 +153,7 @@ export function seriesFromMetrics(runId: string, m: Metrics): RunSeries {
   }
   if (m.started) applyStarted(s, m.started as Extract<RunEvent, { type: 'run_started' }>);
   for (const ev of m.layer_stats ?? []) applyLayerStats(s, ev as Extract<RunEvent, { type: 'layer_stats' }>);
+  s.snapshot = (m.snapshot as LayerSnapshot | null | undefined) ?? null;
   for (const e of m.epochs) {
     s.epochX.push(e.epoch);
     s.trainLoss.push(e.train_loss);
@@ -233,6 +238,14 @@ export async function refreshRuns(projectId: string | null = useProject.getState
 
 /** A layer's latest statistics, only if the watched run belongs to the open project; with the
  * run's graph version when the canvas has changed since (the tint is then from that version). */
+/** What a layer made of the latest snapshot's sample, on the same terms as its statistics. */
+export function useLayerSnapshot(id: string): { snapshot: LayerSnapshot; output: LayerOutput } | null {
+  const projectId = useProject((s) => s.projectId);
+  const snapshot = useTraining((s) => (projectId !== null && s.runProject === projectId ? s.snapshot : null));
+  const output = snapshot?.layers.find((l) => l.node === id);
+  return snapshot && output ? { snapshot, output } : null;
+}
+
 export function useLayerLive(id: string): { live: LayerLive | undefined; fromVersion: number | null } {
   const projectId = useProject((s) => s.projectId);
   const version = useProject((s) => s.version);
@@ -291,6 +304,7 @@ export const training = {
       epoch: 0,
       samplesPerS: null,
       layers: {},
+      snapshot: null,
       warnings: [],
       failure: null,
       error: null,

@@ -12,7 +12,7 @@ from starlette.concurrency import run_in_threadpool
 
 from layerlab.export import safe_name
 from layerlab.train.config import RunConfig
-from layerlab.train.events import LayerStatsEvent, RunStarted
+from layerlab.train.events import LayerSnapshotEvent, LayerStatsEvent, RunStarted
 
 from ..db import ACTIVE_STATUSES, Run
 from ..deps import SessionDep, StateDep
@@ -198,6 +198,9 @@ def delete(run_id: str, session: SessionDep, state: StateDep) -> Response:
 def metrics(run_id: str, session: SessionDep, state: StateDep) -> Metrics:
     """The whole loss curve and the per-epoch metrics so far."""
     run = get_run(session, state, run_id)
+    # Only the latest snapshot (they are large), read first: an event stored in between has a
+    # higher seq and so comes with the history below, and last_seq never passes over one.
+    snapshot = state.runs.latest(run_id, "layer_snapshot")
     events = state.runs.history(run_id, types=("step", "epoch", "run_started", "layer_stats"))
     steps: list[tuple[int, float]] = []
     lrs: list[tuple[int, float]] = []
@@ -216,9 +219,10 @@ def metrics(run_id: str, session: SessionDep, state: StateDep) -> Metrics:
             layer_stats.append(LayerStatsEvent.model_validate(e))
         else:
             started = RunStarted.model_validate(e)
-    last_seq = events[-1]["seq"] if events else -1
+    last_seq = max([e["seq"] for e in events[-1:]] + ([snapshot["seq"]] if snapshot else []), default=-1)
     return Metrics(run_id=run_id, status=run.status, last_seq=last_seq, steps=steps, lr=lrs, times=times,
-                   epochs=epochs, started=started, layer_stats=layer_stats)
+                   epochs=epochs, started=started, layer_stats=layer_stats,
+                   snapshot=LayerSnapshotEvent.model_validate(snapshot) if snapshot else None)
 
 
 @router.get("/{run_id}/events/history")
