@@ -9,6 +9,7 @@ See docs/graph-format.md.
 
 from __future__ import annotations
 
+import json
 import keyword
 import os
 import re
@@ -26,6 +27,7 @@ from pydantic import (
     model_validator,
 )
 
+from .memo import ShapeMemo
 from .ops import get_op, op_names, suggest_op
 
 FORMAT = "layerlab.graph/1"
@@ -203,6 +205,10 @@ def graph_json_schema() -> dict[str, Any]:
     return Graph.model_json_schema()
 
 
+_NODE_ADAPTER: TypeAdapter[Any] = TypeAdapter(Node)
+_EDGES_ADAPTER = TypeAdapter(list[Edge])
+
+
 def parse_graph(data: Any) -> tuple[Graph | None, list[GraphError]]:
     """Validate raw JSON data into a Graph, or return every error found, named by node."""
     if isinstance(data, Graph):
@@ -211,6 +217,113 @@ def parse_graph(data: Any) -> tuple[Graph | None, list[GraphError]]:
         return _GRAPH_ADAPTER.validate_python(data), []
     except ValidationError as exc:
         return None, translate_errors(exc, data)
+
+
+def load_json(body: bytes | str) -> Any:
+    """``json.loads``, or the graph-error 422 when the body is not JSON."""
+    try:
+        return json.loads(body)
+    except (ValueError, RecursionError):
+        raise GraphInvalidError([GraphError(message="the request body is not valid JSON",
+                                            suggestion="send the graph as a JSON object")]) from None
+
+
+def parse_graph_json(body: bytes, *, memo: ShapeMemo) -> tuple[Graph | None, list[GraphError]]:
+    """``parse_graph(load_json(body))``, validating only what was not validated before: the memo
+    keeps validated nodes by the exact text of each node (so ``1`` and ``true``, equal in Python, are
+    told apart), and the validated edges by the text of the whole array (edges change only when a
+    connection is drawn or removed; nodes whenever one is moved or set)."""
+    try:
+        split = split_graph_text(body.decode())
+    except UnicodeDecodeError:  # json.loads also reads UTF-16 and UTF-32
+        split = None
+    if split is None:
+        return parse_graph(load_json(body))
+    top, node_items, edges = split
+    try:
+        graph = _GRAPH_ADAPTER.validate_python({**top, "nodes": []} | ({"edges": []} if edges is not None else {}))
+        graph.nodes = memo.nodes.get_all(node_items, _NODE_ADAPTER.validate_python)
+        if edges is not None:
+            graph.edges = memo.edges.get_all([edges], _EDGES_ADAPTER.validate_python)[0]
+    except ValidationError:  # report every error, named as parse_graph names them
+        data = {**top, "nodes": [v for _, v in node_items]}
+        if edges is not None:
+            data["edges"] = edges[1]
+        return parse_graph(data)
+    return graph, []
+
+
+_WS = re.compile(r"[ \t\n\r]*")
+_DECODER = json.JSONDecoder()
+
+
+def split_graph_text(text: str) -> tuple[dict[str, Any], list[tuple[str, Any]], tuple[str, Any] | None] | None:
+    """A JSON object's members, parsed as ``json.loads`` parses them, but its ``nodes`` array as
+    (text, value) per item and its ``edges`` array as (text, value) of the whole; None when the text
+    is anything else (``nodes`` missing or not an array, not an object, not JSON)."""
+    ws = _WS.match
+    top: dict[str, Any] = {}
+    arrays: dict[str, Any] = {}
+    try:
+        i = ws(text, 0).end()
+        if text[i:i + 1] != "{":
+            return None
+        i = ws(text, i + 1).end()
+        if text[i:i + 1] == "}":
+            return None
+        while True:
+            if text[i:i + 1] != '"':
+                return None
+            key, i = json.decoder.scanstring(text, i + 1)
+            i = ws(text, i).end()
+            if text[i:i + 1] != ":":
+                return None
+            i = ws(text, i + 1).end()
+            if key == "nodes" and text[i:i + 1] == "[":
+                arrays[key], i = _array_items(text, i)
+                top.pop(key, None)
+            elif key == "edges" and text[i:i + 1] == "[":
+                value, end = _DECODER.raw_decode(text, i)
+                arrays[key], i = (text[i:end], value), end
+                top.pop(key, None)
+            else:
+                top[key], i = _DECODER.raw_decode(text, i)
+                arrays.pop(key, None)  # a repeated key: the last one counts, as in json.loads
+            i = ws(text, i).end()
+            c = text[i:i + 1]
+            if c == "}":
+                break
+            if c != ",":
+                return None
+            i = ws(text, i + 1).end()
+        if ws(text, i + 1).end() != len(text) or "nodes" not in arrays or "edges" in top:
+            return None
+    except (ValueError, RecursionError):
+        return None
+    return top, arrays["nodes"], arrays.get("edges")
+
+
+def _array_items(text: str, i: int) -> tuple[list[tuple[str, Any]], int]:
+    # the hot loop of a report: one call into the C decoder per item, whitespace skipped only if any
+    ws, decode, blank = _WS.match, _DECODER.raw_decode, " \t\n\r"
+    items: list[tuple[str, Any]] = []
+    i = ws(text, i + 1).end()
+    if text[i:i + 1] == "]":
+        return items, i + 1
+    while True:
+        value, end = decode(text, i)
+        items.append((text[i:end], value))
+        c = text[end:end + 1]
+        if c in blank:
+            end = ws(text, end).end()
+            c = text[end:end + 1]
+        if c == "]":
+            return items, end + 1
+        if c != ",":
+            raise ValueError("expected , or ]")
+        i = end + 1
+        if text[i:i + 1] in blank:
+            i = ws(text, i).end()
 
 
 def translate_errors(exc: ValidationError, data: Any) -> list[GraphError]:
@@ -295,12 +408,15 @@ def expanded_sizes(graph: Graph) -> tuple[int, dict[str, int]]:
     Pure arithmetic on the parent links, so it costs O(nodes × nesting) however large the
     product is. A missing parent or a parent loop counts as the top level: the analysis reports
     those itself."""
+    nested = [n for n in graph.nodes if n.parent is not None]
+    total = len(graph.nodes) - len(nested)  # a top-level node is one instance
+    inside: dict[str, int] = {}  # block id -> instances of everything in its copies
+    if not nested:
+        return total, inside
     by_id: dict[str, Any] = {}
     for n in graph.nodes:
         by_id.setdefault(n.id, n)
-    total = 0
-    inside: dict[str, int] = {}  # block id -> instances of everything in its copies
-    for n in graph.nodes:
+    for n in nested:
         # the Blocks around n, innermost first
         chain, seen, cur = [], {n.id}, n.parent
         while cur is not None and cur not in seen and cur in by_id and by_id[cur].op == "Block":

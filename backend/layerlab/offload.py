@@ -104,9 +104,19 @@ class CpuPool:
             self._pending -= 1
 
 
+class _Worker:
+    """What one worker process keeps between jobs: the shapes stage's memo (``memo.py``), so the
+    editor's next report of a graph that changed in one place redoes only that place."""
+
+    memo: Any = None
+
+
 def _warm() -> None:
-    """Each worker imports the analysis once, not on its first request."""
+    """Each worker imports the analysis once, not on its first request, and makes its memo."""
     import layerlab.shapes  # noqa: F401
+    from layerlab.memo import ShapeMemo
+
+    _Worker.memo = ShapeMemo()
 
 
 # --- the jobs (module-level, so a worker process can import them; this module imports no torch) ---
@@ -115,26 +125,21 @@ def _warm() -> None:
 def report_json(body: bytes, batch_size: int, optimizer: Any) -> bytes:
     """``POST /api/graphs/report``: the request body in, the response body out."""
     from layerlab.graph import GraphError
-    from layerlab.shapes import Report, infer
+    from layerlab.shapes import Report
+    from layerlab.shapes import report_json as analyse_to_json
 
     try:
-        report = infer(parse_json_body(body), batch_size=batch_size, optimizer=optimizer)
+        return analyse_to_json(body, batch_size=batch_size, optimizer=optimizer, memo=_Worker.memo)
     except RecursionError:
         report = Report(valid=False, errors=[GraphError(message="the graph is nested too deeply")])
-    return report.model_dump_json().encode()
+        return report.model_dump_json().encode()
 
 
 def parse_json_body(body: bytes) -> Any:
     """The graph-error 422 when a body is not JSON."""
-    import json
+    from layerlab.graph import load_json
 
-    from layerlab.graph import GraphError, GraphInvalidError
-
-    try:
-        return json.loads(body)
-    except (ValueError, RecursionError):
-        raise GraphInvalidError([GraphError(message="the request body is not valid JSON",
-                                            suggestion="send the graph as a JSON object")]) from None
+    return load_json(body)
 
 
 def export_file(data: Any, fmt: str, config: Any, max_build_bytes: int | None) -> Any:

@@ -1,5 +1,5 @@
 import { ReactFlowProvider, useReactFlow } from '@xyflow/react';
-import { useCallback, useEffect, useRef, useState } from 'react';
+import { useCallback, useEffect, useState } from 'react';
 import { api } from './api/client';
 import { Canvas } from './components/Canvas';
 import { CodeView, EXPORTS, exportModel } from './components/CodeView';
@@ -9,9 +9,9 @@ import { ProjectsPanel } from './components/ProjectsPanel';
 import { HelpOverlay, useShortcuts } from './components/Shortcuts';
 import { StatusBar } from './components/StatusBar';
 import { TrainingPanel } from './components/TrainingPanel';
-import { readPref, writePref } from './lib/prefs';
 import { cycleTheme, useTheme, watchTheme } from './lib/theme';
 import { editor, useEditor } from './state/editorStore';
+import { usePanelWidth } from './state/panelWidth';
 import { projects, useProject, watchUnsaved } from './state/projectStore';
 import { startReportSync } from './state/reportWiring';
 import { training, watchRunList } from './state/trainingStore';
@@ -124,35 +124,8 @@ function DraftBanner() {
   );
 }
 
-const SIDE_MIN = 320;
-const sideMax = () => Math.max(SIDE_MIN, Math.round(window.innerWidth * 0.7));
-
-/** The right-hand panel's width: dragged on its edge (the code view can be made wide), kept in the browser. */
-function useSideWidth() {
-  const [width, setWidth] = useState(() => Math.min(sideMax(), Math.max(SIDE_MIN, Number(readPref('layerlab_side_width')) || 400)));
-  const drag = useRef<{ x: number; w: number } | null>(null);
-  const onPointerDown = (e: React.PointerEvent) => {
-    drag.current = { x: e.clientX, w: width };
-    (e.target as HTMLElement).setPointerCapture(e.pointerId);
-  };
-  const onPointerMove = (e: React.PointerEvent) => {
-    if (!drag.current) return;
-    setWidth(Math.min(sideMax(), Math.max(SIDE_MIN, drag.current.w + drag.current.x - e.clientX)));
-  };
-  const onPointerUp = () => {
-    if (drag.current) writePref('layerlab_side_width', String(width));
-    drag.current = null;
-  };
-  const onKeyDown = (e: React.KeyboardEvent) => {
-    const step = e.key === 'ArrowLeft' ? 40 : e.key === 'ArrowRight' ? -40 : 0;
-    if (!step) return;
-    e.preventDefault();
-    const w = Math.min(sideMax(), Math.max(SIDE_MIN, width + step));
-    setWidth(w);
-    writePref('layerlab_side_width', String(w));
-  };
-  return { width, handle: { onPointerDown, onPointerMove, onPointerUp, onKeyDown } };
-}
+const sideMax = () => Math.max(320, Math.round(window.innerWidth * 0.7));
+const paletteMax = () => Math.max(200, Math.round(window.innerWidth * 0.4));
 
 function Editor() {
   const [tab, setTab] = useState<Tab>('inspector');
@@ -160,25 +133,18 @@ function Editor() {
   const toggleHelp = useCallback(() => setHelp((h) => !h), []);
   const closeHelp = useCallback(() => setHelp(false), []);
   useShortcuts(toggleHelp, closeHelp);
-  const side = useSideWidth();
+  // the code view can be made wide; the palette too, for long layer names
+  const side = usePanelWidth({ pref: 'layerlab_side_width', min: 320, max: sideMax, initial: 400, grows: 'left' });
+  const palette = usePanelWidth({ pref: 'layerlab_palette_width', min: 200, max: paletteMax, initial: 210, grows: 'right' });
   return (
     <div className="app">
       <TopBar onHelp={toggleHelp} />
       <DraftBanner />
       <div className="main">
-        <Palette />
+        <Palette width={palette.width} />
+        <div className="splitter" aria-label="Resize the layer palette" data-testid="palette-splitter" {...palette.separator} />
         <Canvas />
-        <div
-          className="splitter"
-          role="separator"
-          aria-orientation="vertical"
-          aria-label="Resize the side panel"
-          aria-valuenow={side.width}
-          tabIndex={0}
-          data-testid="side-splitter"
-          title="Drag to resize (or focus and use ← →)"
-          {...side.handle}
-        />
+        <div className="splitter" aria-label="Resize the side panel" data-testid="side-splitter" {...side.separator} />
         <aside className="side" style={{ width: side.width }} data-testid="side-panel">
           <nav className="tabs">
             {TABS.map(([t, label]) => (

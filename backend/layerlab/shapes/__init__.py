@@ -11,6 +11,9 @@ into modules. Its parts:
 - ``residual``: a residual Block's shortcut, identity or projection;
 - ``ledger``: the errors and each node's costs as they are found, then the report's totals;
 - ``report``: the report's models.
+
+``report_json`` is the API's way in: the JSON body in, the JSON report out, and with a
+:class:`~layerlab.memo.ShapeMemo` only what changed since an earlier report is redone.
 """
 
 from __future__ import annotations
@@ -18,7 +21,8 @@ from __future__ import annotations
 import gc
 from typing import Any
 
-from ..graph import FORMAT, Graph, GraphError, env_limit, expansion_error, parse_graph
+from ..graph import FORMAT, Graph, GraphError, env_limit, expansion_error, parse_graph, parse_graph_json
+from ..memo import ShapeMemo
 from .report import NodeReport, OptimizerName, Report, Totals
 from .structure import MAX_NESTING
 from .walk import Analysis, Walk
@@ -51,22 +55,57 @@ def analyze(
             gc.enable()
 
 
+def report_json(body: bytes, *, batch_size: int = 32, optimizer: OptimizerName = "adam",
+                memo: ShapeMemo | None = None) -> bytes:
+    """``infer(json.loads(body))`` as JSON, for the API, without a pydantic model per node in between.
+
+    With a ``memo`` (``memo.py``) it redoes only what changed since an earlier report: nodes whose
+    text it has validated are not validated again, a shape rule is not rerun for the same node and
+    inputs, and when the graph differs from one reported before only in some nodes' settings, only
+    the top-level nodes those changes reach are walked again. The answer is the same as without the
+    memo. Raises the graph-error 422 when ``body`` is not JSON."""
+    gc_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        if memo is None:  # a cold report: nothing seen before
+            memo = ShapeMemo()
+        parsed, errors = parse_graph_json(body, memo=memo)
+        early = _early_report(parsed, errors, max_nodes=None, max_instances=None)
+        if early is not None:
+            return early.model_dump_json().encode()
+        assert parsed is not None
+        return Walk(parsed, batch_size=batch_size, optimizer=optimizer, memo=memo).run_json()
+    finally:
+        if gc_enabled:
+            gc.enable()
+
+
 def _analyze(graph: Graph | dict[str, Any], *, batch_size: int, optimizer: OptimizerName,
              max_nodes: int | None, max_instances: int | None) -> Analysis:
     parsed, errors = parse_graph(graph)
+    early = _early_report(parsed, errors, max_nodes=max_nodes, max_instances=max_instances)
+    if early is not None:
+        return Analysis(early, None, parsed)
+    assert parsed is not None
+    return Walk(parsed, batch_size=batch_size, optimizer=optimizer).run()
+
+
+def _early_report(parsed: Graph | None, errors: list[GraphError], *, max_nodes: int | None,
+                  max_instances: int | None) -> Report | None:
+    """The report of a graph that is not walked: not a graph, too many nodes, too many instances."""
     if parsed is None:
-        return Analysis(Report(valid=False, errors=errors), None)
+        return Report(valid=False, errors=errors)
     limit = max_nodes or _env_max_nodes()
     if len(parsed.nodes) > limit:
         err = GraphError(
             message=f"the graph has {len(parsed.nodes)} nodes, above the limit of {limit}",
             suggestion="group repeated layers into a Block with repeat, or raise LAYERLAB_MAX_NODES",
         )
-        return Analysis(Report(valid=False, errors=[err]), None, parsed)
+        return Report(valid=False, errors=[err])
     too_large = expansion_error(parsed, max_instances)
     if too_large is not None:  # before anything expands a repeat
-        return Analysis(Report(valid=False, errors=[too_large]), None, parsed)
-    return Walk(parsed, batch_size=batch_size, optimizer=optimizer).run()
+        return Report(valid=False, errors=[too_large])
+    return None
 
 
 def _env_max_nodes() -> int:
@@ -74,4 +113,4 @@ def _env_max_nodes() -> int:
 
 
 __all__ = ["DEFAULT_MAX_NODES", "FORMAT", "MAX_NESTING", "Analysis", "NodeReport", "OptimizerName", "Report",
-           "Totals", "analyze", "infer"]
+           "Totals", "analyze", "infer", "report_json"]

@@ -5,7 +5,10 @@ memory estimate for training."""
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from operator import attrgetter
 from typing import Any, Literal
+
+import pydantic_core
 
 from ..graph import Graph, GraphError
 from ..ops import TensorInfo
@@ -41,14 +44,20 @@ class NodeAccount:
     formula: list[str] = field(default_factory=list)
     resolved: dict[str, Any] = field(default_factory=dict)
     first: bool = True
+    encoded: bytes | None = None  # its JSON, made once the walk is over (a later walk may reuse it)
 
     def costs(self) -> Costs:
         return (self.params, self.trainable_params, self.frozen_params, self.macs, self.activations)
 
     def to_dict(self) -> dict[str, Any]:
         data = dict(self.__dict__)
-        del data["first"]
+        del data["first"], data["encoded"]
         return data
+
+    def to_json(self) -> bytes:
+        if self.encoded is None:
+            self.encoded = pydantic_core.to_json(self.to_dict())
+        return self.encoded
 
 
 class Ledger:
@@ -119,13 +128,22 @@ class Ledger:
     def report(self, g: Graph, by_id: dict[str, Any], out: TensorInfo | None, *, batch_size: int,
                optimizer: str) -> Report:
         """The report: every node, the top level's totals, the training memory estimate."""
-        nodes = [a.to_dict() for a in self.acc.values()]
-        sums = dict.fromkeys(COST_KEYS, 0)
-        for n in nodes:
-            node = by_id.get(n["id"])
-            if node is not None and node.parent is None:
-                for k in COST_KEYS:
-                    sums[k] += n[k]
+        data = self.summary(g, by_id, out, batch_size=batch_size, optimizer=optimizer)
+        # one validation pass in pydantic-core is much cheaper than a model per node
+        return Report.model_validate(data | {"nodes": [a.to_dict() for a in self.acc.values()]})
+
+    def report_json(self, g: Graph, by_id: dict[str, Any], out: TensorInfo | None, *, batch_size: int,
+                    optimizer: str) -> bytes:
+        """``report(...).model_dump_json()``, assembled from each node's JSON (kept on its account,
+        so a later walk that keeps the account does not serialize it again)."""
+        head = pydantic_core.to_json(self.summary(g, by_id, out, batch_size=batch_size, optimizer=optimizer))
+        return head[:-1] + b',"nodes":[' + b",".join(map(NodeAccount.to_json, self.acc.values())) + b"]}"
+
+    def summary(self, g: Graph, by_id: dict[str, Any], out: TensorInfo | None, *, batch_size: int,
+                optimizer: str) -> dict[str, Any]:
+        """The report but its nodes, as plain data."""
+        top = [a for a in self.acc.values() if (n := by_id.get(a.id)) is not None and n.parent is None]
+        sums = {k: sum(map(attrgetter(k), top)) for k in COST_KEYS}
         state = OPTIMIZER_STATE.get(optimizer, 2)
         b = BYTES_PER_ELEMENT
         mem = {
@@ -139,13 +157,12 @@ class Ledger:
         mem["total_bytes"] = sum(v for k, v in mem.items() if k.endswith("_bytes"))
         inp = next((n for n in g.nodes if n.op == "Input"), None)
         valid = not self.errors and out is not None
-        # one validation pass in pydantic-core is much cheaper than a model per node
-        return Report.model_validate({
+        return {
+            "format": "layerlab.report/1",
             "valid": valid,
             "input_shape": list(inp.params.shape) if inp is not None else None,
             "input_dtype": inp.params.dtype if inp is not None else None,
             "output_shape": list(out.shape) if out is not None and valid else None,
-            "nodes": nodes,
             "totals": sums | {"memory": mem},
             "errors": self.errors,
-        })
+        }

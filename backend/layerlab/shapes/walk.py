@@ -6,13 +6,15 @@ compiler and the code generator render."""
 from __future__ import annotations
 
 from dataclasses import dataclass
+from operator import attrgetter
 from typing import Any
 
 from ..graph import Graph, InitSpec
+from ..memo import ShapeMemo
 from ..ops import NodeProblem, TensorInfo, get_op
 from ..ops.base import MAX_ACTIVATION, MAX_NODE_PARAMS, fmt_shape, numel
 from ..plan import DagPlan, LayerPlan, ModelPlan, ParameterPlan, Plan, ResidualPlan, SeqPlan, Step
-from .ledger import Failed, Ledger
+from .ledger import Failed, Ledger, NodeAccount
 from .report import Report
 from .residual import shortcut
 from .structure import Container, Structure
@@ -25,30 +27,129 @@ class Analysis:
     graph: Graph | None = None
 
 
+@dataclass
+class Walked:
+    """What the walk of a valid graph leaves for the next report of it (``Walk.walk_again``): its
+    nodes and edges as validated, its containers and accounts, and at the top level each member's
+    inputs and output in walk order. Nothing in it changes after the walk."""
+
+    nodes: list[Any]
+    edges: list[Any]
+    containers: dict[str | None, Container]
+    acc: dict[str, NodeAccount]
+    order: list[str]
+    inputs: dict[str, list[TensorInfo]]
+    values: dict[str, TensorInfo]
+
+
 class Walk:
-    def __init__(self, graph: Graph, *, batch_size: int, optimizer: str) -> None:
+    def __init__(self, graph: Graph, *, batch_size: int, optimizer: str, memo: ShapeMemo | None = None) -> None:
         self.g = graph
         self.batch_size = batch_size
         self.optimizer = optimizer
+        self.memo = memo
         self.ledger = Ledger()
         self.error = self.ledger.error
         self.structure = Structure(graph, self.ledger)
+        # the top level's walk order and each member's inputs and output (kept for walk_again)
+        self.top_order: list[str] = []
+        self.top_inputs: dict[str, list[TensorInfo]] = {}
+        self.top_values: dict[str, TensorInfo] = {}
 
     def run(self) -> Analysis:
-        self.structure.check()
-        if self.ledger.errors:
-            return Analysis(self.report(None), None, self.g)
-        inp = next(n for n in self.g.nodes if n.op == "Input")
-        try:
-            root, out = self.eval_container(self.structure.containers[None], self.start_input(inp), frozen=False,
-                                            init=None)
-        except Failed:
-            root, out = None, None
+        root, out = self.walk()
         plan = None
         if root is not None and not self.ledger.errors:
+            inp = next(n for n in self.g.nodes if n.op == "Input")
             plan = ModelPlan(root=root, input_shape=tuple(inp.params.shape), input_dtype=inp.params.dtype,
                              name=self.g.name)
         return Analysis(self.report(out), plan, self.g)
+
+    def walk(self) -> tuple[Plan | None, TensorInfo | None]:
+        self.structure.check()
+        if self.ledger.errors:
+            return None, None
+        inp = next(n for n in self.g.nodes if n.op == "Input")
+        try:
+            return self.eval_container(self.structure.containers[None], self.start_input(inp), frozen=False,
+                                       init=None)
+        except Failed:
+            return None, None
+
+    def run_json(self) -> bytes:
+        """The report as JSON. With a memo holding the walk of a graph with the same node ids, try
+        ``walk_again`` first; when it does not apply, walk the whole graph."""
+        key = tuple(map(attrgetter("id"), self.g.nodes))
+        prev = self.memo.walks.get(key) if self.memo is not None else None
+        if prev is not None:
+            again = Walk(self.g, batch_size=self.batch_size, optimizer=self.optimizer, memo=self.memo)
+            out = again.walk_again(prev)
+            if out is not None:
+                return again.finish_json(out, key)
+        return self.finish_json(self.walk()[1], key)
+
+    def finish_json(self, out: TensorInfo | None, key: tuple[str, ...]) -> bytes:
+        if self.memo is not None and out is not None and not self.ledger.errors:
+            self.memo.walks.put(key, Walked(nodes=self.g.nodes, edges=self.g.edges,
+                                            containers=self.structure.containers, acc=self.ledger.acc,
+                                            order=self.top_order, inputs=self.top_inputs, values=self.top_values))
+        return self.ledger.report_json(self.g, self.structure.by_id, out, batch_size=self.batch_size,
+                                       optimizer=self.optimizer)
+
+    def walk_again(self, prev: Walked) -> TensorInfo | None:
+        """The walk of a graph that is ``prev``'s graph with some nodes' settings changed (params,
+        freezing, init, label, position), not its structure: only the top-level members whose own
+        node, whose block's contents, or whose inputs changed are sized again; the others keep their
+        accounts. None when that does not apply (the structure or the Input changed, or an error
+        appeared: the full walk then reports it)."""
+        g = self.g
+        if g.edges is not prev.edges and (len(g.edges) != len(prev.edges)
+                                          or any(a is not b for a, b in zip(g.edges, prev.edges))):
+            return None
+        by_id = self.structure.by_id = {n.id: n for n in g.nodes}  # the ids are unique: prev's graph was valid
+        dirty: set[str] = set()
+        for new, old in zip(g.nodes, prev.nodes):  # the same ids in the same order (the memo's key)
+            if new is old:
+                continue
+            if new.op != old.op or new.parent != old.parent or new.name != old.name or new.op == "Input":
+                return None
+            top = new
+            while top.parent is not None:
+                top = by_id[top.parent]
+            dirty.add(top.id)
+        self.structure.containers = prev.containers  # their members are read by id only
+        self.ledger.acc = dict(prev.acc)  # accounts of unchanged members are shared, never written
+        self.top_order = prev.order
+        self.top_inputs = dict(prev.inputs)
+        self.top_values = values = dict(prev.values)
+        preds = self.structure.containers[None].preds
+        for mid in prev.order:
+            m = by_id[mid]
+            if m.op == "Input":
+                continue
+            inputs = [values[s] for s in preds[mid]]
+            if mid not in dirty and inputs == prev.inputs[mid]:
+                continue
+            for n in self.inside(m):
+                self.ledger.acc[n.id] = NodeAccount(id=n.id, op=n.op, frozen=self.structure.is_frozen(n))
+            try:
+                values[mid], _ = self.eval_node(m, inputs, frozen=m.frozen, init=m.init)
+            except Failed:
+                return None
+            self.top_inputs[mid] = inputs
+        if self.ledger.errors:
+            return None
+        return values[next(i for i in reversed(prev.order) if by_id[i].op == "Output")]
+
+    def inside(self, m: Any) -> list[Any]:
+        """``m`` and, for a Block, everything nested in it."""
+        found, stack = [], [m]
+        while stack:
+            n = stack.pop()
+            found.append(n)
+            if n.op == "Block":
+                stack.extend(self.structure.by_id[c.id] for c in self.structure.containers[n.id].members)
+        return found
 
     def report(self, out: TensorInfo | None) -> Report:
         return self.ledger.report(self.g, self.structure.by_id, out, batch_size=self.batch_size,
@@ -70,6 +171,8 @@ class Walk:
         top = c.id is None
         in_var = self.input_var(c)
         values: dict[str, TensorInfo] = {}
+        if top:
+            self.top_order, self.top_values = [m.id for m in order], values
         var_of: dict[str, str] = {}  # member id -> variable holding its output
         plans: list[Plan] = []
         steps: list[Step] = []
@@ -91,6 +194,8 @@ class Walk:
                 failed.add(m.id)
                 continue
             inputs = [x if s == c.id else values[s] for s in sources]
+            if top:
+                self.top_inputs[m.id] = inputs
             in_vars = [in_var if s == c.id else var_of[s] for s in sources]
             node_frozen = frozen or m.frozen
             node_init = m.init or init
@@ -171,7 +276,7 @@ class Walk:
                                    suggestion="add an Embedding to turn ids into vectors")
                     raise Failed
         try:
-            inf = spec.infer(m.params, inputs)
+            inf = self.rule(spec, m, inputs)
         except NodeProblem as p:
             suggestion = p.suggestion.format(node=m.id) if p.suggestion else None
             fix = ({"node": m.id} | p.fix) if p.fix else None
@@ -195,6 +300,18 @@ class Walk:
                          positional=spec.positional, in_shape=inputs[0].shape, out_shape=inf.out.shape,
                          frozen=frozen, init=init)
         return inf.out, plan
+
+    def rule(self, spec: Any, m: Any, inputs: list[TensorInfo]) -> Any:
+        """``spec.infer(m.params, inputs)``, or its result from the memo for this node and these inputs."""
+        if self.memo is None:
+            return spec.infer(m.params, inputs)
+        key = (id(m), *inputs)  # the memo holds m, so its id stays its own while the entry lives
+        hit = self.memo.rules.get(key)
+        if hit is not None and hit[0] is m:
+            return hit[1]
+        inf = spec.infer(m.params, inputs)
+        self.memo.rules.put(key, (m, inf))
+        return inf
 
     def eval_block(self, b: Any, x: TensorInfo, *, frozen: bool, init: InitSpec | None) -> tuple[TensorInfo, Plan]:
         p = b.params

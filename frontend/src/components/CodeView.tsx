@@ -1,10 +1,10 @@
 import { Fragment, useEffect, useMemo, useRef, useState } from 'react';
 import { api, downloadBlob } from '../api/client';
 import type { ExportFormat, ScriptView } from '../api/types';
-import { analysisKey, flowToGraph } from '../graph/convert';
 import { type Token, tokenize } from '../lib/highlight';
 import { useShallow } from 'zustand/react/shallow';
 import { editor, selectedIds, useEditor } from '../state/editorStore';
+import { useGraphKey } from '../state/graphKey';
 import { useTraining } from '../state/trainingStore';
 import './codeview.css';
 
@@ -84,14 +84,6 @@ function useGenerated<T>(deps: unknown[], fetcher: (signal: AbortSignal) => Prom
     };
   }, [...deps, valid]); // the fetcher reads the values the deps name
   return { value, error };
-}
-
-/** Changes exactly when the graph's analysed content (or its name) does. */
-export function useGraphKey(): string {
-  const nodes = useEditor((s) => s.nodes);
-  const edges = useEditor((s) => s.edges);
-  const name = useEditor((s) => s.name);
-  return useMemo(() => analysisKey(flowToGraph({ nodes, edges }, name)), [nodes, edges, name]);
 }
 
 function CopyButton({ text }: { text: string }) {

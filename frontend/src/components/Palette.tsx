@@ -4,7 +4,7 @@ import type { OpName, OpSpec } from '../api/types';
 import { editor, useEditor } from '../state/editorStore';
 import { DRAG_MIME } from './Canvas';
 
-export function Palette() {
+export function Palette({ width }: { width: number }) {
   const catalog = useEditor((s) => s.catalog);
   const [query, setQuery] = useState('');
   const { screenToFlowPosition } = useReactFlow();
@@ -26,7 +26,7 @@ export function Palette() {
   }, [catalog, query]);
 
   return (
-    <aside className="palette" data-testid="palette">
+    <aside className="palette" style={{ width }} data-testid="palette">
       <input
         className="palette-search"
         type="search"

@@ -1,0 +1,97 @@
+// The editor's panels resize like a desktop app's: the layer palette's edge is dragged with the
+// mouse (or moved with ← → when focused), its width survives a reload, and at any width its
+// labels are whole (they wrap, never cut off). Against the real backend, in Chromium.
+import assert from 'node:assert/strict';
+import { after, before, test } from 'node:test';
+import { shot, startBackend, startBrowser, until } from './harness.mjs';
+
+let backend;
+let browser;
+let page;
+let consoleErrors;
+
+before(async () => {
+  backend = await startBackend();
+  ({ browser, page, consoleErrors } = await startBrowser());
+  await page.setViewportSize({ width: 1280, height: 720 });
+  await page.goto(backend.url);
+  await page.getByTestId('palette-Conv2d').waitFor();
+  await page.locator('.react-flow__node').first().waitFor();
+});
+
+after(async () => {
+  await browser?.close();
+  await backend?.stop();
+});
+
+const paletteWidth = async () => (await page.getByTestId('palette').boundingBox()).width;
+
+/** Every palette label whose text does not fit in its item, or that sticks out of the palette. */
+const cutLabels = () =>
+  page.getByTestId('palette').evaluate((palette) => {
+    const box = palette.getBoundingClientRect();
+    const cut = [];
+    for (const item of palette.querySelectorAll('.palette-item')) {
+      const r = item.getBoundingClientRect();
+      for (const span of item.querySelectorAll('span')) {
+        const s = span.getBoundingClientRect();
+        if (span.scrollWidth > span.clientWidth + 1 || s.right > r.right + 0.5 || s.left < r.left - 0.5) cut.push(span.textContent);
+      }
+      if (r.right > box.right + 0.5) cut.push(item.textContent);
+    }
+    if (palette.scrollWidth > palette.clientWidth) cut.push('(the palette scrolls sideways)');
+    return cut;
+  });
+
+async function dragEdge(dx) {
+  const edge = await page.getByTestId('palette-splitter').boundingBox();
+  const y = edge.y + 300;
+  await page.mouse.move(edge.x + edge.width / 2, y);
+  await page.mouse.down();
+  await page.mouse.move(edge.x + edge.width / 2 + dx / 2, y, { steps: 4 });
+  await page.mouse.move(edge.x + edge.width / 2 + dx, y, { steps: 4 });
+  await page.mouse.up();
+}
+
+test('the palette is widened and narrowed by dragging its edge; its labels are never cut', async () => {
+  const splitter = page.getByRole('separator', { name: 'Resize the layer palette' });
+  assert.equal(await splitter.count(), 1);
+  const before = await paletteWidth();
+  assert.deepEqual(await cutLabels(), []);
+
+  await dragEdge(160);
+  const wide = await paletteWidth();
+  assert.ok(wide > before + 140 && wide < before + 180, `palette ${before} → ${wide}`);
+  assert.equal(Number(await splitter.getAttribute('aria-valuenow')), Math.round(wide));
+  assert.deepEqual(await cutLabels(), []);
+  await shot(page, 'p1_palette_wide_1280');
+
+  await page.reload();
+  await page.getByTestId('palette-Conv2d').waitFor();
+  assert.ok(Math.abs((await paletteWidth()) - wide) <= 1, 'the width is kept after a reload');
+
+  await dragEdge(-600); // past the narrowest width it allows
+  const narrow = await paletteWidth();
+  assert.equal(narrow, Number(await splitter.getAttribute('aria-valuemin')));
+  assert.deepEqual(await cutLabels(), [], 'labels at the narrowest palette');
+  const canvas = await page.getByTestId('canvas').boundingBox();
+  assert.ok(canvas.x >= narrow - 1, 'the canvas starts where the palette ends');
+  await shot(page, 'p2_palette_narrow_1280');
+
+  // the keyboard: focus the edge, → widens, ← narrows
+  await splitter.focus();
+  await page.keyboard.press('ArrowRight');
+  await page.keyboard.press('ArrowRight');
+  await until(async () => (await paletteWidth()) === narrow + 80, 3000, 'two steps wider');
+  await page.keyboard.press('ArrowLeft');
+  await until(async () => (await paletteWidth()) === narrow + 40, 3000, 'one step back');
+
+  await page.setViewportSize({ width: 1440, height: 900 });
+  await dragEdge(100);
+  assert.deepEqual(await cutLabels(), []);
+  await shot(page, 'p3_palette_1440');
+  // the side panel keeps its own edge and width
+  const side = await page.getByTestId('side-panel').boundingBox();
+  assert.ok(side.width >= 320, `side panel ${side.width}`);
+  assert.deepEqual(consoleErrors, []);
+});

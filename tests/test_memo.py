@@ -1,0 +1,169 @@
+"""The report with a memo (what the API's report workers keep between edits) is the report without
+one: over random edit sequences on every example graph, each report made through one long-lived
+memo equals a cold ``infer`` of the same JSON. And the memo stays bounded."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from helpers import chain
+from layerlab import infer
+from layerlab.graph import GraphInvalidError, split_graph_text
+from layerlab.memo import LRU, ShapeMemo
+from layerlab.shapes import report_json
+
+EXAMPLES = sorted(Path(__file__).resolve().parents[1].glob("examples/*.json"))
+BASES = {p.stem: json.loads(p.read_text()) for p in EXAMPLES}
+BASES["long_chain"] = chain([12], *[("Linear", {"out_features": 12}), ("LayerNorm", {}), ("ReLU", {})] * 20)
+
+
+def cold(body: bytes) -> Any:
+    return json.loads(infer(json.loads(body)).model_dump_json())
+
+
+# One edit: a small change a person makes in the editor, valid or not.
+VALUES = st.one_of(st.integers(-2, 70), st.booleans(), st.sampled_from([0.5, 1.0, "same", None, [2, 2]]))
+EDITS = st.one_of(
+    st.tuples(st.just("param"), st.integers(0, 10**6), st.sampled_from(
+        ["out_features", "out_channels", "kernel_size", "padding", "stride", "p", "repeat", "residual",
+         "shortcut", "num_features", "shape", "hidden_size", "dim"]), VALUES),
+    st.tuples(st.just("drop_param"), st.integers(0, 10**6)),
+    st.tuples(st.just("frozen"), st.integers(0, 10**6), st.booleans()),
+    st.tuples(st.just("init"), st.integers(0, 10**6), st.sampled_from([None, "kaiming_normal", "zeros"])),
+    st.tuples(st.just("move"), st.integers(0, 10**6), st.floats(-500, 500, allow_nan=False)),
+    st.tuples(st.just("label"), st.integers(0, 10**6), st.text(max_size=5)),
+    st.tuples(st.just("delete_node"), st.integers(0, 10**6)),
+    st.tuples(st.just("delete_edge"), st.integers(0, 10**6)),
+    st.tuples(st.just("add_edge"), st.integers(0, 10**6), st.integers(0, 10**6)),
+    st.tuples(st.just("reparent"), st.integers(0, 10**6), st.integers(0, 10**6)),
+    st.tuples(st.just("undo")),
+)
+
+
+def apply(g: dict[str, Any], edit: tuple[Any, ...], history: list[dict[str, Any]]) -> dict[str, Any]:
+    kind = edit[0]
+    if kind == "undo":
+        return history[-2] if len(history) > 1 else g
+    g = json.loads(json.dumps(g))
+    nodes, edges = g["nodes"], g["edges"]
+    if not nodes:
+        return g
+    n = nodes[edit[1] % len(nodes)] if len(edit) > 1 else None
+    if kind == "param":
+        n.setdefault("params", {})[edit[2]] = edit[3]
+    elif kind == "drop_param" and n.get("params"):
+        n["params"].pop(sorted(n["params"])[0])
+    elif kind == "frozen":
+        n["frozen"] = edit[2]
+    elif kind == "init":
+        n["init"] = edit[2]
+    elif kind == "move":
+        n["position"] = {"x": edit[2], "y": 0}
+    elif kind == "label":
+        n["label"] = edit[2]
+    elif kind == "delete_node":
+        nodes.remove(n)
+        g["edges"] = [e for e in edges if n["id"] not in (e["source"], e["target"])]
+    elif kind == "delete_edge" and edges:
+        edges.pop(edit[1] % len(edges))
+    elif kind == "add_edge":
+        edges.append({"source": n["id"], "target": nodes[edit[2] % len(nodes)]["id"]})
+    elif kind == "reparent":
+        blocks = [m["id"] for m in nodes if m["op"] == "Block"]
+        if blocks:
+            n["parent"] = blocks[edit[2] % len(blocks)]
+    return g
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(base=st.sampled_from(sorted(BASES)), edits=st.lists(EDITS, min_size=1, max_size=12),
+       compact=st.booleans())
+def test_reports_through_one_memo_equal_cold_reports_over_random_edits(
+        base: str, edits: list[tuple[Any, ...]], compact: bool) -> None:
+    memo = ShapeMemo()
+    g = BASES[base]
+    history = [g]
+    separators = (",", ":") if compact else None  # the editor's JSON.stringify has no spaces
+    for edit in [("label", 0, "")] + edits:
+        g = apply(g, edit, history)
+        history.append(g)
+        body = json.dumps(g, separators=separators).encode()
+        assert json.loads(report_json(body, memo=memo)) == cold(body), edit
+        assert json.loads(report_json(body)) == cold(body)  # and the cold path of the same function
+
+
+def test_a_settings_edit_deep_in_a_long_chain_is_walked_again_from_there_only() -> None:
+    memo = ShapeMemo()
+    g = BASES["long_chain"]
+    report_json(json.dumps(g).encode(), memo=memo)
+    calls: list[str] = []
+    original = memo.rules.put
+    memo.rules.put = lambda key, value: (calls.append(value[0].id), original(key, value))  # type: ignore[method-assign]
+    edited = json.loads(json.dumps(g))
+    edited["nodes"][31]["params"]["out_features"] = 13  # l30, a Linear: its LayerNorm, ReLU and next Linear change
+    body = json.dumps(edited).encode()
+    assert json.loads(report_json(body, memo=memo)) == cold(body)
+    assert calls == ["l30", "l31", "l32", "l33"]  # nothing before it, nothing after the next Linear
+
+
+def test_json_values_equal_in_python_but_not_in_json_are_told_apart() -> None:
+    memo = ShapeMemo()
+    for width in (3, True, 3.0, 1, True):  # True == 1 and 3 == 3.0 in Python; a width must be an integer
+        body = json.dumps(chain([4], ("Linear", {"out_features": width}))).encode()
+        assert json.loads(report_json(body, memo=memo)) == cold(body)
+    assert cold(json.dumps(chain([4], ("Linear", {"out_features": True}))).encode())["valid"] is False
+
+
+@pytest.mark.parametrize("text", [
+    '{"nodes": [{"id": "a"}, {"id": "b"}], "edges": []}',
+    ' \n{ "edges" : [ ] , "nodes" : [ 1 , [2] ] }\t',
+    '{"nodes": [], "nodes": [{"id": "x"}]}',
+    '{"nodes": {"a": 1}}', '{"nodes": [1,]}', '{"nodes": [1]} x', '[1]', '{}', '{"nodes": [1], "edges": null}',
+])
+def test_the_graph_text_splits_as_json_loads_reads_it(text: str) -> None:
+    split = split_graph_text(text)
+    try:
+        data = json.loads(text)
+    except ValueError:
+        assert split is None
+        return
+    if split is None:  # not an object with arrays of nodes and edges: the plain path validates it
+        assert not (isinstance(data, dict) and isinstance(data.get("nodes"), list)
+                    and isinstance(data.get("edges", []), list))
+        return
+    top, nodes, edges = split
+    assert [json.loads(t) for t, _ in nodes] == [v for _, v in nodes] == data["nodes"]
+    if edges is not None:
+        assert json.loads(edges[0]) == edges[1]
+    assert {**top, "nodes": data["nodes"], **({"edges": edges[1]} if edges is not None else {})} == data
+
+
+def test_a_body_that_is_not_json_is_the_usual_422() -> None:
+    with pytest.raises(GraphInvalidError, match="not valid JSON"):
+        report_json(b'{"nodes": [', memo=ShapeMemo())
+    utf16 = json.dumps(chain([4], ("ReLU", {}))).encode("utf-16")  # json.loads reads UTF-16 too
+    assert json.loads(report_json(utf16, memo=ShapeMemo()))["valid"] is True
+
+
+def test_the_memo_is_bounded() -> None:
+    memo = ShapeMemo(max_entries=40, max_walks=2)
+    for width in range(1, 30):  # 29 different graphs of 62 nodes each
+        g = chain([width], *[("Linear", {"out_features": width}), ("ReLU", {})] * 30)
+        body = json.dumps(g).encode()
+        assert json.loads(report_json(body, memo=memo)) == cold(body)
+        assert len(memo.nodes) <= 40 and len(memo.rules) <= 40
+        assert len(memo.walks) <= 2 and len(memo.edges) <= 8
+    lru: LRU[int, int] = LRU(3)
+    for i in range(5):
+        lru.put(i, i)
+    lru.get(2)
+    lru.put(5, 5)
+    assert [k for k in range(6) if lru.get(k) is not None] == [2, 4, 5]
+    with pytest.raises(ValueError, match="at least 1"):
+        LRU(0)
