@@ -7227,6 +7227,15 @@ export interface operations {
                     "application/json": components["schemas"]["Invalid"];
                 };
             };
+            /** @description Every worker is busy and the line is full; retry. */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Problem"];
+                };
+            };
         };
     };
     list_projects_api_projects_get: {
