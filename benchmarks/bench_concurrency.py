@@ -1,10 +1,12 @@
 """Light requests under heavy load: GET /api/catalog latency while 20 clients keep asking for
-reports on a 300-node graph, against the same server with no load (measured in the same run).
+reports on a 300-node graph (or, with ``--load check``, for run checks of it: analysis, memory
+estimate, dataset loaded and checked against the graph), against the same server with no load
+(measured in the same run).
 
 A real uvicorn server in its own process on loopback; the catalog is timed from a process of its
 own, so the load generator's own work does not count. The goal: catalog p99 ≤ 50 ms under load.
 
-    .venv/bin/python benchmarks/bench_concurrency.py [--heavy 20] [--samples 200] [--nodes 300]
+    .venv/bin/python benchmarks/bench_concurrency.py [--load report|check] [--heavy 20] [--samples 200] [--nodes 300]
 """
 
 from __future__ import annotations
@@ -59,26 +61,45 @@ async def run_probe(base: str, samples: int) -> None:
         print(json.dumps(await light_latencies(http, samples)))
 
 
-async def heavy_client(http: httpx.AsyncClient, body: bytes, stop: asyncio.Event, done: list[float]) -> None:
+# What each heavy client asks, and the answer it must get.
+LOADS = {"report": ("/api/graphs/report", b'"valid":true'), "check": ("/api/runs/check", b'"ok":true')}
+
+
+def heavy_body(load: str, nodes: int) -> bytes:
+    """The report's body is the chain graph; a run check sends it with a run config whose dataset
+    fits it (wine: 13 features, 3 classes), so every check goes all the way through."""
+    g = chain_graph(nodes)
+    if load == "report":
+        return json.dumps(g).encode()
+    g["nodes"][0]["params"]["shape"] = [13]
+    g["nodes"][-2]["params"]["out_features"] = 3
+    return json.dumps({"graph": g, "config": {"data": {"dataset": "wine"}, "device": "cpu"}}).encode()
+
+
+async def heavy_client(http: httpx.AsyncClient, load: str, body: bytes, stop: asyncio.Event,
+                       done: list[float]) -> None:
+    path, ok = LOADS[load]
     headers = {"content-type": "application/json"}
     while not stop.is_set():
         t0 = time.perf_counter()
-        r = await http.post("/api/graphs/report", content=body, headers=headers)
-        assert r.status_code == 200 and b'"valid":true' in r.content, r.text[:200]
+        r = await http.post(path, content=body, headers=headers)
+        assert r.status_code == 200 and ok in r.content, r.text[:300]
         done.append((time.perf_counter() - t0) * 1000)
 
 
-async def measure(base: str, *, heavy: int, samples: int, nodes: int) -> None:
-    body = json.dumps(chain_graph(nodes)).encode()
+async def measure(base: str, *, load: str, heavy: int, samples: int, nodes: int) -> None:
+    body = heavy_body(load, nodes)
+    path, ok = LOADS[load]
     limits = httpx.Limits(max_connections=heavy + 5)
     async with httpx.AsyncClient(base_url=base, timeout=120, limits=limits) as loaded:
         for _ in range(3):  # warm the workers
-            r = await loaded.post("/api/graphs/report", content=body, headers={"content-type": "application/json"})
+            r = await loaded.post(path, content=body, headers={"content-type": "application/json"})
+            assert r.status_code == 200 and ok in r.content, r.text[:300]
         alone = r.elapsed.total_seconds() * 1000
         baseline = await asyncio.to_thread(probe, base, samples)
         stop = asyncio.Event()
         reports: list[float] = []
-        workers = [asyncio.create_task(heavy_client(loaded, body, stop, reports)) for _ in range(heavy)]
+        workers = [asyncio.create_task(heavy_client(loaded, load, body, stop, reports)) for _ in range(heavy)]
         await asyncio.sleep(1.0)  # let the load build up
         started = time.perf_counter()
         under_load = await asyncio.to_thread(probe, base, samples)
@@ -87,8 +108,8 @@ async def measure(base: str, *, heavy: int, samples: int, nodes: int) -> None:
         await asyncio.gather(*workers)
     b50, b99 = statistics.median(baseline), percentile(baseline, 0.99)
     l50, l99 = statistics.median(under_load), percentile(under_load, 0.99)
-    print(f"POST /api/graphs/report on {nodes} nodes alone: {alone:.0f} ms; under load "
-          f"{len(reports) / elapsed:.1f} reports/s, p50 {statistics.median(reports):.0f} ms")
+    print(f"POST {path} on {nodes} nodes alone: {alone:.0f} ms; under load "
+          f"{len(reports) / elapsed:.1f} {load}s/s, p50 {statistics.median(reports):.0f} ms")
     print(f"GET /api/catalog, no load:          p50 {b50:6.1f} ms   p99 {b99:6.1f} ms")
     print(f"GET /api/catalog, {heavy} heavy clients: p50 {l50:6.1f} ms   p99 {l99:6.1f} ms")
     print(f"ratio under load / no load: p50 {l50 / b50:.1f}×, p99 {l99 / b99:.1f}×")
@@ -97,7 +118,8 @@ async def measure(base: str, *, heavy: int, samples: int, nodes: int) -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--heavy", type=int, default=20, help="concurrent report clients")
+    parser.add_argument("--load", choices=sorted(LOADS), default="report", help="what the heavy clients ask")
+    parser.add_argument("--heavy", type=int, default=20, help="concurrent heavy clients")
     parser.add_argument("--samples", type=int, default=200, help="catalog requests measured per phase")
     parser.add_argument("--nodes", type=int, default=300)
     parser.add_argument("--probe", metavar="URL", help=argparse.SUPPRESS)  # the measuring process
@@ -120,7 +142,7 @@ def main() -> None:
                     if time.time() > deadline or server.poll() is not None:
                         raise SystemExit("the server did not start") from None
                     time.sleep(0.2)
-            asyncio.run(measure(base, heavy=args.heavy, samples=args.samples, nodes=args.nodes))
+            asyncio.run(measure(base, load=args.load, heavy=args.heavy, samples=args.samples, nodes=args.nodes))
         finally:
             server.terminate()
             server.wait(timeout=30)

@@ -48,6 +48,34 @@ def test_the_pool_refuses_work_past_its_line_and_stops_without_waiting() -> None
     assert isinstance(future.exception(timeout=0), BrokenProcessPool)
 
 
+def test_a_run_preflight_crosses_to_a_worker_process_as_plain_data() -> None:
+    """What ``POST /api/runs`` and ``/api/runs/check`` ask of the pool: graph JSON and the config as
+    the run's worker gets it in; the problems, the model spec and its state_dict shapes out."""
+    import torch
+
+    from layerlab.api.runs import available_memory, preflight
+
+    config = {"data": {"dataset": "digits"}, "device": "cpu", "seed": 3}
+    pool = CpuPool(1, max_pending=0)
+    pool.start()
+    try:
+        ok = pool.call(preflight, demo_graph(), config, available_memory("cpu"), True, True)
+        iris = pool.call(preflight, demo_graph(), {**config, "data": {"dataset": "iris"}}, ("this machine", None),
+                         False, False)
+        no_room = pool.call(preflight, demo_graph(), config, ("this machine", 1024), False, False)
+    finally:
+        pool.shutdown()
+    assert ok.errors == []
+    model = ok.spec.build()  # the spec came back whole: it builds the model the run would train
+    assert {k: tuple(v.shape) for k, v in model.state_dict().items()} == ok.state_shapes
+    assert model(torch.zeros(2, *ok.spec.input_shape)).shape == (2, *ok.spec.output_shape)
+    [problem] = iris.errors
+    assert problem.field == "config.data" and "gives samples of shape (4)" in problem.message
+    assert iris.spec is None and iris.state_shapes is None
+    [memory] = no_room.errors
+    assert memory.field == "config.data.batch_size" and "this machine has 1.0 KiB available" in memory.message
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))

@@ -521,8 +521,9 @@ def test_torchvision_vit_with_its_encoder_holding_the_positions() -> None:
 
 
 class ViTLoop(nn.Module):
-    """The compact form many ViT write-ups use: sizes unpacked from x.shape, the token joined by
-    torch.cat of a tuple, positions added in place (x += ...), a loop over an nn.ModuleList."""
+    """The compact form many ViT write-ups use (vit-pytorch's, without einops): sizes unpacked from
+    x.shape, the token joined by torch.cat of a tuple, the positions sliced to the length and added
+    in place, x += self.pos_embedding[:, :(n + 1)], a loop over an nn.ModuleList."""
 
     def __init__(self, dim: int = 16, depth: int = 2) -> None:
         super().__init__()
@@ -539,7 +540,7 @@ class ViTLoop(nn.Module):
         b, n, _ = x.shape
         cls_tokens = self.cls_token.expand(b, -1, -1)
         x = torch.cat((cls_tokens, x), dim=1)
-        x += self.pos_embedding
+        x += self.pos_embedding[:, :(n + 1)]
         for layer in self.layers:
             x = layer(x)
         return self.head(self.norm(x)[:, 0])
@@ -550,6 +551,20 @@ def test_vit_with_a_loop_over_encoder_layers_and_positions_added_in_place() -> N
     assert ops(graph) == ["Input", "Conv2d", "Flatten", "Permute", "ClassToken", "PositionalEmbedding", "Block",
                           "TransformerEncoderLayer", "TransformerEncoderLayer", "LayerNorm", "Select", "Linear",
                           "Output"]
+
+
+def test_a_position_table_longer_than_the_sequence_is_refused_by_name() -> None:
+    class Longer(ViTLoop):
+        def __init__(self) -> None:
+            super().__init__()
+            self.pos_embedding = nn.Parameter(torch.randn(1, 9, 16))  # room for 8 patches, the image has 4
+
+    try:
+        from_module(Longer(), [3, 8, 8])
+    except UnsupportedModuleError as e:
+        assert e.path == "pos_embedding" and "the slice takes (1, 5, 16) of the table (1, 9, 16)" in str(e)
+    else:  # pragma: no cover
+        raise AssertionError("a part of a position table was imported as the whole table")
 
 
 def test_a_position_table_of_another_shape_is_refused_by_name() -> None:

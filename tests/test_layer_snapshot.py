@@ -165,3 +165,26 @@ def test_a_block_is_looked_at_through_its_layers() -> None:
     assert [(n, p) for n, p, _ in probe.layers] == [("fc1", "blk.0.fc1"), ("act", "blk.0.act"), ("head", "head")]
     views = probe.take(model, torch.randn(1, 2))
     assert [v.shape for v in views] == [[8], [8], [4]]
+
+
+def test_a_failing_snapshot_turns_snapshots_off_and_the_run_goes_on(tmp_path: Path, monkeypatch) -> None:
+    def broken(self: OutputProbe, model: nn.Module, x: torch.Tensor) -> list[Any]:
+        raise RuntimeError("no hooks here")
+
+    monkeypatch.setattr(OutputProbe, "take", broken)
+    events: list[Event] = []
+    train(conv_net(), RunConfig.model_validate({"epochs": 2, "layer_stats_every": 5,
+                                                "data": {"dataset": "digits", "batch_size": 128}}),
+          emit=events.append, run_dir=tmp_path / "run")
+    assert events[-1].type == "run_finished" and [e.epoch for e in events if e.type == "epoch"] == [1, 2]
+    warnings = [e.message for e in events if e.type == "warning"]
+    assert warnings == ["layer snapshots are off for the rest of this run: RuntimeError: no hooks here"]
+    assert not [e for e in events if e.type == "layer_snapshot"]
+
+
+def test_an_empty_output_has_no_maps() -> None:
+    model = nn.Sequential(nn.Conv2d(1, 4, 1), nn.AdaptiveAvgPool2d((0, 3))).eval()
+    probe = OutputProbe(model, str, {})
+    views = probe.take(model, torch.randn(1, 1, 4, 4))
+    assert [v.shape for v in views] == [[4, 4, 4], [4, 0, 3]]
+    assert views[1].maps is None and views[1].output.counts == [0] * SNAPSHOT_BINS

@@ -1,4 +1,4 @@
-"""CPU-bound request work (reports, exports, run checks) in worker processes, off the event loop.
+"""CPU-bound request work (reports, exports, training scripts, run checks) in worker processes, off the event loop.
 
 A thread would still share the GIL with the event loop: 20 concurrent reports on a 300-node graph
 made ``GET /api/catalog`` wait ~0.7 s. Here the loop only moves bytes: the request body goes to a
@@ -147,3 +147,11 @@ def export_file(data: Any, fmt: str, config: Any, max_build_bytes: int | None) -
     from layerlab.export import export_graph
 
     return export_graph(data, fmt, config=config, max_build_bytes=max_build_bytes)
+
+
+def script_view_text(graph: Any, config: Any) -> tuple[str, dict[str, list[int]]]:
+    """``POST /api/graphs/script``: the training script's text and the lines of each node."""
+    from layerlab.script import script_sections
+
+    script = script_sections(graph, config)
+    return script.text(), script.node_lines()

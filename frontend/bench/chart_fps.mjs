@@ -54,12 +54,26 @@ function measureFrames(ms) {
       }
     });
     for (const c of charts) obs.observe(c, { attributes: true, attributeFilter: ['data-draws'] });
+    // Chromium's long-animation-frame entries (frames over 50 ms): what ran in them.
+    const long = [];
+    const loaf = new PerformanceObserver((list) => {
+      for (const e of list.getEntries()) {
+        long.push({
+          start: e.startTime, duration: e.duration, blocking: e.blockingDuration,
+          render: e.renderStart ? e.startTime + e.duration - e.renderStart : 0,
+          layout: e.styleAndLayoutStart ? e.startTime + e.duration - e.styleAndLayoutStart : 0,
+          scripts: e.scripts.map((x) => ({ invoker: x.invoker, type: x.invokerType, fn: x.sourceFunctionName, duration: x.duration, forcedLayout: x.forcedStyleAndLayoutDuration })),
+        });
+      }
+    });
+    loaf.observe({ type: 'long-animation-frame', buffered: false });
     const times = [];
     const tick = (t) => {
       times.push(t);
       if (t - times[0] < ms) return requestAnimationFrame(tick);
       obs.disconnect();
-      resolve({ times, charts: charts.map((c, i) => ({ id: c.dataset.testid, calls: calls[i].filter((x) => x >= times[0] && x <= times[times.length - 1]), points: Number(c.dataset.points ?? 0) })) });
+      loaf.disconnect();
+      resolve({ long, times, charts: charts.map((c, i) => ({ id: c.dataset.testid, calls: calls[i].filter((x) => x >= times[0] && x <= times[times.length - 1]), points: Number(c.dataset.points ?? 0) })) });
     };
     requestAnimationFrame(tick);
   });
@@ -125,6 +139,7 @@ const api = async (method, url, body) => {
   return res.json();
 };
 let runId = null;
+let otherRunId = null;
 try {
   const project = await api('POST', '/api/projects', { name: 'chart_fps', graph });
   runId = (await api('POST', '/api/runs', { project_id: project.id, config })).id;
@@ -161,9 +176,23 @@ try {
   await api('POST', `/api/runs/${runId}/resume`);
   await page.waitForFunction((n) => Number(document.querySelector('[data-testid="chart-step-loss"]')?.dataset.points ?? 0) > n, base.points, { timeout: 30_000 });
   const wsBefore = await page.evaluate(() => performance.now());
-  const live = summarise(await page.evaluate(measureFrames, SECONDS * 1000), period);
+  const liveRaw = await page.evaluate(measureFrames, SECONDS * 1000);
+  const live = summarise(liveRaw, period);
   const stepsPerS = (live.points - base.points) / ((await page.evaluate(() => performance.now())) - wsBefore) * 1000;
   const breakdown = await traceBreakdown(browser, page, 3000);
+
+  // Busy baseline: the watched run stopped (the chart keeps its points, no updates), while the
+  // same training runs in another project: the machine as loaded as while streaming, the page idle.
+  await api('POST', `/api/runs/${runId}/stop`);
+  await page.waitForFunction(() => document.querySelector('[data-testid="run-status"]')?.dataset.status === 'stopped', null, { timeout: 30_000 });
+  const other = await api('POST', '/api/projects', { name: 'chart_fps_load', graph });
+  otherRunId = (await api('POST', '/api/runs', { project_id: other.id, config })).id;
+  for (let i = 0; (await api('GET', `/api/runs/${otherRunId}`)).step < 100; i++) {
+    if (i > 300) throw new Error('the load run did not start');
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  const busyRaw = await page.evaluate(measureFrames, SECONDS * 1000);
+  const busy = summarise(busyRaw, period);
 
   const f = (x, d = 1) => x.toFixed(d);
   const line = (name, s) =>
@@ -171,11 +200,23 @@ try {
   console.log(`loss chart: ${series - 1} series, ${base.points.toLocaleString('en')} points each at the start (reached in ${f(fill, 0)} s), ${live.points.toLocaleString('en')} at the end; ${f(stepsPerS, 0)} points/s streamed`);
   console.log(line('idle (run paused)', base));
   console.log(line('streaming', live));
+  console.log(line('busy (run stopped, the same training in another project)', busy));
   console.log(`ratios streaming/idle: median interval ${f(live.median / base.median, 2)}×, fps ${f(live.fps / base.fps, 2)}×, p95 ${f(live.p95 / base.p95, 2)}×, dropped ${f(live.dropped * 100, 1)} % vs ${f(base.dropped * 100, 1)} % (goal: 60 fps, the idle page's rate)`);
+  const longFrames = (name, entries) => {
+    console.log(`${name}: ${entries.length} long animation frames (> 50 ms)`);
+    for (const e of entries) {
+      const js = e.scripts.reduce((a, x) => a + x.duration, 0);
+      const what = e.scripts.map((x) => `${x.type} ${x.invoker}${x.fn ? ` (${x.fn})` : ''} ${f(x.duration, 0)} ms`).join('; ');
+      console.log(`  ${f(e.duration, 0)} ms: scripts ${f(js, 0)} ms, style+layout+paint ${f(e.layout, 0)} ms, blocking ${f(e.blocking, 0)} ms${what ? ` — ${what}` : ''}`);
+    }
+  };
+  longFrames('idle', idle.long);
+  longFrames('streaming', liveRaw.long);
+  longFrames('busy', busyRaw.long);
   console.log('main thread over 3 s of streaming (Chromium trace):');
   for (const b of breakdown) console.log(`  ${b.name}: ${f(b.total, 0)} ms in ${b.n} (median ${f(pct(b.durs, 50), 2)} ms, p95 ${f(pct(b.durs, 95), 2)} ms, max ${f(Math.max(...b.durs), 1)} ms)`);
 } finally {
-  if (runId) await api('POST', `/api/runs/${runId}/stop`).catch(() => {});
+  for (const id of [runId, otherRunId]) if (id) await api('POST', `/api/runs/${id}/stop`).catch(() => {});
   await browser.close();
   await backend.stop();
 }

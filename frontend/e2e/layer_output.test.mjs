@@ -114,6 +114,13 @@ test('a conv net from an empty canvas trains; its layers show what they made of 
   assert.equal(layer.linear_1.weights.counts.reduce((a, b) => a + b, 0), 10 * 20 * 6 * 6);
   assert.match(await page.getByTestId('layer-output').textContent(), /per sample 10/);
   await shot(page, 'layer_output_linear_1440');
+  // Dark mode: the tiles, bars and labels stay readable.
+  await node('conv2d_1').click();
+  await page.emulateMedia({ colorScheme: 'dark' });
+  await until(async () => (await page.evaluate(() => document.documentElement.dataset.theme)) === 'dark', 3000, 'dark mode');
+  await shot(page, 'layer_output_conv_dark_1440');
+  await page.emulateMedia({ colorScheme: 'light' });
+  await node('linear_1').click();
   await page.setViewportSize({ width: 1280, height: 720 });
   await shot(page, 'layer_output_linear_1280');
   await page.setViewportSize({ width: 1440, height: 900 });

@@ -310,3 +310,32 @@ test('charts: compare two runs with a diff table, log scale, x by epoch and time
   assert.equal(bytes.subarray(1, 4).toString(), 'PNG');
   assert.deepEqual(consoleErrors.filter((e) => !/WebSocket/.test(e)), []);
 });
+
+// After the charts test: the Train tab is open and its short run is watched, finished.
+test('a refresh of the run list leaves the charts alone when nothing they draw changed', async () => {
+  // The watched run is finished; a run of another project trains, and each of its epochs makes
+  // the page fetch this project's run list again. The charts must not be given data again for it.
+  const draws = () => page.getByTestId('chart-step-loss').evaluate((el) => Number(el.dataset.draws ?? 0));
+  const before = await draws();
+  let listFetches = 0;
+  const count = (req) => {
+    if (/\/api\/runs\?project_id=/.test(req.url())) listFetches += 1;
+  };
+  page.on('request', count);
+  const other = await (await fetch(`${backend.url}/api/projects`, {
+    method: 'POST',
+    headers: { 'Content-Type': 'application/json' },
+    body: JSON.stringify({ name: 'Elsewhere', graph: (await api(`/projects/${(await api('/projects')).find((p) => p.name.startsWith('Demo')).id}`)).graph }),
+  })).json();
+  const res = await fetch(`${backend.url}/api/runs`, {
+    method: 'POST',
+    headers: { 'Content-Type': 'application/json' },
+    body: JSON.stringify({ project_id: other.id, config: { epochs: 30, data: { dataset: 'digits', batch_size: 64 } } }),
+  });
+  assert.equal(res.status, 202);
+  const { id } = await res.json();
+  await until(async () => (await api(`/runs/${id}`)).status === 'finished', 60_000, 'the other run to finish');
+  await until(async () => listFetches >= 3, 10_000, 'the run list fetched again as the other run went on');
+  page.off('request', count);
+  assert.equal(await draws(), before, 'the loss chart was not redrawn');
+});

@@ -42,9 +42,9 @@ def create_app(settings: Settings | None = None, *, executor_factory: ExecutorFa
     hub = EventHub(queue_size=settings.ws_queue_size)
     if executor_factory is None:
         executor_factory = functools.partial(default_executor, num_threads=settings.train_threads)
-    manager = RunManager(db=db, writer=writer, hub=hub, runs_dir=settings.runs_dir, uploads_dir=settings.uploads_dir,
-                         max_concurrent=settings.max_concurrent_runs, executor_factory=executor_factory)
     cpu = CpuPool(settings.cpu_workers, max_pending=settings.cpu_max_pending)
+    manager = RunManager(db=db, writer=writer, hub=hub, runs_dir=settings.runs_dir, uploads_dir=settings.uploads_dir,
+                         max_concurrent=settings.max_concurrent_runs, cpu=cpu, executor_factory=executor_factory)
     state = AppState(settings=settings, db=db, writer=writer, hub=hub, runs=manager, cpu=cpu)
 
     @asynccontextmanager

@@ -3,7 +3,9 @@ executor's events and the database and websocket watchers.
 
 Starting a run happens in one place, :meth:`RunManager.start`: the graph is analysed once, the
 data and the graph are checked against each other, the run row is written, and the analysed
-model goes to the executor. The routes only call it.
+model goes to the executor. The routes only call it. The checks (:func:`preflight`) are CPU work:
+they run in the app's worker processes (:class:`~layerlab.offload.CpuPool`) on plain data, and
+the server's thread only reads the database and the free memory.
 
 The executor calls :meth:`RunManager.on_event` from its own threads with each event, already in
 the run's log (``events.jsonl``). Each is buffered for the batched writer (with the run row's new
@@ -50,6 +52,7 @@ from layerlab.train.events import (
     parse_event,
 )
 
+from ..offload import CpuPool
 from .db import Database, GraphVersion, Project, Run, RunEvent, Upload, new_id, utcnow
 from .streaming import EventHub, EventWriter, call_on_loop
 
@@ -163,9 +166,11 @@ class RunManager:
         runs_dir: Path,
         uploads_dir: Path | None = None,
         max_concurrent: int,
+        cpu: CpuPool,
         executor_factory: ExecutorFactory | None = None,
     ) -> None:
         self.db = db
+        self.cpu = cpu
         self.writer = writer
         self.hub = hub
         self.runs_dir = runs_dir.resolve()
@@ -265,9 +270,10 @@ class RunManager:
         when the run could not start, HTTPException 404 for an unknown project or version."""
         project, row = _project_version(session, project_id, version)
         worker_config = self.resolve_config(session, config)
-        spec = self._preflight(row.graph, RunConfig.model_validate(worker_config))
+        checked = self._preflight(row.graph, worker_config, keep_spec=True, state_shapes=init_weights is not None)
+        spec = checked.spec
         if init_weights is not None:
-            init_from = self._check_weights(init_weights, spec)
+            init_from = self._check_weights(init_weights, checked.state_shapes or {})
         run = Run(project_id=project.id, version=row.version, graph=row.graph, config=worker_config,
                   name=name or f"{project.name} v{row.version}", parent_run_id=parent.id if parent else None,
                   init_weights=init_weights, status="queued")
@@ -286,11 +292,7 @@ class RunManager:
             if project_id is None:
                 raise GraphInvalidError([GraphError(field="graph", message="give a graph or a project_id")])
             graph = _project_version(session, project_id, None)[1].graph
-        try:
-            self._preflight(graph, RunConfig.model_validate(self.resolve_config(session, config)))
-        except GraphInvalidError as e:
-            return e.errors
-        return []
+        return self._preflight(graph, self.resolve_config(session, config), keep_spec=False, raise_errors=False).errors
 
     def continue_run(self, session: Session, run: Run) -> None:
         """Continue a stopped run from its checkpoint under the same id (HTTPException 409 if it cannot)."""
@@ -299,7 +301,7 @@ class RunManager:
         path = checkpoint_file(self.runs_dir, run.id, run.checkpoint)
         if path is None:
             raise HTTPException(409, "run has no checkpoint")
-        spec = self._preflight(run.graph, RunConfig.model_validate(run.config))
+        spec = self._preflight(run.graph, run.config, keep_spec=True).spec
         start_seq = self.last_seq(run) + 1
         run.status, run.finished_at, run.error = "queued", None, None
         session.commit()
@@ -335,9 +337,9 @@ class RunManager:
         return {"id": weights_id, "filename": filename, "tensors": len(tensors),
                 "elements": sum(t.numel() for t in tensors.values())}
 
-    def _check_weights(self, weights_id: str, spec: Any) -> str:
-        """The stored weights' path, after checking every tensor's name and shape against the graph."""
-        import torch
+    def _check_weights(self, weights_id: str, own: dict[str, tuple[int, ...]]) -> str:
+        """The stored weights' path, after checking every tensor's name and shape against the graph's
+        (``own``, the pre-flight's state_dict shapes); only the file's header is read."""
         from safetensors import safe_open
 
         from layerlab.train.checkpoint import mismatch
@@ -345,8 +347,6 @@ class RunManager:
         path = self.weights_dir / f"{weights_id}.safetensors"
         if not path.is_file():
             raise HTTPException(404, "weights not found")
-        with torch.device("meta"):  # shapes only: nothing is allocated
-            own = {k: tuple(v.shape) for k, v in spec.build().state_dict().items()}
         with safe_open(str(path), framework="pt") as f:
             theirs = {k: tuple(f.get_slice(k).get_shape()) for k in f.keys()}  # noqa: SIM118
         problem = mismatch(own, theirs)
@@ -367,28 +367,16 @@ class RunManager:
             upload["path"] = str(self.uploads_dir / row.stored_name)
         return data
 
-    def _preflight(self, graph: dict[str, Any], config: RunConfig) -> Any:
-        """The graph analysed once, and the trainer's own checks (dataset loadable, graph against data
-        and loss), so a run that cannot start is a 422 naming the node, not a failed run a moment
-        later. Returns the model spec the worker builds from."""
-        from layerlab.shapes import analyze
-        from layerlab.train.data import DatasetError, load_dataset
-        from layerlab.train.spec import RunSetupError, check_data, spec_from_analysis
-
-        analysis = analyze(graph, batch_size=config.data.batch_size, optimizer=config.optimizer.name)
-        if not analysis.report.valid:
-            raise GraphInvalidError(analysis.report.errors)
-        check_memory(analysis.report.totals.memory, config)
-        data = config.data.model_copy(update={"n_samples": min(config.data.n_samples, CHECK_SAMPLES)})
-        try:
-            spec = spec_from_analysis(analysis, config)
-            check_data(spec, load_dataset(data, seed=config.seed), config.loss)
-        except RunSetupError as e:
-            raise GraphInvalidError([GraphError(node=e.node, field=e.field, message=e.reason,
-                                                suggestion=e.hint)]) from e
-        except DatasetError as e:
-            raise GraphInvalidError([GraphError(field="config.data", message=str(e))]) from e
-        return spec
+    def _preflight(self, graph: dict[str, Any], config: dict[str, Any], *, keep_spec: bool,
+                   state_shapes: bool = False, raise_errors: bool = True) -> Preflight:
+        """:func:`preflight` in a worker process (this thread only waits); what would stop the run is
+        a GraphInvalidError (422) unless ``raise_errors`` is False. ServerBusyError (503) when every
+        worker is busy and the line is full."""
+        room = available_memory(str(config.get("device", "auto")))
+        checked = self.cpu.call(preflight, graph, config, room, keep_spec, state_shapes)
+        if checked.errors and raise_errors:
+            raise GraphInvalidError(checked.errors)
+        return checked
 
     def submit(self, run_id: str, *, project_id: str | None, graph: dict[str, Any], config: dict[str, Any],
                init_from: str | None = None, resume_from: str | None = None, start_seq: int = 0,
@@ -547,6 +535,59 @@ class RunManager:
         self.writer.forget_run(run_id)
 
 
+@dataclass
+class Preflight:
+    """What the pre-flight found (plain data, so it comes back from a worker process): the problems
+    that stop the run, [] when it can start; then the model spec the run's worker builds from, and
+    the model's state_dict shapes (to check uploaded weights against), when asked for."""
+
+    errors: list[GraphError]
+    spec: Any = None
+    state_shapes: dict[str, tuple[int, ...]] | None = None
+
+
+def preflight(graph: Any, config: dict[str, Any], room: tuple[str, int | None], keep_spec: bool,
+              state_shapes: bool) -> Preflight:
+    """The graph analysed once, and the trainer's own checks (memory estimate against ``room``, the
+    free memory where it would train; dataset loadable; graph against data and loss), so a run that
+    cannot start is a 422 naming the node, not a failed run a moment later. A job for the CpuPool:
+    the graph as JSON and the run config as the worker gets it in, a :class:`Preflight` out."""
+    try:
+        spec = _checked_spec(graph, RunConfig.model_validate(config), room)
+    except GraphInvalidError as e:
+        return Preflight(e.errors)
+    except RecursionError:
+        return Preflight([GraphError(message="the graph is nested too deeply")])
+    shapes = None
+    if state_shapes:
+        import torch
+
+        with torch.device("meta"):  # shapes only: nothing is allocated
+            shapes = {k: tuple(v.shape) for k, v in spec.build().state_dict().items()}
+    return Preflight([], spec if keep_spec else None, shapes)
+
+
+def _checked_spec(graph: Any, config: RunConfig, room: tuple[str, int | None]) -> Any:
+    from layerlab.shapes import analyze
+    from layerlab.train.data import DatasetError, load_dataset
+    from layerlab.train.spec import RunSetupError, check_data, spec_from_analysis
+
+    analysis = analyze(graph, batch_size=config.data.batch_size, optimizer=config.optimizer.name)
+    if not analysis.report.valid:
+        raise GraphInvalidError(analysis.report.errors)
+    check_memory(analysis.report.totals.memory, room)
+    data = config.data.model_copy(update={"n_samples": min(config.data.n_samples, CHECK_SAMPLES)})
+    try:
+        spec = spec_from_analysis(analysis, config)
+        check_data(spec, load_dataset(data, seed=config.seed), config.loss)
+    except RunSetupError as e:
+        raise GraphInvalidError([GraphError(node=e.node, field=e.field, message=e.reason,
+                                            suggestion=e.hint)]) from e
+    except DatasetError as e:
+        raise GraphInvalidError([GraphError(field="config.data", message=str(e))]) from e
+    return spec
+
+
 def _project_version(session: Session, project_id: str, version: int | None) -> tuple[Project, GraphVersion]:
     """A project and one of its versions (default the latest); HTTPException 404 naming which is missing."""
     project = session.get(Project, project_id)
@@ -559,12 +600,12 @@ def _project_version(session: Session, project_id: str, version: int | None) -> 
     return project, row
 
 
-def check_memory(memory: Any, config: RunConfig) -> None:
-    """Refuse a run whose training-memory estimate does not fit where it would train: free memory of
-    the GPU on CUDA, available RAM on the CPU (a 422 quoting the estimate and its biggest parts)."""
+def check_memory(memory: Any, room: tuple[str, int | None]) -> None:
+    """Refuse a run whose training-memory estimate does not fit where it would train (``room``, from
+    :func:`available_memory`): a 422 quoting the estimate and its biggest parts."""
     if memory is None:
         return
-    where, available = available_memory(config.device)
+    where, available = room
     if available is None or memory.total_bytes <= available:
         return
     parts = sorted([(memory.activations_bytes, f"activations at batch size {memory.batch_size}"),
@@ -582,12 +623,13 @@ def check_memory(memory: Any, config: RunConfig) -> None:
 
 def available_memory(device: str) -> tuple[str, int | None]:
     """(where, bytes free): the GPU a CUDA run would use, else this machine's available RAM."""
-    import torch
+    if device != "cpu":  # torch only for a run that may use a GPU
+        import torch
 
-    if device != "cpu" and torch.cuda.is_available():
-        index = int(device.split(":")[1]) if device.startswith("cuda:") else 0
-        free, _ = torch.cuda.mem_get_info(index)
-        return f"cuda:{index}", free
+        if torch.cuda.is_available():
+            index = int(device.split(":")[1]) if device.startswith("cuda:") else 0
+            free, _ = torch.cuda.mem_get_info(index)
+            return f"cuda:{index}", free
     try:
         with open("/proc/meminfo") as f:
             for line in f:

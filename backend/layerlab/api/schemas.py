@@ -29,6 +29,11 @@ class Problem(BaseModel):
     detail: str
 
 
+# The answer of a route whose CPU work waits for the app's worker processes (layerlab.offload).
+BUSY: dict[int | str, dict[str, Any]] = {
+    503: {"model": Problem, "description": "Every worker is busy and the line is full; retry."}}
+
+
 class Invalid(BaseModel):
     """Every 422 body: what is wrong, pointed at a graph node or a request field."""
 

@@ -3,6 +3,7 @@ result against the original module (see the package docstring)."""
 
 from __future__ import annotations
 
+import operator
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -171,10 +172,11 @@ class _Importer:
             users = [u for u in n.users if u in live]
             found = class_token_use(users[0], live) if len(users) == 1 else None
             if found is None and len(users) == 1:
-                found = positions_use(n, users[0])
+                found = positions_use(n, users[0], live)
             if found is not None:
                 call, op, x, helpers = found
-                self.forms[call] = RawUse(op, str(n.target), param, x)
+                sliced = next((h for h in helpers if h.target is operator.getitem), None)
+                self.forms[call] = RawUse(op, str(n.target), param, x, sliced)
                 self.form_helpers |= {n, *helpers}
 
     def screen(self, gm: fx.GraphModule, live: set[fx.Node]) -> None:
@@ -311,6 +313,11 @@ class _Importer:
             raise UnsupportedModuleError(use.path, "Parameter", f"{n.name}: {use.op} takes a sequence (B, L, D); "
                                                                 f"received {tuple(x_shape)}")
         want = spec.parameter_shape({"num_positions": x_shape[1], "embedding_dim": x_shape[2]})
+        if use.sliced is not None and tuple(use.sliced.meta.get(SHAPE, ())) != tuple(use.param.shape):
+            raise UnsupportedModuleError(use.path, "Parameter", f"{n.name}: the slice takes "
+                                                                f"{tuple(use.sliced.meta.get(SHAPE, ()))} of the table "
+                                                                f"{tuple(use.param.shape)}; LayerLab adds the whole "
+                                                                "table, one vector per step")
         if tuple(use.param.shape) != want:
             raise UnsupportedModuleError(use.path, "Parameter", f"LayerLab's {use.op} holds a parameter of shape "
                                                                 f"{want} for an input {tuple(x_shape)}; received "

@@ -21,6 +21,7 @@ class RawUse:
     path: str
     param: nn.Parameter
     x: fx.Node
+    sliced: fx.Node | None = None  # p[:, :k]: it must take the whole table
 
 
 def as_flatten(s: tuple[int, ...], t: tuple[int, ...]) -> tuple[int, int] | None:
@@ -65,15 +66,33 @@ def class_token_use(expand: fx.Node, live: set[fx.Node]) -> tuple[fx.Node, str, 
     return cat, "ClassToken", tensors[1], {expand}
 
 
-def positions_use(param: fx.Node, add: fx.Node) -> tuple[fx.Node, str, fx.Node, set[fx.Node]] | None:
-    """``x + p`` (or ``p + x``, ``torch.add(x, p)``, ``x += p``): (the add, the op, x, no helpers)."""
+def positions_use(param: fx.Node, user: fx.Node, live: set[fx.Node]
+                  ) -> tuple[fx.Node, str, fx.Node, set[fx.Node]] | None:
+    """``x + p`` (or ``p + x``, ``torch.add(x, p)``, ``x += p``), also of a leading slice of the table,
+    ``x += p[:, :(n + 1)]``: (the add, the op, x, the slice if any). Whether the slice takes the
+    whole table is for the caller to check on the probe's shapes."""
+    helpers: set[fx.Node] = set()
+    table = param
+    if user.op == "call_function" and user.target is operator.getitem and _leading_slice(user.args[1]):
+        users = [u for u in user.users if u in live]
+        if len(users) != 1:
+            return None
+        helpers, table, user = {user}, user, users[0]
+    add = user
     if add.op != "call_function" or add.target not in (operator.add, operator.iadd, torch.add) or add.kwargs \
             or len(add.args) != 2:
         return None
-    others = [a for a in add.args if a is not param]
+    others = [a for a in add.args if a is not table]
     if len(others) != 1 or not isinstance(others[0], fx.Node):
         return None
-    return add, "PositionalEmbedding", others[0], set()
+    return add, "PositionalEmbedding", others[0], helpers
+
+
+def _leading_slice(index: Any) -> bool:
+    """``[:, :k]`` (k an int or a size read from a tensor)."""
+    full = slice(None, None, None)
+    return isinstance(index, tuple) and len(index) == 2 and index[0] == full and isinstance(index[1], slice) \
+        and index[1].start is None and index[1].step is None
 
 
 def as_select(index: Any) -> tuple[int, int] | None:

@@ -206,7 +206,7 @@ class OutputProbe:
             weight = module._parameters.get("weight")
             views.append(LayerOutput(
                 node=node, path=path, shape=list(out.shape), output=histogram(out),
-                maps=feature_maps(out) if out.dim() == 3 else None,
+                maps=feature_maps(out) if out.dim() == 3 and out.numel() else None,
                 weights=histogram(weight.detach()) if weight is not None else None,
             ))
         return views

@@ -579,6 +579,11 @@ class Trainer:
         try:
             with torch.inference_mode():
                 layers = self.outputs.take(self.model, x)
+        except Exception as e:  # a look inside must never end the run it looks at
+            log.exception("run %s: layer snapshot failed", self.events.run_id)
+            self.outputs = None
+            self.warn(f"layer snapshots are off for the rest of this run: {type(e).__name__}: {e}")
+            return
         finally:
             set_train_mode(self.model, self.frozen_bn)
         self.events.emit(LayerSnapshotEvent, step=self.step, epoch=epoch, split=split, sample=0, layers=layers)

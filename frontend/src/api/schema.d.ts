@@ -7227,6 +7227,15 @@ export interface operations {
                     "application/json": components["schemas"]["Invalid"];
                 };
             };
+            /** @description Every worker is busy and the line is full; retry. */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Problem"];
+                };
+            };
         };
     };
     list_projects_api_projects_get: {
@@ -8273,6 +8282,15 @@ export interface operations {
                     "application/json": components["schemas"]["Invalid"];
                 };
             };
+            /** @description Every worker is busy and the line is full; retry. */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Problem"];
+                };
+            };
         };
     };
     check_api_runs_check_post: {
@@ -8349,6 +8367,15 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["Invalid"];
+                };
+            };
+            /** @description Every worker is busy and the line is full; retry. */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Problem"];
                 };
             };
         };
@@ -8988,6 +9015,15 @@ export interface operations {
                     "application/json": components["schemas"]["Invalid"];
                 };
             };
+            /** @description Every worker is busy and the line is full; retry. */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Problem"];
+                };
+            };
         };
     };
     metrics_api_runs__run_id__metrics_get: {
@@ -9253,6 +9289,15 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["Invalid"];
+                };
+            };
+            /** @description Every worker is busy and the line is full; retry. */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Problem"];
                 };
             };
         };

@@ -49,18 +49,9 @@ export function Chart({ spec, version }: { spec: ChartSpec; version?: unknown })
     u.root.dataset.testid = spec.testId;
     u.root.dataset.log = spec.log ? 'true' : 'false';
     plot.current = u;
-    const draw = (data: uPlot.AlignedData) => {
-      u.setData(data);
-      // For tests and debugging: how many x values the chart holds, and the first and last.
-      const xs = data[0];
-      u.root.dataset.points = String(xs.length);
-      u.root.dataset.firstX = xs.length ? String(xs[0]) : '';
-      u.root.dataset.lastX = xs.length ? String(xs[xs.length - 1]) : '';
-      u.root.dataset.draws = String(Number(u.root.dataset.draws ?? 0) + 1);
-    };
-    draw(spec.data(currentSeries()));
+    draw(u, spec.data(currentSeries()));
     const off = onSeries((s, changes) => {
-      if (changes[specRef.current.which]) draw(specRef.current.data(s));
+      if (changes[specRef.current.which]) draw(u, specRef.current.data(s));
     });
     const ro = new ResizeObserver(() => u.setSize({ width: Math.max(200, el.clientWidth), height: HEIGHT }));
     ro.observe(el);
@@ -77,10 +68,7 @@ export function Chart({ spec, version }: { spec: ChartSpec; version?: unknown })
   // Settings such as smoothing change the data function: redraw with it.
   useEffect(() => {
     const u = plot.current;
-    if (!u) return;
-    const data = spec.data(currentSeries());
-    u.setData(data);
-    u.root.dataset.points = String(data[0].length);
+    if (u) draw(u, spec.data(currentSeries()));
   }, [spec]);
 
   const name = spec.title.toLowerCase().replace(/[^a-z0-9]+/g, '_');
@@ -97,6 +85,17 @@ export function Chart({ spec, version }: { spec: ChartSpec; version?: unknown })
       <div className="chart" ref={box} />
     </div>
   );
+}
+
+function draw(u: uPlot, data: uPlot.AlignedData) {
+  u.setData(data);
+  // For tests and benchmarks: how many x values the chart holds, the first and last, and how
+  // many times it was given data.
+  const xs = data[0];
+  u.root.dataset.points = String(xs.length);
+  u.root.dataset.firstX = xs.length ? String(xs[0]) : '';
+  u.root.dataset.lastX = xs.length ? String(xs[xs.length - 1]) : '';
+  u.root.dataset.draws = String(Number(u.root.dataset.draws ?? 0) + 1);
 }
 
 function csvOf(u: uPlot, xLabel: string): Blob {

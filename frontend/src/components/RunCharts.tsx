@@ -8,7 +8,7 @@ import type { RunDetail } from '../api/types';
 import { X_LABEL, type XMode, stepAxis } from '../lib/chartData';
 import { formatValue } from '../lib/paramFields';
 import { configDiff } from '../lib/runForm';
-import { type RunSeries, smooth } from '../state/runSeries';
+import { type RunSeries, smoothedLoss } from '../state/runSeries';
 import { overlaySeries, useTraining } from '../state/trainingStore';
 import { Chart, type ChartSpec } from './Chart';
 import './training.css';
@@ -24,7 +24,12 @@ export function RunCharts() {
   const overlays = useTraining((s) => s.overlays);
   const runs = useTraining((s) => s.runs);
   const active = useTraining((s) => s.activeRunId);
-  const names = useMemo(() => runNames(runs), [runs]);
+  // The run list is fetched again at every epoch of any run (its step and loss change): keep the
+  // names, and so the charts' specs, as long as the names are the same, or every refresh would
+  // recompute and redraw every chart's 50,000-point columns.
+  const namesKey = runs.map((r) => `${r.id}\u0000${r.name ?? ''}`).join('\u0001');
+  // eslint-disable-next-line react-hooks/exhaustive-deps
+  const names = useMemo(() => runNames(runs), [namesKey]);
   const charts = useMemo(() => buildCharts({ smoothing, overlays, log, xMode, names, active }), [smoothing, overlays, log, xMode, names, active]);
   return (
     <div className="run-charts">
@@ -157,7 +162,7 @@ function buildCharts({ smoothing, overlays, log, xMode, names, active }: Options
       { label: label(i, 'raw'), stroke: faint(color(i)), width: 1 },
       { label: label(i, smoothing > 0 ? 'smoothed' : 'loss'), stroke: color(i), width: 2, dash: i ? [6, 3] : undefined },
     ]),
-    data: (s) => joined(s, (r) => [stepAxis(r, r.stepX, xMode), r.stepLoss, smooth(r.stepLoss, smoothing)]),
+    data: (s) => joined(s, (r) => [stepAxis(r, r.stepX, xMode), r.stepLoss, smoothedLoss(r, smoothing)]),
   };
   const perEpoch = (title: string, testId: string, train: (r: RunSeries) => (number | null)[], val: (r: RunSeries) => (number | null)[], what: [string, string], logY: boolean): ChartSpec => ({
     title,

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import type { RunEvent } from '../api/types';
-import { applyEvents, emptySeries, smooth } from './runSeries';
+import { applyEvents, emptySeries, smooth, smoothedLoss } from './runSeries';
 import { createFrameBatcher } from './frameBatcher';
 import { seriesFromMetrics } from './trainingStore';
 
@@ -93,6 +93,19 @@ describe('smooth', () => {
     const s = smooth([0, 10], 0.5);
     expect(s[0]).toBe(0);
     expect(s[1]).toBeCloseTo((0.5 * 0 * 0.5 + 0.5 * 10) / 0.75);
+  });
+
+  it("a run's smoothed loss grows with its points and equals smoothing the whole curve", () => {
+    const s = emptySeries('r');
+    applyEvents(s, [step(0, [[1, 2.3], [2, NaN], [3, 1.9]])]);
+    const first = smoothedLoss(s, 0.6);
+    expect(first).toEqual(smooth(s.stepLoss, 0.6));
+    applyEvents(s, [step(1, [[4, 1.7], [5, 1.2]])]);
+    const grown = smoothedLoss(s, 0.6);
+    expect(grown).toBe(first); // the same column, extended by the new points only
+    expect(grown).toEqual(smooth([2.3, NaN, 1.9, 1.7, 1.2], 0.6));
+    expect(smoothedLoss(s, 0.9)).toEqual(smooth(s.stepLoss, 0.9)); // another weight starts over
+    expect(smoothedLoss(s, 0)).toBe(s.stepLoss);
   });
 });
 

@@ -40,6 +40,8 @@ export interface RunSeries {
   layerHistory: Record<string, LayerTrace>;
   /** The latest layer_snapshot: each layer's output on one validation sample, and its weights. */
   snapshot: LayerSnapshot | null;
+  /** The smoothed step loss at the chart's smoothing weight (see smoothedLoss). */
+  smoothed: Smoothed | null;
   warnings: string[];
   checkpoints: { step: number; epoch: number; reason: string }[];
   failure: { reason: string; hint?: string | null; node?: string | null } | null;
@@ -76,6 +78,7 @@ export function emptySeries(runId: string): RunSeries {
     layersStep: -1,
     layerHistory: {},
     snapshot: null,
+    smoothed: null,
     warnings: [],
     checkpoints: [],
     failure: null,
@@ -238,20 +241,41 @@ function max(a: number | null, b: number | null): number | null {
 /** Exponential moving average with TensorBoard's debiasing; weight 0 returns the input. */
 export function smooth(values: number[], weight: number): number[] {
   if (weight <= 0) return values;
-  const out = new Array<number>(values.length);
-  let last = 0;
-  let n = 0;
-  for (let i = 0; i < values.length; i++) {
+  return extendSmoothing({ weight, values: [], last: 0, n: 0 }, values);
+}
+
+/** A smoothed column and where its average stands, so that it can grow with its input. */
+export interface Smoothed {
+  weight: number;
+  values: number[];
+  last: number;
+  n: number;
+}
+
+/** Smooths the points of `values` that `acc` does not cover yet (columns only grow at the end). */
+function extendSmoothing(acc: Smoothed, values: number[]): number[] {
+  const { weight, values: out } = acc;
+  for (let i = out.length; i < values.length; i++) {
     const v = values[i];
     if (!Number.isFinite(v)) {
-      out[i] = v;
+      out.push(v);
       continue;
     }
-    last = last * weight + (1 - weight) * v;
-    n += 1;
-    out[i] = last / (1 - Math.pow(weight, n));
+    acc.last = acc.last * weight + (1 - weight) * v;
+    acc.n += 1;
+    out.push(acc.last / (1 - Math.pow(weight, acc.n)));
   }
   return out;
+}
+
+/** The run's smoothed step loss: kept on the series and extended by the new points only, so a
+ * chart update costs the new points, not the whole (50,000-point) curve. */
+export function smoothedLoss(s: RunSeries, weight: number): number[] {
+  if (weight <= 0) return s.stepLoss;
+  if (!s.smoothed || s.smoothed.weight !== weight || s.smoothed.values.length > s.stepLoss.length) {
+    s.smoothed = { weight, values: [], last: 0, n: 0 };
+  }
+  return extendSmoothing(s.smoothed, s.stepLoss);
 }
 
 export const isTerminal = (s: RunStatus) => s === 'finished' || s === 'failed' || s === 'stopped';

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any, Literal
+from collections.abc import Callable
+from typing import Annotated, Any, Literal, TypeVar
 
 from fastapi import APIRouter, HTTPException, Query, Request, Response
 from fastapi.exceptions import RequestValidationError
 from pydantic import BaseModel, Field, ValidationError
-from starlette.concurrency import run_in_threadpool
 
 from layerlab import Report
 from layerlab.export import (
@@ -17,17 +17,18 @@ from layerlab.export import (
     onnx_available,
 )
 from layerlab.graph import GraphError, GraphInvalidError
-from layerlab.offload import export_file, parse_json_body, report_json
-from layerlab.script import ScriptUnsupportedError, script_sections
+from layerlab.offload import export_file, parse_json_body, report_json, script_view_text
+from layerlab.script import ScriptUnsupportedError
 from layerlab.shapes import OptimizerName
 from layerlab.train.config import RunConfig
 from layerlab.train.data import DatasetError
 
 from ..db import Run
 from ..deps import SessionDep, StateDep
-from ..schemas import Invalid, Problem
+from ..schemas import BUSY, Invalid, Problem
 
 router = APIRouter(tags=["graphs"])
+T = TypeVar("T")
 
 GRAPH_BODY = {
     "required": True,
@@ -38,9 +39,6 @@ GRAPH_BODY = {
 async def read_json(request: Request) -> Any:
     """The raw JSON body; 422 in the graph-error shape when it is not JSON."""
     return parse_json_body(await request.body())
-
-
-BUSY = {503: {"model": Problem, "description": "Every worker is busy and the line is full; retry."}}
 
 
 @router.post("/graphs/report", openapi_extra={"requestBody": GRAPH_BODY}, response_model=Report,
@@ -107,14 +105,14 @@ async def export_run(run_id: str, session: SessionDep, state: StateDep,
     return await _export(state, run.graph, format, _validated(run.config))
 
 
-@router.post("/graphs/script", openapi_extra={"requestBody": GRAPH_BODY}, responses={422: {"model": Invalid}})
+@router.post("/graphs/script", openapi_extra={"requestBody": GRAPH_BODY},
+             responses={422: {"model": Invalid}, **BUSY})
 async def script_view(request: Request, session: SessionDep, state: StateDep) -> ScriptView:
     """The training script for the code view: its text, the lines of each node, the freezing lines."""
     graph, config = _graph_and_config(await read_json(request), session, state)
-    script = await run_in_threadpool(_script, graph, config)
-    text = script.text()
+    text, nodes = await _in_pool(state, script_view_text, graph, config)
     frozen = [i + 1 for i, line in enumerate(text.split("\n")) if line.strip().endswith(".requires_grad_(False)")]
-    return ScriptView(code=text, nodes=script.node_lines(), frozen_lines=frozen)
+    return ScriptView(code=text, nodes=nodes, frozen_lines=frozen)
 
 
 def _validated(config: Any) -> RunConfig:
@@ -135,19 +133,18 @@ def _graph_and_config(data: Any, session: SessionDep, state: StateDep) -> tuple[
     return graph, config
 
 
-def _script(graph: Any, config: RunConfig) -> Any:
+async def _in_pool(state: StateDep, fn: Callable[..., T], *args: Any) -> T:
+    """A job in the app's worker processes; a run config the script cannot show, or a dataset that
+    cannot load, is a 422 on the config, a format without its package a 501."""
     try:
-        return script_sections(graph, config)
+        return await state.cpu.run(fn, *args)
+    except ExportUnavailableError as e:
+        raise HTTPException(501, str(e)) from e
     except (ScriptUnsupportedError, DatasetError) as e:
         raise GraphInvalidError([GraphError(field="config", message=str(e))]) from e
 
 
 async def _export(state: StateDep, data: Any, fmt: str, config: RunConfig | None) -> Response:
-    try:
-        out = await state.cpu.run(export_file, data, fmt, config, state.settings.max_build_bytes)
-    except ExportUnavailableError as e:
-        raise HTTPException(501, str(e)) from e
-    except (ScriptUnsupportedError, DatasetError) as e:
-        raise GraphInvalidError([GraphError(field="config", message=str(e))]) from e
+    out = await _in_pool(state, export_file, data, fmt, config, state.settings.max_build_bytes)
     return Response(out.content, media_type=out.media_type,
                     headers={"Content-Disposition": f'attachment; filename="{out.filename}"'})

@@ -18,6 +18,7 @@ from ..db import ACTIVE_STATUSES, Run
 from ..deps import SessionDep, StateDep
 from ..runs import checkpoint_file
 from ..schemas import (
+    BUSY,
     EpochRow,
     EventPage,
     FinetuneCreate,
@@ -71,14 +72,14 @@ def _accepted(run: Run) -> RunAccepted:
     return RunAccepted(id=run.id, status="queued", events_url=f"/api/runs/{run.id}/events")
 
 
-@router.post("", status_code=status.HTTP_202_ACCEPTED, responses={422: {"model": Invalid}})
+@router.post("", status_code=status.HTTP_202_ACCEPTED, responses={422: {"model": Invalid}, **BUSY})
 def create(body: RunCreate, session: SessionDep, state: StateDep) -> RunAccepted:
     """Start training a project version (default the latest) under a run config."""
     return _accepted(state.runs.start(session, project_id=body.project_id, version=body.version, name=body.name,
                                       config=body.config, init_weights=body.init_weights))
 
 
-@router.post("/check", responses={422: {"model": Invalid}})
+@router.post("/check", responses={422: {"model": Invalid}, **BUSY})
 def check(body: RunCheckRequest, session: SessionDep, state: StateDep) -> RunCheck:
     """Would a run of this graph under this config start? The start's own checks (graph, memory,
     dataset against the graph and loss), answered as a list instead of a 422; nothing is saved."""
@@ -167,7 +168,8 @@ def resume(run_id: str, session: SessionDep, state: StateDep) -> RunSummary:
     return summary(run, state)
 
 
-@router.post("/{run_id}/continue", status_code=status.HTTP_202_ACCEPTED, responses={409: {"model": Problem}})
+@router.post("/{run_id}/continue", status_code=status.HTTP_202_ACCEPTED,
+             responses={409: {"model": Problem}, 422: {"model": Invalid}, **BUSY})
 def continue_run(run_id: str, session: SessionDep, state: StateDep) -> RunSummary:
     """Continue a stopped run from its checkpoint, under the same id: steps, losses and event
     numbers go on where it stopped, as if it had never stopped."""
@@ -246,7 +248,7 @@ def checkpoint(run_id: str, session: SessionDep, state: StateDep) -> FileRespons
 
 
 @router.post("/{run_id}/finetune", status_code=status.HTTP_202_ACCEPTED,
-             responses={409: {"model": Problem}, 422: {"model": Invalid}})
+             responses={409: {"model": Problem}, 422: {"model": Invalid}, **BUSY})
 def finetune(run_id: str, body: FinetuneCreate, session: SessionDep, state: StateDep) -> RunAccepted:
     """A new run that starts from this run's latest weights (matching layers are copied)."""
     source = get_run(session, state, run_id)
