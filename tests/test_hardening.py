@@ -107,6 +107,24 @@ def test_report_export_and_runs_refuse_the_nested_repeat_graph(client: TestClien
     assert client.get("/api/runs").json() == []
 
 
+def test_reports_never_queue_behind_torch(client: TestClient) -> None:
+    """The editor asks for a report on every edit and a run check beside it. A check (or the training
+    script, or an export) loads torch in its worker, seconds the first time; reports have workers of
+    their own that never import it, so an edit's report cannot wait behind that."""
+    g = graph([node("inp", "Input", shape=[1, 8, 8]), node("flat", "Flatten"), node("fc", "Linear", out_features=10),
+               node("out", "Output")], [("inp", "flat"), ("flat", "fc"), ("fc", "out")])
+    checked = client.post("/api/runs/check", json={"graph": g, "config": {"data": {"dataset": "digits"}}})
+    assert checked.status_code == 200 and checked.json()["ok"], checked.text
+    assert client.post("/api/graphs/script", json={"graph": g}).status_code == 200
+    assert client.post("/api/export?format=torchscript", json=g).status_code == 200
+    assert client.post("/api/graphs/report", json=g).json()["valid"]
+    state = client.app.state.layerlab
+    # asked with a builtin: a function of this module would import the module, and torch with it
+    torch_loaded = "'torch' in __import__('sys').modules"
+    assert state.torch_pool.call(eval, torch_loaded) is True
+    assert state.cpu.call(eval, torch_loaded) is False  # the worker that made the report
+
+
 # --- export: what building the weights would take is computed from the report, then capped ----
 
 
@@ -149,19 +167,15 @@ def test_an_export_too_big_to_build_is_refused_from_the_report_before_building()
         assert err.node == "fc"
         assert err.message == (
             f"{fmt} export builds the model: 4,295,426,058 parameters (16.00 GiB) and about 640.0 KiB of "
-            "activations to trace it, above the limit of 64.0 MiB; the biggest layers: "
+            "activations to trace it, above the limit of 32.0 MiB; the biggest layers: "
             "fc (Linear, 4 copies) 4,295,098,368, head (Linear) 327,690")
         assert "LAYERLAB_MAX_BUILD_BYTES" in err.suggestion
     assert b"nn.Linear(32768, 32768" in export_graph(HUGE, "python").content  # code builds nothing
 
 
 def test_the_server_caps_exports_by_its_setting(tmp_path: Path, client: TestClient) -> None:
-    import time
-
-    t0 = time.perf_counter()
     r = client.post("/api/export?format=torchscript", json=HUGE)
     assert r.status_code == 422
-    assert time.perf_counter() - t0 < 2
     assert "4,295,426,058 parameters" in r.json()["detail"][0]["message"]
     assert client.post("/api/export?format=python", json=HUGE).status_code == 200
     mlp = graph([node("inp", "Input", shape=[64]), node("fc", "Linear", out_features=64), node("out", "Output")],

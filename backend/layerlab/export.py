@@ -29,7 +29,7 @@ TEXT_FORMATS = ("python", "json", "script", "ipynb")
 WEIGHT_FORMATS = ("torchscript", "onnx")  # these build the model, weights and all, and trace it
 # What building and tracing a model for export may take by default (LAYERLAB_MAX_BUILD_BYTES):
 # the weights plus one sample's activations, estimated from the shape report before anything is built.
-DEFAULT_MAX_BUILD_BYTES = 64 * 2**20
+DEFAULT_MAX_BUILD_BYTES = 32 * 2**20
 MEDIA_TYPES = {
     "python": ("text/x-python; charset=utf-8", ".py"),
     "torchscript": ("application/octet-stream", ".pt"),

@@ -5,6 +5,10 @@ made ``GET /api/catalog`` wait ~0.7 s. Here the loop only moves bytes: the reque
 worker process as it came, and the answer comes back ready to send. At most ``workers`` jobs run
 at once, at most ``max_pending`` wait behind them (past that a 503), and ``shutdown`` ends the
 workers at once, whatever they are doing.
+
+An app has two pools: one for the editor's reports, whose workers never import torch, and one for
+the jobs that load torch (run checks, training-script text, exports). A report is asked for on
+every edit; it must not queue behind a worker's first ``import torch`` (seconds).
 """
 
 from __future__ import annotations

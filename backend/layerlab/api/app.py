@@ -42,10 +42,13 @@ def create_app(settings: Settings | None = None, *, executor_factory: ExecutorFa
     hub = EventHub(queue_size=settings.ws_queue_size)
     if executor_factory is None:
         executor_factory = functools.partial(default_executor, num_threads=settings.train_threads)
+    # two pools: the editor's reports never import torch and must not queue behind what does
     cpu = CpuPool(settings.cpu_workers, max_pending=settings.cpu_max_pending)
+    torch_pool = CpuPool(settings.torch_workers, max_pending=settings.cpu_max_pending)
     manager = RunManager(db=db, writer=writer, hub=hub, runs_dir=settings.runs_dir, uploads_dir=settings.uploads_dir,
-                         max_concurrent=settings.max_concurrent_runs, cpu=cpu, executor_factory=executor_factory)
-    state = AppState(settings=settings, db=db, writer=writer, hub=hub, runs=manager, cpu=cpu)
+                         max_concurrent=settings.max_concurrent_runs, cpu=torch_pool,
+                         executor_factory=executor_factory)
+    state = AppState(settings=settings, db=db, writer=writer, hub=hub, runs=manager, cpu=cpu, torch_pool=torch_pool)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -60,10 +63,12 @@ def create_app(settings: Settings | None = None, *, executor_factory: ExecutorFa
         manager.warm_up()
         writer.start()
         cpu.start()
+        torch_pool.start()
         try:
             yield
         finally:
             cpu.shutdown()
+            torch_pool.shutdown()
             await asyncio.to_thread(manager.shutdown)
             writer.stop()
             db.dispose()

@@ -29,7 +29,8 @@ class AppState:
     writer: EventWriter
     hub: EventHub
     runs: RunManager
-    cpu: CpuPool
+    cpu: CpuPool  # the editor's reports (no torch in these workers)
+    torch_pool: CpuPool  # run checks, training-script text, exports: the jobs that load torch
     builtin_datasets: list[Any] | None = None
     datasets_lock: threading.Lock = field(default_factory=threading.Lock)
 

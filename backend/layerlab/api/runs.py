@@ -4,7 +4,7 @@ executor's events and the database and websocket watchers.
 Starting a run happens in one place, :meth:`RunManager.start`: the graph is analysed once, the
 data and the graph are checked against each other, the run row is written, and the analysed
 model goes to the executor. The routes only call it. The checks (:func:`preflight`) are CPU work:
-they run in the app's worker processes (:class:`~layerlab.offload.CpuPool`) on plain data, and
+they run in the app's torch workers (a :class:`~layerlab.offload.CpuPool`) on plain data, and
 the server's thread only reads the database and the free memory.
 
 The executor calls :meth:`RunManager.on_event` from its own threads with each event, already in

@@ -46,9 +46,13 @@ class Settings(BaseModel):
     )
     cpu_workers: Annotated[int, Field(ge=1, le=64)] = Field(
         default_factory=lambda: max(1, min(4, (os.cpu_count() or 2) - 1)),
-        description="Worker processes for reports, exports and run checks (LAYERLAB_CPU_WORKERS); "
-        "default cores − 1, at most 4.",
+        description="Worker processes for the editor's reports (LAYERLAB_CPU_WORKERS); default cores − 1, "
+        "at most 4.",
     )
+    torch_workers: Annotated[int, Field(ge=1, le=64)] = Field(
+        1, description="Worker processes for the jobs that load torch: run checks, training-script text and "
+        "exports (LAYERLAB_TORCH_WORKERS). Apart from the report workers, so a report never waits behind "
+        "a first import of torch.")
     cpu_max_pending: Annotated[int, Field(ge=0)] = Field(
         64, description="Jobs that may wait for a worker; past that a 503 (LAYERLAB_CPU_MAX_PENDING).")
     static_dir: Path = STATIC_DIR
@@ -79,6 +83,7 @@ class Settings(BaseModel):
             ("max_concurrent_runs", "LAYERLAB_MAX_RUNS"),
             ("train_threads", "LAYERLAB_TRAIN_THREADS"),
             ("cpu_workers", "LAYERLAB_CPU_WORKERS"),
+            ("torch_workers", "LAYERLAB_TORCH_WORKERS"),
             ("cpu_max_pending", "LAYERLAB_CPU_MAX_PENDING"),
         ):
             if env.get(name):

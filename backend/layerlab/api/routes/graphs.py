@@ -134,10 +134,10 @@ def _graph_and_config(data: Any, session: SessionDep, state: StateDep) -> tuple[
 
 
 async def _in_pool(state: StateDep, fn: Callable[..., T], *args: Any) -> T:
-    """A job in the app's worker processes; a run config the script cannot show, or a dataset that
+    """A job in the app's torch workers (not the report workers); a run config the script cannot show, or a dataset that
     cannot load, is a 422 on the config, a format without its package a 501."""
     try:
-        return await state.cpu.run(fn, *args)
+        return await state.torch_pool.run(fn, *args)
     except ExportUnavailableError as e:
         raise HTTPException(501, str(e)) from e
     except (ScriptUnsupportedError, DatasetError) as e:
