@@ -2,24 +2,11 @@
 // show as a chain, and the preview draws real 28×28 MNIST images as loaded and augmented.
 import assert from 'node:assert/strict';
 import { after, before, test } from 'node:test';
-import { shot, startBackend, startBrowser, until } from './harness.mjs';
+import { openApp, shot, until } from './harness.mjs';
 
-let backend;
-let browser;
-let page;
-let consoleErrors;
-
-before(async () => {
-  backend = await startBackend();
-  ({ browser, page, consoleErrors } = await startBrowser());
-  await page.goto(backend.url);
-  await page.locator('.react-flow__node[data-id="fc"]').waitFor();
-});
-
-after(async () => {
-  await browser?.close();
-  await backend?.stop();
-});
+let app, page, consoleErrors;
+before(async () => ({ page, consoleErrors } = app = await openApp()));
+after(() => app?.close());
 
 const form = () => page.getByTestId('run-form');
 const field = (label) => form().getByLabel(label, { exact: true });

@@ -4,23 +4,11 @@
 import assert from 'node:assert/strict';
 import { readFile } from 'node:fs/promises';
 import { after, before, test } from 'node:test';
-import { connectNodes, dropLayer, openEmptyCanvas, shot, startBackend, startBrowser, until } from './harness.mjs';
+import { connectNodes, dropLayer, openApp, shot, until } from './harness.mjs';
 
-let backend;
-let browser;
-let page;
-let consoleErrors;
-
-before(async () => {
-  backend = await startBackend();
-  ({ browser, page, consoleErrors } = await startBrowser());
-  await openEmptyCanvas(page, backend.url);
-});
-
-after(async () => {
-  await browser?.close();
-  await backend?.stop();
-});
+let app, page, consoleErrors;
+before(async () => ({ page, consoleErrors } = app = await openApp({ open: 'empty' })));
+after(() => app?.close());
 
 const CHAIN = ['Input', 'Flatten', 'Linear', 'ReLU', 'Linear', 'Output'];
 const IDS = ['input_1', 'flatten_1', 'linear_1', 'relu_1', 'linear_2', 'output_1'];

@@ -2,23 +2,11 @@
 // computes, break it and fix it with the server's suggestion, freeze a block.
 import assert from 'node:assert/strict';
 import { after, before, test } from 'node:test';
-import { badge, connectNodes, dropLayer, openEmptyCanvas, shot, startBackend, startBrowser, until } from './harness.mjs';
+import { badge, connectNodes, dropLayer, openApp, shot, until } from './harness.mjs';
 
-let backend;
-let browser;
-let page;
-let consoleErrors;
-
-before(async () => {
-  backend = await startBackend();
-  ({ browser, page, consoleErrors } = await startBrowser());
-  await openEmptyCanvas(page, backend.url);
-});
-
-after(async () => {
-  await browser?.close();
-  await backend?.stop();
-});
+let app, page, consoleErrors;
+before(async () => ({ page, consoleErrors } = app = await openApp({ open: 'empty' })));
+after(() => app?.close());
 
 const CHAIN = ['Input', 'Conv2d', 'ReLU', 'MaxPool2d', 'Flatten', 'Linear', 'Output'];
 const IDS = ['input_1', 'conv2d_1', 'relu_1', 'max_pool2d_1', 'flatten_1', 'linear_1', 'output_1'];

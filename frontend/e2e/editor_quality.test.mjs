@@ -3,27 +3,11 @@
 // existing layers drag into blocks, and dark mode.
 import assert from 'node:assert/strict';
 import { after, before, test } from 'node:test';
-import { badge, connectNodes, dropLayer, shot, startBackend, startBrowser, until } from './harness.mjs';
+import { badge, connectNodes, dropLayer, openApp, shot, until } from './harness.mjs';
 
-let backend;
-let browser;
-let context;
-let page;
-let consoleErrors;
-
-before(async () => {
-  backend = await startBackend();
-  ({ browser, context, page, consoleErrors } = await startBrowser());
-  await page.setViewportSize({ width: 1280, height: 720 });
-  await page.goto(backend.url);
-  await page.getByTestId('palette-Conv2d').waitFor();
-  await page.locator('.react-flow__node[data-id="fc"]').waitFor();
-});
-
-after(async () => {
-  await browser?.close();
-  await backend?.stop();
-});
+let app, page, consoleErrors;
+before(async () => ({ page, consoleErrors } = app = await openApp({ viewport: { width: 1280, height: 720 } })));
+after(() => app?.close());
 
 const node = (id) => page.locator(`.react-flow__node[data-id="${id}"]`);
 const redErrors = () => page.locator('.has-error').count();

@@ -155,3 +155,36 @@ export async function openEmptyCanvas(page, url) {
   await page.keyboard.press('Delete');
   await until(async () => (await page.locator('.react-flow__node').count()) === 0, 5000, 'an empty canvas');
 }
+
+/**
+ * The backend and a browser page for a test file, as its `before` hook opens them. `open` is 'demo'
+ * (the demo project on the canvas) or 'empty' (the canvas cleared, as a person starting over does);
+ * `viewport` sizes the page first. Returns { backend, browser, context, page, consoleErrors, close };
+ * `close()` (for the `after` hook) ends the browser and the backend. What started is ended if
+ * opening fails.
+ */
+export async function openApp({ open = 'demo', viewport } = {}) {
+  const backend = await startBackend();
+  let browser;
+  const close = async () => {
+    await browser?.close();
+    await backend.stop();
+  };
+  try {
+    const opened = await startBrowser();
+    browser = opened.browser;
+    const { page } = opened;
+    if (viewport) await page.setViewportSize(viewport);
+    if (open === 'empty') {
+      await openEmptyCanvas(page, backend.url);
+    } else {
+      await page.goto(backend.url);
+      await page.getByTestId('palette-Conv2d').waitFor();
+      await page.locator('.react-flow__node[data-id="fc"]').waitFor();
+    }
+    return { ...opened, backend, close };
+  } catch (e) {
+    await close();
+    throw e;
+  }
+}

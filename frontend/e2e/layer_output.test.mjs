@@ -4,23 +4,11 @@
 // worker's own numbers (read back from the run's metrics), and they survive a reload.
 import assert from 'node:assert/strict';
 import { after, before, test } from 'node:test';
-import { connectNodes, dropLayer, openEmptyCanvas, shot, startBackend, startBrowser, until } from './harness.mjs';
+import { connectNodes, dropLayer, openApp, shot, until } from './harness.mjs';
 
-let backend;
-let browser;
-let page;
-let consoleErrors;
-
-before(async () => {
-  backend = await startBackend();
-  ({ browser, page, consoleErrors } = await startBrowser());
-  await openEmptyCanvas(page, backend.url);
-});
-
-after(async () => {
-  await browser?.close();
-  await backend?.stop();
-});
+let app, backend, page, consoleErrors;
+before(async () => ({ backend, page, consoleErrors } = app = await openApp({ open: 'empty' })));
+after(() => app?.close());
 
 const CHAIN = ['Input', 'Conv2d', 'ReLU', 'Flatten', 'Linear', 'Output'];
 const IDS = ['input_1', 'conv2d_1', 'relu_1', 'flatten_1', 'linear_1', 'output_1'];

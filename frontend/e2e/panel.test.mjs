@@ -3,25 +3,14 @@
 import assert from 'node:assert/strict';
 import { readFile } from 'node:fs/promises';
 import { after, before, test } from 'node:test';
-import { shot, startBackend, startBrowser, until } from './harness.mjs';
+import { openApp, shot, until } from './harness.mjs';
 
-let backend;
-let browser;
-let page;
-let consoleErrors;
-
+let app, backend, page, consoleErrors;
 before(async () => {
-  backend = await startBackend();
-  ({ browser, page, consoleErrors } = await startBrowser());
-  await page.goto(backend.url);
-  await page.locator('.react-flow__node[data-id="fc"]').waitFor();
+  ({ backend, page, consoleErrors } = app = await openApp());
   await until(async () => (await page.getByTestId('status-valid').textContent()).includes('valid'), 10_000, 'a valid graph');
 });
-
-after(async () => {
-  await browser?.close();
-  await backend?.stop();
-});
+after(() => app?.close());
 
 const api = async (path) => {
   const res = await fetch(`${backend.url}/api${path}`);

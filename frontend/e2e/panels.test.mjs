@@ -3,26 +3,11 @@
 // labels are whole (they wrap, never cut off). Against the real backend, in Chromium.
 import assert from 'node:assert/strict';
 import { after, before, test } from 'node:test';
-import { shot, startBackend, startBrowser, until } from './harness.mjs';
+import { openApp, shot, until } from './harness.mjs';
 
-let backend;
-let browser;
-let page;
-let consoleErrors;
-
-before(async () => {
-  backend = await startBackend();
-  ({ browser, page, consoleErrors } = await startBrowser());
-  await page.setViewportSize({ width: 1280, height: 720 });
-  await page.goto(backend.url);
-  await page.getByTestId('palette-Conv2d').waitFor();
-  await page.locator('.react-flow__node').first().waitFor();
-});
-
-after(async () => {
-  await browser?.close();
-  await backend?.stop();
-});
+let app, page, consoleErrors;
+before(async () => ({ page, consoleErrors } = app = await openApp({ viewport: { width: 1280, height: 720 } })));
+after(() => app?.close());
 
 const paletteWidth = async () => (await page.getByTestId('palette').boundingBox()).width;
 

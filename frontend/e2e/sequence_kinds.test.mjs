@@ -4,23 +4,11 @@
 // parameter shows in the model code as ViT code writes it.
 import assert from 'node:assert/strict';
 import { after, before, test } from 'node:test';
-import { badge, connectNodes, dropLayer, openEmptyCanvas, shot, startBackend, startBrowser, until } from './harness.mjs';
+import { badge, connectNodes, dropLayer, openApp, shot, until } from './harness.mjs';
 
-let backend;
-let browser;
-let page;
-let consoleErrors;
-
-before(async () => {
-  backend = await startBackend();
-  ({ browser, page, consoleErrors } = await startBrowser());
-  await openEmptyCanvas(page, backend.url);
-});
-
-after(async () => {
-  await browser?.close();
-  await backend?.stop();
-});
+let app, backend, page, consoleErrors;
+before(async () => ({ backend, page, consoleErrors } = app = await openApp({ open: 'empty' })));
+after(() => app?.close());
 
 test('the new kinds are in the palette', async () => {
   const catalog = await (await fetch(`${backend.url}/api/catalog`)).json();

@@ -2,27 +2,16 @@
 // websocket, stop it; reload the page mid-run and see the curve continue without a gap.
 import assert from 'node:assert/strict';
 import { after, before, test } from 'node:test';
-import { shot, startBackend, startBrowser, until } from './harness.mjs';
+import { openApp, shot, until } from './harness.mjs';
 
-let backend;
-let browser;
-let page;
-let consoleErrors;
-
+let app, backend, page, consoleErrors;
 before(async () => {
-  backend = await startBackend();
-  ({ browser, page, consoleErrors } = await startBrowser());
-  await page.goto(backend.url);
+  ({ backend, page, consoleErrors } = app = await openApp());
   // The demo project (a digits CNN) opens on first start.
-  await page.locator('.react-flow__node[data-id="fc"]').waitFor();
   await until(async () => (await page.getByTestId('status-valid').textContent()).includes('valid'), 10_000, 'a valid graph');
   await page.getByTestId('tab-train').click();
 });
-
-after(async () => {
-  await browser?.close();
-  await backend?.stop();
-});
+after(() => app?.close());
 
 const chart = () => page.locator('[data-testid="chart-step-loss"]');
 const points = async () => Number((await chart().getAttribute('data-points')) ?? 0);

@@ -2,24 +2,14 @@
 // refused with the tensors that are wrong, before any run starts.
 import assert from 'node:assert/strict';
 import { after, before, test } from 'node:test';
-import { shot, startBackend, startBrowser, until } from './harness.mjs';
+import { openApp, shot, until } from './harness.mjs';
 
-let backend;
-let browser;
-let page;
-
+let app, page;
 before(async () => {
-  backend = await startBackend();
-  ({ browser, page } = await startBrowser());
-  await page.goto(backend.url);
-  await page.locator('.react-flow__node[data-id="fc"]').waitFor();
+  ({ page } = app = await openApp());
   await page.getByTestId('tab-train').click();
 });
-
-after(async () => {
-  await browser?.close();
-  await backend?.stop();
-});
+after(() => app?.close());
 
 /** A .safetensors file: an 8-byte header length, the JSON header, then the raw float32 data. */
 function safetensors(tensors) {
