@@ -270,6 +270,31 @@ def test_metrics_history_and_event_pages(h: Harness) -> None:
     wait_for(lambda: h.client.get(f"/api/runs/{run_id}").json()["val_loss"] == 0.6)
 
 
+def test_metrics_are_one_moment_even_when_events_arrive_while_they_are_read(h: Harness) -> None:
+    """The page takes the run's status from /metrics and streams what follows last_seq. An event that
+    arrives while /metrics reads the run is left to the stream: counted in last_seq beside an older
+    status, a run_started would be skipped by the stream and the page would stay "queued"."""
+    run_id = h.start()
+    h.executor.step(run_id, 1)
+    manager = h.client.app.state.layerlab.runs
+    history = manager.history
+
+    def events_arrive_meanwhile(*args: Any, **kwargs: Any) -> Any:
+        manager.history = history
+        h.executor.step(run_id, 2)  # the executor's thread, between reading the run and its history
+        h.executor.pause(run_id)
+        return history(*args, **kwargs)
+
+    manager.history = events_arrive_meanwhile
+    metrics = h.client.get(f"/api/runs/{run_id}/metrics").json()
+    assert (metrics["status"], metrics["last_seq"], metrics["steps"]) == ("queued", 0, [[1, 1.0]])
+    with h.client.websocket_connect(f"/api/runs/{run_id}/events?after={metrics['last_seq']}") as ws:
+        got = [ws.receive_json() for _ in range(2)]
+    assert [(e["seq"], e["type"]) for e in got] == [(1, "step"), (2, "run_paused")]
+    again = h.client.get(f"/api/runs/{run_id}/metrics").json()
+    assert (again["status"], again["last_seq"], again["steps"]) == ("paused", 1, [[1, 1.0], [2, 0.5]])
+
+
 # --- run endpoints -------------------------------------------------------------------------------
 
 

@@ -198,10 +198,17 @@ def delete(run_id: str, session: SessionDep, state: StateDep) -> Response:
 def metrics(run_id: str, session: SessionDep, state: StateDep) -> Metrics:
     """The whole loss curve and the per-epoch metrics so far."""
     run = get_run(session, state, run_id)
+    # One moment's view: the row's status goes with its last_seq, so nothing newer is taken here
+    # (a run_started read beside a "queued" row would leave the page queued for good); what came
+    # since reaches the client over the websocket, which replays after last_seq.
+    upto = run.last_seq
     # Only the latest snapshot (they are large), read first: an event stored in between has a
     # higher seq and so comes with the history below, and last_seq never passes over one.
     snapshot = state.runs.latest(run_id, "layer_snapshot")
-    events = state.runs.history(run_id, types=("step", "epoch", "run_started", "layer_stats"))
+    if snapshot is not None and snapshot["seq"] > upto:
+        snapshot = None
+    events = [e for e in state.runs.history(run_id, types=("step", "epoch", "run_started", "layer_stats"))
+              if e["seq"] <= upto]
     steps: list[tuple[int, float]] = []
     lrs: list[tuple[int, float]] = []
     times: list[tuple[int, float]] = []
