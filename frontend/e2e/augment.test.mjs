@@ -2,7 +2,7 @@
 // show as a chain, and the preview draws real 28×28 MNIST images as loaded and augmented.
 import assert from 'node:assert/strict';
 import { after, before, test } from 'node:test';
-import { openApp, shot, until } from './harness.mjs';
+import { openApp, shot, typeInto, until } from './harness.mjs';
 
 let app, page, consoleErrors;
 before(async () => ({ page, consoleErrors } = app = await openApp()));
@@ -28,10 +28,7 @@ test('adding steps shows the chain and a preview of augmented MNIST digits', asy
   await form().locator('fieldset[data-group="data"] details summary').click();
   await field('Add Augment step').selectOption('RandomHorizontalFlip');
   const flipP = field('RandomHorizontalFlip P');
-  await flipP.click();
-  await page.keyboard.press('Control+a');
-  await page.keyboard.press('Backspace');
-  await flipP.pressSequentially('1', { delay: 20 });
+  await typeInto(page, flipP, '1');
   await until(async () => (await page.getByTestId('augment-row').count()) === 4, 20_000, 'four preview rows');
   assert.deepEqual(await page.getByTestId('augment-chain').locator('li').allTextContents(), ['RandomHorizontalFlip']);
   // Row by row: the image as loaded, then three draws; a flip with p = 1 mirrors every draw.

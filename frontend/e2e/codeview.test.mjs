@@ -4,7 +4,7 @@
 import assert from 'node:assert/strict';
 import { readFile } from 'node:fs/promises';
 import { after, before, test } from 'node:test';
-import { connectNodes, dropLayer, openApp, shot, until } from './harness.mjs';
+import { buildChain, openApp, shot, typeInto, until } from './harness.mjs';
 
 let app, page, consoleErrors;
 before(async () => ({ page, consoleErrors } = app = await openApp({ open: 'empty' })));
@@ -16,8 +16,7 @@ const script = () => page.getByTestId('script-code');
 const line = (text) => script().locator('.code-line', { hasText: text });
 
 test('the training script of a graph built from an empty canvas', async () => {
-  for (let i = 0; i < CHAIN.length; i++) await dropLayer(page, CHAIN[i], 330, 40 + i * 95);
-  for (let i = 0; i + 1 < IDS.length; i++) await connectNodes(page, IDS[i], IDS[i + 1]);
+  await buildChain(page, CHAIN, IDS);
   await until(async () => (await page.getByTestId('status-valid').textContent()).includes('valid'), 10_000, 'a valid graph');
   await page.getByTestId('tab-code').click();
   await page.getByTestId('code-tab-script').click();
@@ -32,10 +31,7 @@ test('the training script of a graph built from an empty canvas', async () => {
 test('it follows the run form, typed key by key', async () => {
   await page.getByTestId('tab-train').click();
   const wd = page.getByTestId('run-form').getByLabel('Weight decay', { exact: true });
-  await wd.click();
-  await page.keyboard.press('Control+a');
-  await page.keyboard.press('Backspace');
-  await wd.pressSequentially('0.05', { delay: 20 });
+  await typeInto(page, wd, '0.05');
   await page.getByTestId('tab-code').click();
   assert.equal(await page.getByTestId('code-tab-script').getAttribute('aria-selected'), 'true', 'the tab is remembered');
   await until(async () => (await script().textContent()).includes('"weight_decay": 0.05'), 10_000, 'the decay group');

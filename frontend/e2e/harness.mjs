@@ -150,10 +150,29 @@ export async function openEmptyCanvas(page, url) {
   await page.goto(url);
   await page.getByTestId('palette-Conv2d').waitFor();
   await page.locator('.react-flow__node').first().waitFor();
+  await clearCanvas(page);
+}
+
+/** Selects everything on the canvas and deletes it, as a person starting over does. */
+export async function clearCanvas(page) {
   await page.getByTestId('canvas').click({ position: { x: 20, y: 20 } });
   await page.keyboard.press('Control+a');
   await page.keyboard.press('Delete');
   await until(async () => (await page.locator('.react-flow__node').count()) === 0, 5000, 'an empty canvas');
+}
+
+/** Drops `ops` from the palette in a column and connects the nodes `ids` (their ids) in order. */
+export async function buildChain(page, ops, ids) {
+  for (let i = 0; i < ops.length; i++) await dropLayer(page, ops[i], 330, 40 + i * 95);
+  for (let i = 0; i + 1 < ids.length; i++) await connectNodes(page, ids[i], ids[i + 1]);
+}
+
+/** Clears a field and types into it one key at a time, as a person does. */
+export async function typeInto(page, locator, text) {
+  await locator.click();
+  await page.keyboard.press('Control+a');
+  await page.keyboard.press('Backspace');
+  await locator.pressSequentially(text, { delay: 20 });
 }
 
 /**

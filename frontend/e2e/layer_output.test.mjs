@@ -4,7 +4,7 @@
 // worker's own numbers (read back from the run's metrics), and they survive a reload.
 import assert from 'node:assert/strict';
 import { after, before, test } from 'node:test';
-import { connectNodes, dropLayer, openApp, shot, until } from './harness.mjs';
+import { buildChain, openApp, shot, typeInto, until } from './harness.mjs';
 
 let app, backend, page, consoleErrors;
 before(async () => ({ backend, page, consoleErrors } = app = await openApp({ open: 'empty' })));
@@ -15,12 +15,6 @@ const IDS = ['input_1', 'conv2d_1', 'relu_1', 'flatten_1', 'linear_1', 'output_1
 const status = () => page.getByTestId('run-status').getAttribute('data-status');
 const node = (id) => page.locator(`.react-flow__node[data-id="${id}"]`);
 
-async function typeInto(locator, text) {
-  await locator.click();
-  await page.keyboard.press('Control+a');
-  await page.keyboard.press('Backspace');
-  await locator.pressSequentially(text, { delay: 20 });
-}
 
 /** The canvas' pixels as the page drew them, and the tile bytes the backend sent. */
 async function drawnAndSent(snapshotLayer) {
@@ -35,16 +29,15 @@ async function drawnAndSent(snapshotLayer) {
 let runId;
 
 test('a conv net from an empty canvas trains; its layers show what they made of a validation sample', async () => {
-  for (let i = 0; i < CHAIN.length; i++) await dropLayer(page, CHAIN[i], 330, 40 + i * 95);
-  for (let i = 0; i + 1 < IDS.length; i++) await connectNodes(page, IDS[i], IDS[i + 1]);
+  await buildChain(page, CHAIN, IDS);
   // 20 filters, typed: more than the 16 a snapshot shows.
   await node('conv2d_1').click();
-  await typeInto(page.getByTestId('field-out_channels').getByRole('textbox'), '20');
+  await typeInto(page, page.getByTestId('field-out_channels').getByRole('textbox'), '20');
   await page.keyboard.press('Tab');
   await until(async () => (await page.getByTestId('status-valid').textContent()).includes('valid'), 10_000, 'a valid graph');
 
   await page.getByTestId('tab-train').click();
-  await typeInto(page.getByTestId('run-form').getByLabel('Epochs', { exact: true }), '2');
+  await typeInto(page, page.getByTestId('run-form').getByLabel('Epochs', { exact: true }), '2');
   await page.getByTestId('train-start').click();
   await until(async () => (await status()) === 'finished', 90_000, 'the run to finish');
   runId = await page.evaluate(() => localStorage.getItem('layerlab_active_run'));
@@ -134,7 +127,7 @@ test('a finished run still shows them after a reload', async () => {
 
 test('during a run the snapshot follows the epochs live', async () => {
   await page.getByTestId('tab-train').click();
-  await typeInto(page.getByTestId('run-form').getByLabel('Epochs', { exact: true }), '300');
+  await typeInto(page, page.getByTestId('run-form').getByLabel('Epochs', { exact: true }), '300');
   await page.getByTestId('train-start').click();
   await until(async () => (await status()) === 'running', 30_000, 'the run to start');
   await page.getByTestId('tab-inspector').click();

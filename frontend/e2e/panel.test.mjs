@@ -3,7 +3,7 @@
 import assert from 'node:assert/strict';
 import { readFile } from 'node:fs/promises';
 import { after, before, test } from 'node:test';
-import { openApp, shot, until } from './harness.mjs';
+import { openApp, shot, typeInto, until } from './harness.mjs';
 
 let app, backend, page, consoleErrors;
 before(async () => {
@@ -21,13 +21,6 @@ const status = () => page.getByTestId('run-status').getAttribute('data-status');
 const form = () => page.getByTestId('run-form');
 const field = (label) => form().getByLabel(label, { exact: true });
 
-/** Clears a field and types into it one key at a time, as a person does. */
-async function typeInto(locator, text) {
-  await locator.click();
-  await page.keyboard.press('Control+a');
-  await page.keyboard.press('Backspace');
-  await locator.pressSequentially(text, { delay: 20 });
-}
 
 test('the run form is drawn from the API schema: every group, labels, defaults', async () => {
   await page.getByTestId('tab-train').click();
@@ -61,7 +54,7 @@ test('numeric fields take 1e-3, 3e-4 and "-" typed key by key; the run gets exac
   await page.getByTestId('tab-inspector').click();
   await page.locator('.react-flow__node[data-id="bn1"]').click();
   const eps = page.getByTestId('field-eps').getByRole('textbox');
-  await typeInto(eps, '1e-');
+  await typeInto(page, eps, '1e-');
   assert.equal(await eps.getAttribute('aria-invalid'), 'true', '"1e-" is not a number yet');
   assert.match(await page.getByTestId('field-eps').textContent(), /not applied/);
   await eps.pressSequentially('3', { delay: 20 });
@@ -70,7 +63,7 @@ test('numeric fields take 1e-3, 3e-4 and "-" typed key by key; the run gets exac
 
   await page.getByTestId('tab-train').click();
   const lr = field('Learning rate');
-  await typeInto(lr, '1e-');
+  await typeInto(page, lr, '1e-');
   assert.equal(await lr.getAttribute('aria-invalid'), 'true');
   assert.match(await page.getByTestId('settings-invalid').textContent(), /Learning rate: "1e-" is not a number/);
   assert.equal(await page.getByTestId('train-start').isDisabled(), true, 'an invalid entry is not sent');
@@ -79,19 +72,19 @@ test('numeric fields take 1e-3, 3e-4 and "-" typed key by key; the run gets exac
   assert.equal(await page.getByTestId('settings-invalid').count(), 0);
 
   const wd = field('Weight decay');
-  await typeInto(wd, '3e-4');
+  await typeInto(page, wd, '3e-4');
   const epochs = field('Epochs');
-  await typeInto(epochs, '-');
+  await typeInto(page, epochs, '-');
   assert.equal(await epochs.getAttribute('aria-invalid'), 'true', 'a lone "-" is not sent');
-  await typeInto(epochs, '.5');
+  await typeInto(page, epochs, '.5');
   assert.match(await page.getByTestId('settings-invalid').textContent(), /Epochs: \.5 is not a whole number/);
-  await typeInto(epochs, '300');
+  await typeInto(page, epochs, '300');
   const split = field('Validation split');
-  await typeInto(split, '.25');
+  await typeInto(page, split, '.25');
   // A list setting (augmentation) from its schema: add a step, type its probability.
   await form().locator('fieldset[data-group="data"] details summary').click();
   await form().getByLabel('Add Augment step', { exact: true }).selectOption('RandomHorizontalFlip');
-  await typeInto(field('RandomHorizontalFlip P'), '.3');
+  await typeInto(page, field('RandomHorizontalFlip P'), '.3');
   await shot(page, 'panel_typed');
 
   await page.getByTestId('train-start').click();
@@ -130,7 +123,7 @@ test('the run header says where it trains; after a reload the form shows the liv
   const frozen = page.getByTestId('run-settings-form').getByLabel('Learning rate', { exact: true });
   assert.equal(await frozen.inputValue(), '0.001');
   assert.equal(await frozen.isDisabled(), true);
-  await typeInto(field('Learning rate'), '0.05');
+  await typeInto(page, field('Learning rate'), '0.05');
   await page.getByTestId('train-again').click();
   await until(async () => (await field('Learning rate').inputValue()) === '0.001', 5000, 'the copied settings');
   await page.setViewportSize({ width: 1280, height: 720 });
@@ -147,9 +140,9 @@ test('block repeat takes typed text the same way', async () => {
   await page.keyboard.press('Control+g');
   const repeat = page.locator('.react-flow__node[data-id="block_1"]').getByLabel('Repeat', { exact: true });
   await repeat.waitFor();
-  await typeInto(repeat, '-');
+  await typeInto(page, repeat, '-');
   assert.equal(await repeat.getAttribute('aria-invalid'), 'true');
-  await typeInto(repeat, '3');
+  await typeInto(page, repeat, '3');
   assert.equal(await repeat.getAttribute('aria-invalid'), null);
   await page.getByTestId('save').click();
   const project = (await api('/projects'))[0];
@@ -171,7 +164,7 @@ test('two projects with the same node ids: training one leaves the other clean',
 
   const badges = (id) => page.locator(`.react-flow__node[data-id="${id}"] .live-badges span`).count();
   await page.getByTestId('tab-train').click();
-  await typeInto(field('Epochs'), '300');
+  await typeInto(page, field('Epochs'), '300');
   await page.getByTestId('train-start').click();
   await until(async () => ['running', 'queued'].includes(await status()), 30_000, 'the run to start');
   await until(async () => (await badges('conv1')) > 0, 60_000, 'gradient badges on conv1');
@@ -216,7 +209,7 @@ test('two projects with the same node ids: training one leaves the other clean',
 
   // An edit: the tints say which graph version they come from.
   await page.locator('.react-flow__node[data-id="fc"]').click();
-  await typeInto(page.getByTestId('field-out_features').getByRole('textbox'), '12');
+  await typeInto(page, page.getByTestId('field-out_features').getByRole('textbox'), '12');
   await until(async () => (await page.locator('.react-flow__node[data-id="conv1"] [data-testid="stats-version"]').count()) === 1, 10_000, 'the version note');
   assert.equal(await page.locator('.react-flow__node[data-id="conv1"] [data-testid="stats-version"]').textContent(), `from v${run.version}`);
   await page.getByTestId('tab-train').click();
@@ -225,14 +218,14 @@ test('two projects with the same node ids: training one leaves the other clean',
   await page.getByTestId('train-stop').click();
   await until(async () => (await status()) === 'stopped', 30_000, 'the run to stop');
   await page.getByTestId('tab-inspector').click();
-  await typeInto(page.getByTestId('field-out_features').getByRole('textbox'), '10');
+  await typeInto(page, page.getByTestId('field-out_features').getByRole('textbox'), '10');
   assert.deepEqual(consoleErrors.filter((e) => !/WebSocket/.test(e)), []);
 });
 
 test('charts: compare two runs with a diff table, log scale, x by epoch and time, hover, CSV and PNG', async () => {
   await page.getByTestId('tab-train').click();
-  await typeInto(field('Learning rate'), '0.01');
-  await typeInto(field('Epochs'), '2');
+  await typeInto(page, field('Learning rate'), '0.01');
+  await typeInto(page, field('Epochs'), '2');
   await page.getByTestId('train-start').click();
   await until(async () => (await status()) === 'finished', 60_000, 'the short run to finish');
   const runs = await api(`/runs?project_id=${(await api('/projects')).find((p) => p.name.startsWith('Demo')).id}`);

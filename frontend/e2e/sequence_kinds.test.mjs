@@ -4,7 +4,7 @@
 // parameter shows in the model code as ViT code writes it.
 import assert from 'node:assert/strict';
 import { after, before, test } from 'node:test';
-import { badge, connectNodes, dropLayer, openApp, shot, until } from './harness.mjs';
+import { badge, buildChain, clearCanvas, openApp, shot, until } from './harness.mjs';
 
 let app, backend, page, consoleErrors;
 before(async () => ({ backend, page, consoleErrors } = app = await openApp({ open: 'empty' })));
@@ -27,8 +27,7 @@ test('the new kinds are in the palette', async () => {
 test('an LSTM classifier from token ids, built by hand', async () => {
   const chain = ['Input', 'Embedding', 'LSTM', 'Linear', 'Output'];
   const ids = ['input_1', 'embedding_1', 'lstm_1', 'linear_1', 'output_1'];
-  for (let i = 0; i < chain.length; i++) await dropLayer(page, chain[i], 330, 40 + i * 95);
-  for (let i = 0; i + 1 < ids.length; i++) await connectNodes(page, ids[i], ids[i + 1]);
+  await buildChain(page, chain, ids);
 
   // The Input: 12 token ids per sample.
   await page.locator('.react-flow__node[data-id="input_1"]').click();
@@ -69,14 +68,10 @@ test('an LSTM classifier from token ids, built by hand', async () => {
 });
 
 test('a class token held as a raw parameter, then its output taken with Select', async () => {
-  await page.getByTestId('canvas').click({ position: { x: 20, y: 20 } });
-  await page.keyboard.press('Control+a');
-  await page.keyboard.press('Delete');
-  await until(async () => (await page.locator('.react-flow__node').count()) === 0, 5000, 'an empty canvas');
+  await clearCanvas(page);
   const chain = ['Input', 'ClassToken', 'Select', 'Output'];
   const ids = ['input_1', 'class_token_1', 'select_1', 'output_1'];
-  for (let i = 0; i < chain.length; i++) await dropLayer(page, chain[i], 330, 40 + i * 95);
-  for (let i = 0; i + 1 < ids.length; i++) await connectNodes(page, ids[i], ids[i + 1]);
+  await buildChain(page, chain, ids);
 
   // The Input: a sequence of 5 steps of 8 features.
   await page.locator('.react-flow__node[data-id="input_1"]').click();
