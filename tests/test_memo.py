@@ -17,6 +17,7 @@ from layerlab import infer
 from layerlab.graph import GraphInvalidError, split_graph_text
 from layerlab.memo import LRU, ShapeMemo
 from layerlab.shapes import report_json
+from layerlab.shapes.walk import Walk
 
 EXAMPLES = sorted(Path(__file__).resolve().parents[1].glob("examples/*.json"))
 BASES = {p.stem: json.loads(p.read_text()) for p in EXAMPLES}
@@ -102,14 +103,27 @@ def test_a_settings_edit_deep_in_a_long_chain_is_walked_again_from_there_only() 
     memo = ShapeMemo()
     g = BASES["long_chain"]
     report_json(json.dumps(g).encode(), memo=memo)
-    calls: list[str] = []
+    ruled: list[str] = []
     original = memo.rules.put
-    memo.rules.put = lambda key, value: (calls.append(value[0].id), original(key, value))  # type: ignore[method-assign]
+    memo.rules.put = lambda key, value: (ruled.append(value[0].id), original(key, value))  # type: ignore[method-assign]
+    walked: list[str] = []
+    eval_node = Walk.eval_node
+
+    def spy(self: Walk, m: Any, *args: Any, **kwargs: Any) -> Any:
+        walked.append(m.id)
+        return eval_node(self, m, *args, **kwargs)
+
     edited = json.loads(json.dumps(g))
     edited["nodes"][31]["params"]["out_features"] = 13  # l30, a Linear: its LayerNorm, ReLU and next Linear change
     body = json.dumps(edited).encode()
-    assert json.loads(report_json(body, memo=memo)) == cold(body)
-    assert calls == ["l30", "l31", "l32", "l33"]  # nothing before it, nothing after the next Linear
+    Walk.eval_node = spy  # type: ignore[method-assign]
+    try:
+        incremental = report_json(body, memo=memo)
+    finally:
+        Walk.eval_node = eval_node  # type: ignore[method-assign]
+    assert json.loads(incremental) == cold(body)
+    assert ruled == ["l30", "l31", "l32", "l33"]  # nothing before it, nothing after the next Linear
+    assert walked == ["l30", "l31", "l32", "l33"]  # the walk itself, not only the rules: a full one visits all
 
 
 def test_json_values_equal_in_python_but_not_in_json_are_told_apart() -> None:

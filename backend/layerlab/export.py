@@ -26,7 +26,6 @@ ExportFormat = Literal["python", "torchscript", "onnx", "json", "script", "ipynb
 EXPORT_FORMATS: tuple[str, ...] = ("python", "torchscript", "onnx", "json", "script", "ipynb")
 TRAINING_FORMATS = ("script", "ipynb")  # the run config matters to these
 TEXT_FORMATS = ("python", "json", "script", "ipynb")
-WEIGHT_FORMATS = ("torchscript", "onnx")  # these build the model, weights and all, and trace it
 # What building and tracing a model for export may take by default (LAYERLAB_MAX_BUILD_BYTES):
 # the weights plus one sample's activations, estimated from the shape report before anything is built.
 DEFAULT_MAX_BUILD_BYTES = 32 * 2**20
@@ -117,7 +116,7 @@ def build_size_error(report: Report, fmt: str, limit: int | None) -> GraphError 
     """Whether building ``fmt`` would pass ``limit`` bytes: the weights (every parameter, fp32) plus
     the activations of the one sample it is traced with, from the report, before anything is built.
     The error names the parameter count, the limit and the biggest layers (the first one as its node)."""
-    weights = report.totals.params * BYTES_PER_ELEMENT
+    weights = report.totals.memory.weights_bytes
     trace = report.totals.activations * BYTES_PER_ELEMENT
     if limit is None or weights + trace <= limit:
         return None

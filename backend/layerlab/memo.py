@@ -12,8 +12,8 @@ inputs did not change:
   is walked again only from what changed: a top-level member keeps its results when neither it,
   nor anything inside it, nor its inputs changed.
 
-The structure checks, the size limits and the totals run every time, and a report made with a memo
-is the report made without one (``tests/test_memo.py`` checks this over random edits). Every table
+The size limits and the totals run every time; the structure checks are reused only when nothing
+but settings changed. A report made with a memo is the report made without one (``tests/test_memo.py`` checks this over random edits). Every table
 is LRU-bounded. One memo belongs to one process (each report worker has its own, ``offload.py``)
 and is not thread-safe.
 """

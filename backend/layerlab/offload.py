@@ -139,13 +139,6 @@ def report_json(body: bytes, batch_size: int, optimizer: Any) -> bytes:
         return report.model_dump_json().encode()
 
 
-def parse_json_body(body: bytes) -> Any:
-    """The graph-error 422 when a body is not JSON."""
-    from layerlab.graph import load_json
-
-    return load_json(body)
-
-
 def export_file(data: Any, fmt: str, config: Any, max_build_bytes: int | None) -> Any:
     """``POST /api/export`` and a run's export: an :class:`~layerlab.export.Exported`."""
     from layerlab.export import export_graph

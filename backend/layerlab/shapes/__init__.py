@@ -19,6 +19,8 @@ into modules. Its parts:
 from __future__ import annotations
 
 import gc
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 from ..graph import FORMAT, Graph, GraphError, env_limit, expansion_error, parse_graph, parse_graph_json
@@ -43,16 +45,9 @@ def analyze(
     max_nodes: int | None = None,
     max_instances: int | None = None,
 ) -> Analysis:
-    # The walk allocates many small objects and frees none of them in cycles; the cyclic GC's
-    # full passes over a large heap would make big graphs cost more than linear time.
-    gc_enabled = gc.isenabled()
-    gc.disable()
-    try:
+    with _no_cyclic_gc():
         return _analyze(graph, batch_size=batch_size, optimizer=optimizer, max_nodes=max_nodes,
                         max_instances=max_instances)
-    finally:
-        if gc_enabled:
-            gc.enable()
 
 
 def report_json(body: bytes, *, batch_size: int = 32, optimizer: OptimizerName = "adam",
@@ -64,9 +59,7 @@ def report_json(body: bytes, *, batch_size: int = 32, optimizer: OptimizerName =
     inputs, and when the graph differs from one reported before only in some nodes' settings, only
     the top-level nodes those changes reach are walked again. The answer is the same as without the
     memo. Raises the graph-error 422 when ``body`` is not JSON."""
-    gc_enabled = gc.isenabled()
-    gc.disable()
-    try:
+    with _no_cyclic_gc():
         if memo is None:  # a cold report: nothing seen before
             memo = ShapeMemo()
         parsed, errors = parse_graph_json(body, memo=memo)
@@ -75,8 +68,18 @@ def report_json(body: bytes, *, batch_size: int = 32, optimizer: OptimizerName =
             return early.model_dump_json().encode()
         assert parsed is not None
         return Walk(parsed, batch_size=batch_size, optimizer=optimizer, memo=memo).run_json()
+
+
+@contextmanager
+def _no_cyclic_gc() -> Iterator[None]:
+    """The walk allocates many small objects and frees none of them in cycles; the cyclic GC's full
+    passes over a large heap would make big graphs cost more than linear time."""
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
     finally:
-        if gc_enabled:
+        if enabled:
             gc.enable()
 
 

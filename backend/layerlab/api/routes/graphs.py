@@ -16,8 +16,8 @@ from layerlab.export import (
     ExportUnavailableError,
     onnx_available,
 )
-from layerlab.graph import GraphError, GraphInvalidError
-from layerlab.offload import export_file, parse_json_body, report_json, script_view_text
+from layerlab.graph import GraphError, GraphInvalidError, load_json
+from layerlab.offload import export_file, report_json, script_view_text
 from layerlab.script import ScriptUnsupportedError
 from layerlab.shapes import OptimizerName
 from layerlab.train.config import RunConfig
@@ -38,7 +38,7 @@ GRAPH_BODY = {
 
 async def read_json(request: Request) -> Any:
     """The raw JSON body; 422 in the graph-error shape when it is not JSON."""
-    return parse_json_body(await request.body())
+    return load_json(await request.body())
 
 
 @router.post("/graphs/report", openapi_extra={"requestBody": GRAPH_BODY}, response_model=Report,
