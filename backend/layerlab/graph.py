@@ -13,6 +13,7 @@ import json
 import keyword
 import os
 import re
+from collections.abc import Callable
 from typing import Annotated, Any, Literal, Union
 
 from pydantic import (
@@ -205,7 +206,6 @@ def graph_json_schema() -> dict[str, Any]:
     return Graph.model_json_schema()
 
 
-_NODE_ADAPTER: TypeAdapter[Any] = TypeAdapter(Node)
 _EDGES_ADAPTER = TypeAdapter(list[Edge])
 
 
@@ -232,35 +232,60 @@ def parse_graph_json(body: bytes, *, memo: ShapeMemo) -> tuple[Graph | None, lis
     """``parse_graph(load_json(body))``, validating only what was not validated before: the memo
     keeps validated nodes by the exact text of each node (so ``1`` and ``true``, equal in Python, are
     told apart), and the validated edges by the text of the whole array (edges change only when a
-    connection is drawn or removed; nodes whenever one is moved or set)."""
+    connection is drawn or removed; nodes whenever one is moved or set). A text seen before is not
+    even decoded again."""
     try:
-        split = split_graph_text(body.decode())
+        text = body.decode()
     except UnicodeDecodeError:  # json.loads also reads UTF-16 and UTF-32
-        split = None
+        return parse_graph(load_json(body))
+    split = split_graph_text(text, known=memo.nodes.__contains__ if len(memo.nodes) else None,
+                             known_edges=memo.edges.__contains__)
     if split is None:
         return parse_graph(load_json(body))
     top, node_items, edges = split
     try:
         graph = _GRAPH_ADAPTER.validate_python({**top, "nodes": []} | ({"edges": []} if edges is not None else {}))
-        graph.nodes = memo.nodes.get_all(node_items, _NODE_ADAPTER.validate_python)
+        graph.nodes = memo.nodes.get_all(node_items, _validate_nodes)
         if edges is not None:
-            graph.edges = memo.edges.get_all([edges], _EDGES_ADAPTER.validate_python)[0]
+            graph.edges = memo.edges.get_all([edges], _validate_edge_lists)[0]
     except ValidationError:  # report every error, named as parse_graph names them
-        data = {**top, "nodes": [v for _, v in node_items]}
-        if edges is not None:
-            data["edges"] = edges[1]
-        return parse_graph(data)
+        return parse_graph(load_json(body))
     return graph, []
+
+
+_NODES_ADAPTER: TypeAdapter[list[Any]] = TypeAdapter(list[Node])
+
+
+def _validate_nodes(items: list[tuple[str, Any]]) -> list[Any]:
+    """The validated nodes of ``(text, value)`` items, a value None decoded from its text; one call
+    into pydantic-core for them all."""
+    return _NODES_ADAPTER.validate_python([json.loads(t) if v is None else v for t, v in items])
+
+
+def _validate_edge_lists(items: list[tuple[str, Any]]) -> list[list[Any]]:
+    return [_EDGES_ADAPTER.validate_python(json.loads(t) if v is None else v) for t, v in items]
 
 
 _WS = re.compile(r"[ \t\n\r]*")
 _DECODER = json.JSONDecoder()
+# How JSON.stringify writes the editor's nodes: no spaces, each one's id first. The text of a
+# node is looked for up to the next of these (at most _ITEM_WINDOW characters on) before decoding.
+_BETWEEN_NODES = '},{"id":'
+_ITEM_WINDOW = 4096
+
+Known = Callable[[str], bool]
 
 
-def split_graph_text(text: str) -> tuple[dict[str, Any], list[tuple[str, Any]], tuple[str, Any] | None] | None:
+def split_graph_text(text: str, *, known: Known | None = None, known_edges: Known | None = None
+                     ) -> tuple[dict[str, Any], list[tuple[str, Any]], tuple[str, Any] | None] | None:
     """A JSON object's members, parsed as ``json.loads`` parses them, but its ``nodes`` array as
     (text, value) per item and its ``edges`` array as (text, value) of the whole; None when the text
-    is anything else (``nodes`` missing or not an array, not an object, not JSON)."""
+    is anything else (``nodes`` missing or not an array, not an object, not JSON).
+
+    ``known(t)`` / ``known_edges(t)``: whether a node's / the edge array's text was seen before, as a
+    whole JSON value. Such a text is not decoded: its value is given as None. (Only texts of whole
+    values are ever known, so a candidate found by searching for the next separator is a whole
+    item exactly when it is known: JSON values are prefix-free.)"""
     ws = _WS.match
     top: dict[str, Any] = {}
     arrays: dict[str, Any] = {}
@@ -280,11 +305,15 @@ def split_graph_text(text: str) -> tuple[dict[str, Any], list[tuple[str, Any]], 
                 return None
             i = ws(text, i + 1).end()
             if key == "nodes" and text[i:i + 1] == "[":
-                arrays[key], i = _array_items(text, i)
+                arrays[key], i = _array_items(text, i, known)
                 top.pop(key, None)
             elif key == "edges" and text[i:i + 1] == "[":
-                value, end = _DECODER.raw_decode(text, i)
-                arrays[key], i = (text[i:end], value), end
+                end = text.find("]", i) + 1
+                if known_edges is not None and end and known_edges(candidate := text[i:end]):
+                    arrays[key], i = (candidate, None), end
+                else:
+                    value, end = _DECODER.raw_decode(text, i)
+                    arrays[key], i = (text[i:end], value), end
                 top.pop(key, None)
             else:
                 top[key], i = _DECODER.raw_decode(text, i)
@@ -303,14 +332,23 @@ def split_graph_text(text: str) -> tuple[dict[str, Any], list[tuple[str, Any]], 
     return top, arrays["nodes"], arrays.get("edges")
 
 
-def _array_items(text: str, i: int) -> tuple[list[tuple[str, Any]], int]:
-    # the hot loop of a report: one call into the C decoder per item, whitespace skipped only if any
-    ws, decode, blank = _WS.match, _DECODER.raw_decode, " \t\n\r"
+def _array_items(text: str, i: int, known: Known | None) -> tuple[list[tuple[str, Any]], int]:
+    # the hot loop of a report: a known item costs a search and a lookup, any other one call into
+    # the C decoder; whitespace is skipped only if there is any
+    ws, decode, blank, find = _WS.match, _DECODER.raw_decode, " \t\n\r", text.find
     items: list[tuple[str, Any]] = []
     i = ws(text, i + 1).end()
     if text[i:i + 1] == "]":
         return items, i + 1
     while True:
+        if known is not None:
+            m = find(_BETWEEN_NODES, i, i + _ITEM_WINDOW)
+            if m == -1:
+                known = None  # not written as the editor writes it: decode the rest
+            elif known(candidate := text[i:m + 1]):
+                items.append((candidate, None))
+                i = m + 2
+                continue
         value, end = decode(text, i)
         items.append((text[i:end], value))
         c = text[end:end + 1]

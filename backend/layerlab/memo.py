@@ -4,8 +4,8 @@ The editor sends the whole graph after every change, and almost all of it is wha
 moment ago. A :class:`ShapeMemo` lets the next report (``shapes.report_json``) skip the work whose
 inputs did not change:
 
-- a node whose JSON text was validated before is not validated again, nor the edges when the
-  text of the whole edge list was;
+- a node whose JSON text was validated before is not decoded or validated again, nor the edges
+  when the text of the whole edge list was;
 - a node's shape rule is not run again for the same validated node and the same input shapes
   (shape rules are pure functions of their params and inputs);
 - a graph with the same node ids as one reported before, differing only in some nodes' settings,
@@ -46,30 +46,40 @@ class LRU(Generic[K, V]):
             self._data.move_to_end(key)
         return value
 
-    def put(self, key: K, value: V) -> None:
-        if key in self._data:
-            self._data.move_to_end(key)
-        self._data[key] = value  # a new key goes to the end
-        if len(self._data) > self.max_entries:
-            self._data.popitem(last=False)
+    def put(self, key: K, value: V, *, new: bool = False) -> None:
+        """Store ``value`` as the most recent; ``new``: the caller has just seen ``key`` missing."""
+        data = self._data
+        if not new and key in data:
+            data.move_to_end(key)
+        data[key] = value  # a new key goes to the end
+        if len(data) > self.max_entries:
+            data.popitem(last=False)
 
-    def get_all(self, items: list[tuple[K, Any]], make: Callable[[Any], V]) -> list[V]:
-        """For each ``(key, raw)``: the value under ``key``, or ``make(raw)``, stored under it.
-        (One call for a whole list: the hot path of a report, thousands of items.)"""
+    def get_all(self, items: list[tuple[K, Any]], make: Callable[[list[tuple[K, Any]]], list[V]]) -> list[V]:
+        """For each ``(key, raw)``: the value under ``key``, or else what ``make`` gives for it,
+        stored under it. ``make`` is called once, on all the missing items. (One call for a whole
+        list: the hot path of a report, thousands of items.)"""
         data, touch = self._data, self._data.move_to_end
-        found: list[V] = []
-        for key, raw in items:
+        found: list[Any] = []
+        missing: list[int] = []
+        for key, _raw in items:
             value = data.get(key)
             if value is None:
-                value = make(raw)
-                self.put(key, value)
+                missing.append(len(found))
             else:
                 touch(key)
             found.append(value)
+        if missing:
+            for index, value in zip(missing, make([items[k] for k in missing]), strict=True):
+                found[index] = value
+                self.put(items[index][0], value, new=True)
         return found
 
     def __len__(self) -> int:
         return len(self._data)
+
+    def __contains__(self, key: K) -> bool:
+        return key in self._data
 
 
 class ShapeMemo:

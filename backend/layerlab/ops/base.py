@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
-from typing import Any, ClassVar, Literal
+from typing import Any, ClassVar, Literal, NamedTuple
 
 from pydantic import BaseModel, ConfigDict
 
@@ -22,9 +22,9 @@ MAX_NODE_PARAMS = 1 << 31  # ~2.1 billion parameters in one layer
 MAX_ACTIVATION = 1 << 31  # elements in one per-sample activation
 
 
-@dataclass(frozen=True)
-class TensorInfo:
-    """What flows along an edge: a per-sample shape and an element type."""
+class TensorInfo(NamedTuple):
+    """What flows along an edge: a per-sample shape and an element type. (A named tuple: the
+    shapes stage hashes and compares thousands of them per report, and a tuple does both in C.)"""
 
     shape: Shape
     dtype: DType = "float32"

@@ -67,7 +67,11 @@ def report_json(body: bytes, *, batch_size: int = 32, optimizer: OptimizerName =
         if early is not None:
             return early.model_dump_json().encode()
         assert parsed is not None
-        return Walk(parsed, batch_size=batch_size, optimizer=optimizer, memo=memo).run_json()
+        walk = Walk(parsed, batch_size=batch_size, optimizer=optimizer, memo=memo, plans=False)
+        answer = walk.run_json()
+        # freed while the GC is off: alive when it comes back on, the next collection would trace them all
+        del walk, parsed, memo
+        return answer
 
 
 @contextmanager

@@ -78,24 +78,29 @@ class Ledger:
         """An account for the node; the first node with a given id keeps it."""
         self.acc.setdefault(node_id, NodeAccount(id=node_id, op=op, frozen=frozen))
 
-    def record(self, m: Any, inputs: list[TensorInfo], inf: Any, *, frozen: bool) -> None:
-        """One instance of a layer: its shapes (from the first instance) and its costs."""
+    def record(self, m: Any, inputs: list[TensorInfo], inf: Any, *, frozen: bool, size: int | None = None) -> None:
+        """One instance of a layer: its shapes (from the first instance) and its costs. ``size``:
+        its output's elements, when the caller has counted them."""
         r = self.acc[m.id]
-        if r.first:
+        out = inf.out
+        if r.first:  # shapes as tuples: they serialize as JSON arrays, and the Report makes them lists
             r.first = False
             r.status = "ok"
-            r.input_shapes = [list(t.shape) for t in inputs]
-            r.output_shape = list(inf.out.shape)
-            r.dtype = inf.out.dtype
+            r.input_shapes = [t.shape for t in inputs]
+            r.output_shape = out.shape
+            r.dtype = out.dtype
             r.formula = inf.formula
             r.resolved = inf.resolved
         r.instances += 1
-        r.params += inf.params
-        r.trainable_params += 0 if frozen else inf.params
-        r.frozen_params += inf.params if frozen else 0
+        params = inf.params
+        r.params += params
+        if frozen:
+            r.frozen_params += params
+        else:
+            r.trainable_params += params
         r.macs += inf.macs
         if m.op != "Output":  # the Output passes its input on: nothing new is stored
-            r.activations += numel(inf.out.shape)
+            r.activations += numel(out.shape) if size is None else size
 
     def costs(self, node_ids: list[str]) -> dict[str, Costs]:
         return {i: self.acc[i].costs() for i in node_ids}

@@ -13,9 +13,10 @@ from ..plan import LayerPlan, Plan, SeqPlan
 from .ledger import Failed, Ledger
 
 
-def shortcut(ledger: Ledger, b: Any, x: TensorInfo, y: TensorInfo, *, frozen: bool, init: InitSpec | None
-             ) -> tuple[Plan | None, tuple[int, int, int]]:
-    """None for the identity, else the projection's plan; with its (params, MACs, activations)."""
+def shortcut(ledger: Ledger, b: Any, x: TensorInfo, y: TensorInfo, *, frozen: bool, init: InitSpec | None,
+             plans: bool = True) -> tuple[Plan | None, tuple[int, int, int]]:
+    """None for the identity, else the projection's plan (None too without ``plans``: a report only);
+    with its (params, MACs, activations)."""
     mode = b.params.shortcut
     if x.shape == y.shape and mode != "projection":
         return None, (0, 0, 0)
@@ -52,9 +53,10 @@ def shortcut(ledger: Ledger, b: Any, x: TensorInfo, y: TensorInfo, *, frozen: bo
     for name, op, op_params in ((proj_name, proj_op, proj_params), ("bn", norm_op, {})):
         spec = get_op(op)
         inf = spec.infer(spec.params_model.model_validate(op_params), [t])
-        items.append(LayerPlan(name, None, op, spec.torch_class, inf.torch_args, spec.positional, t.shape,
-                               inf.out.shape, frozen, init))
+        if plans:
+            items.append(LayerPlan(name, None, op, spec.torch_class, inf.torch_args, spec.positional, t.shape,
+                                   inf.out.shape, frozen, init))
         params, macs, acts = params + inf.params, macs + inf.macs, acts + numel(inf.out.shape)
         t = inf.out
-    plan = SeqPlan(name="shortcut", node_id=None, items=items, out_shape=y.shape, frozen=frozen)
+    plan = SeqPlan(name="shortcut", node_id=None, items=items, out_shape=y.shape, frozen=frozen) if plans else None
     return plan, (params, macs, acts)

@@ -39,11 +39,13 @@ class Structure:
             if n.id in self.by_id:
                 self.error(n.id, f"duplicate node id {n.id!r}", field="id", suggestion="give every node its own id")
             self.by_id[n.id] = n
+        open_account, is_frozen = self.ledger.open, self.is_frozen
+        nested = []
         for n in g.nodes:
-            self.ledger.open(n.id, n.op, frozen=self.is_frozen(n))
-        for n in g.nodes:
-            if n.parent is None:
-                continue
+            open_account(n.id, n.op, frozen=n.frozen or (n.parent is not None and is_frozen(n)))
+            if n.parent is not None:
+                nested.append(n)
+        for n in nested:
             parent = self.by_id.get(n.parent)
             if parent is None:
                 self.error(n.id, f"parent {n.parent!r} does not exist", field="parent")
@@ -63,8 +65,8 @@ class Structure:
         if self.ledger.errors:
             return
         # the analysis, the compiler and the code generator recurse once per level of nesting
-        depth: dict[str, int] = {}
-        for n in g.nodes:
+        depth: dict[str, int] = {n.id: 1 for n in g.nodes if n.parent is None}
+        for n in nested:
             chain, cur = [], n
             while cur is not None and cur.id not in depth:
                 chain.append(cur.id)
@@ -79,17 +81,21 @@ class Structure:
         # sibling module names must be unique (they become attribute names)
         seen: dict[tuple[str | None, str], str] = {}
         for n in g.nodes:
-            key = (n.parent, n.module_name)
+            key = (n.parent, n.name or n.id)  # its module_name
             if key in seen and n.op not in ("Input", "Output"):
-                self.error(n.id, f"module name {n.module_name!r} is already used by {seen[key]!r} in the same block",
+                self.error(n.id, f"module name {key[1]!r} is already used by {seen[key]!r} in the same block",
                            field="name")
             seen[key] = n.id
-        self.containers = {None: Container(None, [])}
+        top: list[Any] = []
+        self.containers = containers = {None: Container(None, top)}
         for n in g.nodes:
             if n.op == "Block":
-                self.containers[n.id] = Container(n.id, [])
+                containers[n.id] = Container(n.id, [])
         for n in g.nodes:
-            self.containers[n.parent].members.append(n)
+            if n.parent is None:
+                top.append(n)
+            else:
+                containers[n.parent].members.append(n)
         self.classify_edges()
         for c in self.containers.values():
             if c.id is not None and not c.members:
@@ -109,12 +115,19 @@ class Structure:
     def classify_edges(self) -> None:
         pairs: set[tuple[str, str]] = set()
         for c in self.containers.values():
-            for m in c.members:
-                c.preds[m.id] = []
-                c.succs[m.id] = []
+            c.preds = {m.id: [] for m in c.members}
+            c.succs = {m.id: [] for m in c.members}
+        by_id, top = self.by_id, self.containers[None]
         for i, e in enumerate(self.g.edges):
+            src, dst = by_id.get(e.source), by_id.get(e.target)
+            if (src is not None and dst is not None and src.parent is None and dst.parent is None
+                    and dst.op != "Input" and src.op != "Output" and e.source != e.target
+                    and (pair := (e.source, e.target)) not in pairs):  # the common case: two top-level layers
+                pairs.add(pair)
+                top.preds[e.target].append(e.source)
+                top.succs[e.source].append(e.target)
+                continue
             label = f"edge {e.source} → {e.target}"
-            src, dst = self.by_id.get(e.source), self.by_id.get(e.target)
             if src is None or dst is None:
                 missing = e.source if src is None else e.target
                 known = e.target if src is None else e.source
@@ -150,6 +163,8 @@ class Structure:
     # -- what the walk asks, container by container ------------------------------------------
 
     def is_frozen(self, n: Any) -> bool:
+        if n.frozen or n.parent is None:
+            return n.frozen
         cur: Any = n
         seen: set[str] = set()
         while cur is not None and cur.id not in seen:  # a parent loop is reported by check

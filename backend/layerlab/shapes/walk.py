@@ -43,8 +43,10 @@ class Walked:
 
 
 class Walk:
-    def __init__(self, graph: Graph, *, batch_size: int, optimizer: str, memo: ShapeMemo | None = None) -> None:
+    def __init__(self, graph: Graph, *, batch_size: int, optimizer: str, memo: ShapeMemo | None = None,
+                 plans: bool = True) -> None:
         self.g = graph
+        self.plans = plans  # False: a report only (``run_json``), no ModelPlan to build
         self.batch_size = batch_size
         self.optimizer = optimizer
         self.memo = memo
@@ -82,7 +84,8 @@ class Walk:
         key = tuple(map(attrgetter("id"), self.g.nodes))
         prev = self.memo.walks.get(key) if self.memo is not None else None
         if prev is not None:
-            again = Walk(self.g, batch_size=self.batch_size, optimizer=self.optimizer, memo=self.memo)
+            again = Walk(self.g, batch_size=self.batch_size, optimizer=self.optimizer, memo=self.memo,
+                         plans=self.plans)
             out = again.walk_again(prev)
             if out is not None:
                 return again.finish_json(out, key)
@@ -164,7 +167,8 @@ class Walk:
         self.ledger.record(inp, [], inferred, frozen=False)
         return inferred.out
 
-    def eval_container(self, c: Container, x: TensorInfo, *, frozen: bool, init: InitSpec | None) -> tuple[Plan, TensorInfo]:
+    def eval_container(self, c: Container, x: TensorInfo, *, frozen: bool, init: InitSpec | None
+                       ) -> tuple[Plan | None, TensorInfo]:
         order = self.structure.topo(c)
         if order is None:
             raise Failed
@@ -177,34 +181,36 @@ class Walk:
         plans: list[Plan] = []
         steps: list[Step] = []
         failed: set[str] = set()
+        preds, cid, eval_node, top_inputs = c.preds, c.id, self.eval_node, self.top_inputs
         for m in order:
-            sources = list(c.preds[m.id])
+            mid = m.id
+            sources = preds[mid]
             if m.op == "Input":
-                values[m.id] = x
-                var_of[m.id] = in_var
+                values[mid] = x
+                var_of[mid] = in_var
                 continue
             if not sources:
                 if top:
-                    self.error(m.id, "nothing feeds this node: it is not connected to the input",
-                               suggestion=f"connect an edge into {m.id}", kind="unconnected")
-                    failed.add(m.id)
+                    self.error(mid, "nothing feeds this node: it is not connected to the input",
+                               suggestion=f"connect an edge into {mid}", kind="unconnected")
+                    failed.add(mid)
                     continue
-                sources = [c.id]  # implicit: a block member with no inputs takes the block input
-            if any(s in failed for s in sources):
-                failed.add(m.id)
+                sources = [cid]  # implicit: a block member with no inputs takes the block input
+            if failed and any(s in failed for s in sources):
+                failed.add(mid)
                 continue
-            inputs = [x if s == c.id else values[s] for s in sources]
+            inputs = [x if s == cid else values[s] for s in sources]
             if top:
-                self.top_inputs[m.id] = inputs
-            in_vars = [in_var if s == c.id else var_of[s] for s in sources]
-            node_frozen = frozen or m.frozen
-            node_init = m.init or init
+                top_inputs[mid] = inputs
             try:
-                out, plan = self.eval_node(m, inputs, frozen=node_frozen, init=node_init)
+                out, plan = eval_node(m, inputs, frozen=frozen or m.frozen, init=m.init or init)
             except Failed:
-                failed.add(m.id)
+                failed.add(mid)
                 continue
-            values[m.id] = out
+            values[mid] = out
+            if not self.plans:
+                continue
+            in_vars = [in_var if s == c.id else var_of[s] for s in sources]
             if m.op == "Output":
                 var_of[m.id] = in_vars[0]
                 continue
@@ -225,6 +231,8 @@ class Walk:
         if failed or exit_id is None:
             raise Failed
         out = values[exit_id]
+        if not self.plans:
+            return None, out
         out_var = var_of[exit_id]
         name = self.structure.by_id[c.id].module_name if c.id else self.g.name
         chain = self.is_chain(steps, in_var, out_var)
@@ -256,7 +264,7 @@ class Walk:
                   ) -> tuple[TensorInfo, Plan | None]:
         spec = get_op(m.op)
         n_in = len(inputs)
-        if n_in < spec.min_inputs or n_in > spec.max_inputs:
+        if not spec.min_inputs <= n_in <= spec.max_inputs:
             want = (f"exactly {spec.min_inputs}" if spec.min_inputs == spec.max_inputs
                     else f"{spec.min_inputs} to {spec.max_inputs}")
             self.error(m.id, f"{m.op} takes {want} input{'s' if spec.max_inputs > 1 else ''}, received {n_in}",
@@ -265,10 +273,10 @@ class Walk:
             raise Failed
         if m.op == "Block":
             return self.eval_block(m, inputs[0], frozen=frozen, init=init)
-        if spec.dtype_in is not None:
+        if (dtype_in := spec.dtype_in) is not None:
             for t in inputs:
-                if t.dtype != spec.dtype_in:
-                    if spec.dtype_in == "int64":
+                if t.dtype != dtype_in:
+                    if dtype_in == "int64":
                         self.error(m.id, f"{m.op} takes integer ids, received {t.dtype} values",
                                    suggestion="set the Input's dtype to int64")
                     else:
@@ -286,11 +294,12 @@ class Walk:
             self.error(m.id, f"{inf.params:,} parameters in one layer is above the limit of {MAX_NODE_PARAMS:,}",
                        suggestion="use fewer channels or features")
             raise Failed
-        if numel(inf.out.shape) > MAX_ACTIVATION:
+        size = numel(inf.out.shape)
+        if size > MAX_ACTIVATION:
             self.error(m.id, f"output {fmt_shape(inf.out.shape)} has more than 2^31 elements per sample")
             raise Failed
-        self.ledger.record(m, inputs, inf, frozen=frozen)
-        if spec.torch_class is None:
+        self.ledger.record(m, inputs, inf, frozen=frozen, size=size)
+        if spec.torch_class is None or not self.plans:
             return inf.out, None
         if spec.parameter_form is not None and m.params.form == "parameter":  # self.<name>, used in forward
             return inf.out, ParameterPlan(name=m.module_name, node_id=m.id, op=m.op,
@@ -306,14 +315,16 @@ class Walk:
         if self.memo is None:
             return spec.infer(m.params, inputs)
         key = (id(m), *inputs)  # the memo holds m, so its id stays its own while the entry lives
-        hit = self.memo.rules.get(key)
+        rules = self.memo.rules
+        hit = rules.get(key)
         if hit is not None and hit[0] is m:
             return hit[1]
         inf = spec.infer(m.params, inputs)
-        self.memo.rules.put(key, (m, inf))
+        rules.put(key, (m, inf), new=hit is None)
         return inf
 
-    def eval_block(self, b: Any, x: TensorInfo, *, frozen: bool, init: InitSpec | None) -> tuple[TensorInfo, Plan]:
+    def eval_block(self, b: Any, x: TensorInfo, *, frozen: bool, init: InitSpec | None
+                   ) -> tuple[TensorInfo, Plan | None]:
         p = b.params
         c = self.structure.containers[b.id]
         copies: list[Plan] = []
@@ -322,20 +333,24 @@ class Walk:
         shortcut_params = shortcut_macs = shortcut_acts = 0
         for i in range(p.repeat):
             body, out = self.eval_container(c, x, frozen=frozen, init=init)
-            plan: Plan = body
+            plan = body
             if p.residual:
-                skip, costs = shortcut(self.ledger, b, x, out, frozen=frozen, init=init)
+                skip, costs = shortcut(self.ledger, b, x, out, frozen=frozen, init=init, plans=self.plans)
                 shortcut_params += costs[0]
                 shortcut_macs += costs[1]
                 shortcut_acts += costs[2]
-                body.name = "body"
-                plan = ResidualPlan(name=b.module_name, node_id=b.id, body=body, shortcut=skip,
-                                    out_shape=out.shape, frozen=frozen)
-            plan.name = str(i) if p.repeat > 1 else b.module_name
-            copies.append(plan)
+                if body is not None:
+                    body.name = "body"
+                    plan = ResidualPlan(name=b.module_name, node_id=b.id, body=body, shortcut=skip,
+                                        out_shape=out.shape, frozen=frozen)
+            if plan is not None:
+                plan.name = str(i) if p.repeat > 1 else b.module_name
+                copies.append(plan)
             x = out
         # the block's own report: its contents (all copies) plus any projection shortcut
         self.ledger.record_block(b, before, x_in, x, (shortcut_params, shortcut_macs, shortcut_acts), frozen=frozen)
+        if not self.plans:
+            return x, None
         if p.repeat == 1:
             return x, copies[0]
         return x, SeqPlan(name=b.module_name, node_id=b.id, items=copies, out_shape=x.shape, frozen=frozen)
