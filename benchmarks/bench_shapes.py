@@ -6,8 +6,10 @@ same run, with one forward pass of the built module at batch 1 on the CPU and wi
 summary of the same module (which needs a forward pass; the report needs none).
 
 The report is timed as ``POST /api/graphs/report`` makes it (``shapes.report_json``: the JSON body
-the editor sends, with canvas positions, in; the JSON report out), two ways:
+the editor sends, with canvas positions, in; the JSON report out), three ways:
 - cold: a fresh memo, nothing seen before;
+- cold in a used memo: a graph never seen, reported by a worker whose memo holds other graphs (a
+  report worker's memo is never fresh after its first report: this is opening another project);
 - after a one-node edit, the editor's case: one long-lived memo (as each report worker keeps), and
   each report changes one Linear's width in the middle of the chain (and back), so the nodes
   after it see new shapes.
@@ -103,8 +105,26 @@ def main() -> None:
         report_json(b, memo=memo)
     assert json.loads(report_json(edits[0], memo=memo)) == json.loads(infer(json.loads(edits[0])).model_dump_json())
     turn = iter(range(10**9))
+    used = ShapeMemo()
+    for k in range(3):  # other graphs of the same kinds of layers, with other ids
+        other = json.loads(editor_body(chain(1_000)))
+        for n in other["nodes"]:
+            n["id"] = f"p{k}_{n['id']}"
+        for e in other["edges"]:
+            e["source"], e["target"] = f"p{k}_{e['source']}", f"p{k}_{e['target']}"
+        report_json(json.dumps(other, separators=(",", ":")).encode(), memo=used)
+    fresh_ids = iter(range(10**9))
+
+    def never_seen() -> bytes:  # the same chain under new ids each time: its texts are new to the memo
+        k = next(fresh_ids)
+        return body.replace(b'"id":"n', f'"id":"q{k}_'.encode()).replace(b'"source":"n', f'"source":"q{k}_'.encode()
+                                                                       ).replace(b'"target":"n', f'"target":"q{k}_'.encode())
+
+    unseen = [never_seen() for _ in range(7 * 5 + 5)]
+    assert json.loads(report_json(unseen[-1], memo=ShapeMemo()))["valid"]
     timed = {
         "cold (nothing seen before)": lambda: report_json(body),
+        "cold in a used memo": lambda: report_json(unseen.pop(), memo=used),
         "after a one-node edit": lambda: report_json(edits[next(turn) % 2], memo=memo),
         "infer() (Python API, cold)": lambda: infer(g),
         # what the endpoint did before the memo: parse, infer, a Report model, serialize

@@ -176,16 +176,21 @@ class Structure:
 
     def topo(self, c: Container) -> list[Any] | None:
         ids = [m.id for m in c.members]
-        indeg = {i: sum(1 for p in c.preds[i] if p != c.id) for i in ids}
+        preds = c.preds
+        if c.id is None:  # only a Block's members have an edge from their container
+            indeg = {i: len(preds[i]) for i in ids}
+        else:
+            indeg = {i: sum(1 for p in preds[i] if p != c.id) for i in ids}
         queue = deque(i for i in ids if indeg[i] == 0)
         order: list[str] = []
+        succs, pop, push = c.succs, queue.popleft, queue.append
         while queue:
-            i = queue.popleft()
+            i = pop()
             order.append(i)
-            for s in c.succs[i]:
+            for s in succs[i]:
                 indeg[s] -= 1
                 if indeg[s] == 0:
-                    queue.append(s)
+                    push(s)
         if len(order) < len(ids):
             stuck = [i for i in ids if indeg[i] > 0]
             # the nodes merely downstream of the loop are stuck too: peel off those that lead nowhere stuck
@@ -216,11 +221,12 @@ class Structure:
             return
         useful = {exit_id}
         stack = [exit_id]
+        preds, cid, pop, push, use = c.preds, c.id, stack.pop, stack.append, useful.add
         while stack:
-            for p in c.preds[stack.pop()]:
-                if p not in useful and p != c.id:  # c.id: the block's own input
-                    useful.add(p)
-                    stack.append(p)
+            for p in preds[pop()]:
+                if p not in useful and p != cid:  # cid: the block's own input
+                    use(p)
+                    push(p)
         unused = [m for m in order if m.id not in useful and m.id not in failed]
         for m in unused:
             self.error(m.id, f"its output is not used: no path leads from it to {where}",
