@@ -42,7 +42,7 @@ class Structure:
         open_account, is_frozen = self.ledger.open, self.is_frozen
         nested = []
         for n in g.nodes:
-            open_account(n.id, n.op, frozen=n.frozen or (n.parent is not None and is_frozen(n)))
+            open_account(n.id, n.op, frozen=is_frozen(n))
             if n.parent is not None:
                 nested.append(n)
         for n in nested:
