@@ -201,6 +201,23 @@ def test_nodes_seen_before_are_found_by_their_text_and_never_cut_where_a_separat
         assert [json.loads(t) for t, _ in split[1]] == json.loads(body)["nodes"]
 
 
+def test_a_node_longer_than_the_search_window_is_decoded_and_so_is_the_rest() -> None:
+    g = chain([4], *[("Linear", {"out_features": 4}), ("ReLU", {})] * 4)
+    text = json.dumps(g, separators=(",", ":"))
+    # node 4 with 5,000 spaces inside it: no separator within reach of its start
+    start = text.index('{"id":"' + g["nodes"][4]["id"] + '"')
+    long_text = text[:start + 1] + " " * 5000 + text[start + 1:]
+    memo = ShapeMemo()
+    for body in (text, long_text, long_text, text):
+        assert json.loads(report_json(body.encode(), memo=memo)) == cold(body.encode())
+    split = split_graph_text(long_text, known=memo.nodes.__contains__, known_edges=memo.edges.__contains__)
+    assert split is not None
+    nodes = split[1]
+    # known up to the one before it (whose separator is the spaced one), decoded from there on
+    assert [v is None for _, v in nodes] == [True] * 3 + [False] * (len(nodes) - 3)
+    assert [json.loads(t) for t, _ in nodes] == g["nodes"]
+
+
 def test_a_body_that_is_not_json_is_the_usual_422() -> None:
     with pytest.raises(GraphInvalidError, match="not valid JSON"):
         report_json(b'{"nodes": [', memo=ShapeMemo())
