@@ -12,7 +12,9 @@ the editor sends, with canvas positions, in; the JSON report out), three ways:
   report worker's memo is never fresh after its first report: this is opening another project);
 - after a one-node edit, the editor's case: one long-lived memo (as each report worker keeps), and
   each report changes one Linear's width in the middle of the chain (and back), so the nodes
-  after it see new shapes.
+  after it see new shapes;
+- after a structural edit: the same memo, and each report has a new ReLU (a new id) inserted in
+  the middle of the chain, a structure never reported before (the full walk, with the memo).
 Goals: the full report of 1,000 layers in at most 10 ms, and at least 20× faster than torchinfo.
 
     python benchmarks/bench_shapes.py
@@ -61,6 +63,19 @@ def editor_body(g: dict[str, Any], *, width: int = 64) -> bytes:
         n["position"] = {"x": 250.0 * (i % 8), "y": 120.0 * (i // 8)}
     middle = next(n for n in g["nodes"][len(g["nodes"]) // 2:] if n["op"] == "Linear")
     middle["params"]["out_features"] = width
+    return json.dumps(g, separators=(",", ":")).encode()
+
+
+def with_new_layer(body: bytes, k: int) -> bytes:
+    """``body`` with a ReLU ``r<k>`` inserted after the middle layer, as the editor sends it."""
+    g = json.loads(body)
+    middle = g["nodes"][len(g["nodes"]) // 2]
+    g["nodes"].insert(len(g["nodes"]) // 2 + 1, {"id": f"r{k}", "op": "ReLU", "params": {},
+                                                 "position": {"x": 0.0, "y": 0.0}})
+    for e in g["edges"]:
+        if e["source"] == middle["id"]:
+            e["source"] = f"r{k}"
+    g["edges"].append({"source": middle["id"], "target": f"r{k}"})
     return json.dumps(g, separators=(",", ":")).encode()
 
 
@@ -122,10 +137,13 @@ def main() -> None:
 
     unseen = [never_seen() for _ in range(7 * 5 + 5)]
     assert json.loads(report_json(unseen[-1], memo=ShapeMemo()))["valid"]
+    inserted = [with_new_layer(body, k) for k in range(7 * 5 + 1)]
+    report_json(inserted.pop(), memo=memo)
     timed = {
         "cold (nothing seen before)": lambda: report_json(body),
         "cold in a used memo": lambda: report_json(unseen.pop(), memo=used),
         "after a one-node edit": lambda: report_json(edits[next(turn) % 2], memo=memo),
+        "after a structural edit": lambda: report_json(inserted.pop(), memo=memo),
         "infer() (Python API, cold)": lambda: infer(g),
         # what the endpoint did before the memo: parse, infer, a Report model, serialize
         "before: infer + model_dump_json": lambda: infer(json.loads(body)).model_dump_json().encode(),
