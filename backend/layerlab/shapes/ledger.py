@@ -4,6 +4,7 @@ memory estimate for training."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from operator import attrgetter
 from typing import Any, Literal
@@ -32,8 +33,8 @@ class NodeAccount:
     op: str
     frozen: bool
     status: str = "skipped"
-    input_shapes: list[list[int]] = field(default_factory=list)
-    output_shape: list[int] | None = None
+    input_shapes: list[Sequence[int]] = field(default_factory=list)  # tuples or lists: JSON arrays either way
+    output_shape: Sequence[int] | None = None
     dtype: str | None = None
     params: int = 0
     trainable_params: int = 0
