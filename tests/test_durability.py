@@ -8,6 +8,7 @@ had seen with the same seq, reuses no seq, and Continue goes on from the checkpo
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -78,8 +79,8 @@ def _steps(n: int) -> Any:
     return lambda events: sum(e["type"] == "step" for e in events) >= n
 
 
-def _wait_gone(pid: int) -> None:
-    deadline = time.monotonic() + TIMEOUT
+def _wait_gone(pid: int, *, within: float = TIMEOUT) -> None:
+    deadline = time.monotonic() + within
     while time.monotonic() < deadline:
         try:
             os.kill(pid, 0)
@@ -89,6 +90,19 @@ def _wait_gone(pid: int) -> None:
             return
         time.sleep(0.05)
     raise AssertionError(f"process {pid} is still running")
+
+
+def _children(pid: int) -> list[int]:
+    """The processes whose parent is ``pid``, read from /proc."""
+    found = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            ppid = int(stat.read_text().rsplit(")", 1)[1].split()[1])  # after "pid (comm) state"
+        except (OSError, ValueError, IndexError):
+            continue  # gone meanwhile
+        if ppid == pid:
+            found.append(int(stat.parent.name))
+    return found
 
 
 def _start(server: Server) -> str:
@@ -158,3 +172,28 @@ def test_ctrl_c_stops_runs_gracefully_with_a_checkpoint(data: Path) -> None:
     last = RunLog(data / "runs" / run_id).read()[-1]
     assert last.type == "run_stopped" and last.reason == "interrupted", last  # not a KeyboardInterrupt
     assert last.checkpoint and Path(last.checkpoint, "model.safetensors").is_file()
+
+
+def test_sigkill_leaves_no_process_of_the_server_behind(data: Path) -> None:
+    """A server killed with SIGKILL cannot end its children: its report worker, the worker that
+    loaded torch for a run check and its warm training worker each notice and leave, instead of
+    waiting for work forever (each holds tens to hundreds of MB)."""
+    server = Server(data)
+    children: list[int] = []
+    try:
+        graph = json.loads((Path(__file__).resolve().parents[1] / "examples" / "mlp.json").read_text())
+        assert server.http.post("/api/graphs/report", json=graph).status_code == 200  # the report pool
+        project = server.http.get("/api/projects").json()[0]["id"]
+        checked = server.http.post("/api/runs/check", json={"project_id": project, "config": {"epochs": 1}})
+        assert checked.status_code == 200, checked.text  # the torch pool
+        children = _children(server.proc.pid)
+        assert len(children) >= 3, children  # the two pools' workers and the warm training worker
+        os.kill(server.proc.pid, signal.SIGKILL)
+        server.proc.wait(timeout=10)
+        for pid in children:
+            _wait_gone(pid, within=10)
+    finally:
+        server.close()
+        for pid in children:  # whatever is left, so that a failure here leaks nothing
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)

@@ -116,10 +116,14 @@ class _Worker:
 
 
 def _warm() -> None:
-    """Each worker imports the analysis once, not on its first request, and makes its memo."""
+    """Each worker imports the analysis once, not on its first request, and makes its memo. It ends
+    itself when the server is gone: killed with SIGKILL, the server cannot end its workers, and a
+    worker waiting for its next job would wait forever."""
     import layerlab.shapes  # noqa: F401
+    from layerlab.lifeline import exit_with_parent
     from layerlab.memo import ShapeMemo
 
+    exit_with_parent()
     _Worker.memo = ShapeMemo()
 
 

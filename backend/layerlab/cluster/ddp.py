@@ -33,6 +33,7 @@ import torch
 import torch.distributed as dist
 from torch.nn.parallel import DistributedDataParallel
 
+from layerlab.lifeline import exit_with_parent
 from layerlab.train.config import RunConfig
 from layerlab.train.control import Control, ProcessControl
 from layerlab.train.data import Batches
@@ -184,7 +185,7 @@ def _rank_main(
 ) -> None:
     """One rank's process: join the group, train, leave. Only rank 0 sends events."""
     logging.basicConfig(level=logging.WARNING, format=f"[run {run_id} rank {rank}] %(levelname)s %(name)s: %(message)s")
-    _exit_with_parent(parent_pid)
+    exit_with_parent(parent_pid)
 
     def sink(event: Event) -> None:
         if event.type == "run_started":  # say that this run is data-parallel, and on what
@@ -219,18 +220,6 @@ def _rank_main(
         if rank == 0:
             events.close()
             events.join_thread()  # flush every event into the pipe before the process exits
-
-
-def _exit_with_parent(parent_pid: int) -> None:
-    """End this rank when the launching process is gone (a killed Ray actor, say), instead of
-    waiting in a collective, holding its device, until the timeout."""
-
-    def watch() -> None:
-        while os.getppid() == parent_pid:
-            time.sleep(1.0)
-        os._exit(1)
-
-    threading.Thread(target=watch, name="parent-watch", daemon=True).start()
 
 
 class _ControlBridge:
