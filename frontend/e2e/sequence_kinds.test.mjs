@@ -4,11 +4,19 @@
 // parameter shows in the model code as ViT code writes it.
 import assert from 'node:assert/strict';
 import { after, before, test } from 'node:test';
-import { badge, buildChain, clearCanvas, openApp, shot, until } from './harness.mjs';
+import { badge, buildChain, clearCanvas, openApp, shot, typeInto, until } from './harness.mjs';
 
 let app, backend, page, consoleErrors;
 before(async () => ({ backend, page, consoleErrors } = app = await openApp({ open: 'empty' })));
 after(() => app?.close());
+
+/** Select the Input node and type its shape key by key, as a person does. */
+async function setInputShape(text) {
+  await page.locator('.react-flow__node[data-id="input_1"]').click();
+  const shape = page.getByTestId('field-shape').locator('input');
+  await typeInto(page, shape, text);
+  await shape.press('Tab');
+}
 
 test('the new kinds are in the palette', async () => {
   const catalog = await (await fetch(`${backend.url}/api/catalog`)).json();
@@ -30,12 +38,7 @@ test('an LSTM classifier from token ids, built by hand', async () => {
   await buildChain(page, chain, ids);
 
   // The Input: 12 token ids per sample.
-  await page.locator('.react-flow__node[data-id="input_1"]').click();
-  const shape = page.getByTestId('field-shape').locator('input');
-  await shape.click();
-  await shape.press('Control+a');
-  await shape.pressSequentially('12');
-  await shape.press('Tab');
+  await setInputShape('12');
   await page.getByTestId('field-dtype').locator('select').selectOption('int64');
   await until(async () => (await badge(page, 'embedding_1')) === '12×64', 10_000, 'the embedding badge');
 
@@ -74,12 +77,7 @@ test('a class token held as a raw parameter, then its output taken with Select',
   await buildChain(page, chain, ids);
 
   // The Input: a sequence of 5 steps of 8 features.
-  await page.locator('.react-flow__node[data-id="input_1"]').click();
-  const shape = page.getByTestId('field-shape').locator('input');
-  await shape.click();
-  await shape.press('Control+a');
-  await shape.pressSequentially('5, 8');
-  await shape.press('Tab');
+  await setInputShape('5, 8');
   await until(async () => (await badge(page, 'class_token_1')) === '6×8', 10_000, 'one more step');
   await until(async () => (await badge(page, 'select_1')) === '8', 10_000, 'the first step taken');
 
