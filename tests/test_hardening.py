@@ -107,6 +107,35 @@ def test_report_export_and_runs_refuse_the_nested_repeat_graph(client: TestClien
     assert client.get("/api/runs").json() == []
 
 
+def deep_list(depth: int) -> Any:
+    value: Any = 1
+    for _ in range(depth):
+        value = [value]
+    return value
+
+
+def test_a_graph_nested_past_the_recursion_limit_is_an_error_never_an_exception(client: TestClient) -> None:
+    from layerlab.export import export_graph
+    from layerlab.graph import GraphInvalidError
+    from layerlab.script import to_script
+
+    deep = graph([node("inp", "Input", shape=[4]), node("fc", "Linear", out_features=deep_list(5000)),
+                  node("out", "Output")], [("inp", "fc"), ("fc", "out")])
+    report = layerlab.infer(deep)  # errors collected, never raised
+    assert not report.valid and [e.message for e in report.errors] == ["the graph is nested too deeply"]
+    for make in (layerlab.to_python, lambda g: export_graph(g, "json"), lambda g: to_script(g, {})):
+        with pytest.raises(GraphInvalidError, match="nested too deeply"):
+            make(deep)
+    # Over HTTP the body itself is too deep to read: the same error, not "not valid JSON"
+    body = json.dumps(graph([node("inp", "Input", shape=[4]), node("fc", "Linear", out_features=7),
+                             node("out", "Output")], [("inp", "fc"), ("fc", "out")]))
+    body = body.replace('"out_features": 7', '"out_features": ' + "[" * 5000 + "7" + "]" * 5000)
+    for url in ("/api/graphs/report", "/api/export?format=python"):
+        r = client.post(url, content=body, headers={"content-type": "application/json"})
+        assert r.status_code == 422, url
+        assert r.json()["detail"][0]["message"] == "the graph is nested too deeply", url
+
+
 def test_reports_never_queue_behind_torch(client: TestClient) -> None:
     """The editor asks for a report on every edit and a run check beside it. A check (or the training
     script, or an export) loads torch in its worker, seconds the first time; reports have workers of

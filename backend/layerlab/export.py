@@ -77,10 +77,7 @@ def export_graph(graph: Graph | dict[str, Any], fmt: ExportFormat, *, seed: int 
         raise ExportUnavailableError("onnx export needs the onnx and onnxscript packages")
     if fmt == "ipynb" and not nbformat_available():
         raise ExportUnavailableError("ipynb export needs the nbformat package")
-    try:
-        analysis = analyze(graph)
-    except RecursionError:
-        raise GraphInvalidError([GraphError(message="the graph is nested too deeply")]) from None
+    analysis = analyze(graph)
     if analysis.plan is None or analysis.graph is None:
         raise GraphInvalidError(analysis.report.errors)
     parsed = analysis.graph

@@ -223,9 +223,17 @@ def load_json(body: bytes | str) -> Any:
     """``json.loads``, or the graph-error 422 when the body is not JSON."""
     try:
         return json.loads(body)
-    except (ValueError, RecursionError):
+    except ValueError:
         raise GraphInvalidError([GraphError(message="the request body is not valid JSON",
                                             suggestion="send the graph as a JSON object")]) from None
+    except RecursionError:  # valid JSON, nested deeper than the decoder recurses
+        raise GraphInvalidError([nested_too_deeply()]) from None
+
+
+def nested_too_deeply() -> GraphError:
+    """The error of a graph nested past Python's recursion limit (a parameter holding lists in lists
+    thousands deep, say), wherever reading or analysing it gives up."""
+    return GraphError(message="the graph is nested too deeply")
 
 
 def parse_graph_json(body: bytes, *, memo: ShapeMemo) -> tuple[Graph | None, list[GraphError]]:

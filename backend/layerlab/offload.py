@@ -132,15 +132,9 @@ def _warm() -> None:
 
 def report_json(body: bytes, batch_size: int, optimizer: Any) -> bytes:
     """``POST /api/graphs/report``: the request body in, the response body out."""
-    from layerlab.graph import GraphError
-    from layerlab.shapes import Report
     from layerlab.shapes import report_json as analyse_to_json
 
-    try:
-        return analyse_to_json(body, batch_size=batch_size, optimizer=optimizer, memo=_Worker.memo)
-    except RecursionError:
-        report = Report(valid=False, errors=[GraphError(message="the graph is nested too deeply")])
-        return report.model_dump_json().encode()
+    return analyse_to_json(body, batch_size=batch_size, optimizer=optimizer, memo=_Worker.memo)
 
 
 def export_file(data: Any, fmt: str, config: Any, max_build_bytes: int | None) -> Any:

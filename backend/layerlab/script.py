@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from .codegen import accessor, docstring_text, model_definitions
-from .graph import Graph, GraphError, GraphInvalidError
+from .graph import Graph, GraphInvalidError
 from .plan import LayerPlan, ModelPlan, iter_frozen, iter_layers, iter_parameters
 from .shapes import analyze
 from .train.augment import pipeline_code, random_steps
@@ -91,10 +91,7 @@ def to_script(graph: Graph | dict[str, Any], config: RunConfig | dict[str, Any])
 
 def script_sections(graph: Graph | dict[str, Any], config: RunConfig | dict[str, Any]) -> TrainingScript:
     cfg = config if isinstance(config, RunConfig) else RunConfig.model_validate(config)
-    try:
-        analysis = analyze(graph)
-    except RecursionError:
-        raise GraphInvalidError([GraphError(message="the graph is nested too deeply")]) from None
+    analysis = analyze(graph)
     if analysis.plan is None:
         raise GraphInvalidError(analysis.report.errors)
     return _Script(analysis.plan, cfg).build()

@@ -556,8 +556,6 @@ def preflight(graph: Any, config: dict[str, Any], room: tuple[str, int | None], 
         spec = _checked_spec(graph, RunConfig.model_validate(config), room)
     except GraphInvalidError as e:
         return Preflight(e.errors)
-    except RecursionError:
-        return Preflight([GraphError(message="the graph is nested too deeply")])
     shapes = None
     if state_shapes:
         import torch

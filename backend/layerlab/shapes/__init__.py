@@ -23,7 +23,16 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
-from ..graph import FORMAT, Graph, GraphError, env_limit, expansion_error, parse_graph, parse_graph_json
+from ..graph import (
+    FORMAT,
+    Graph,
+    GraphError,
+    env_limit,
+    expansion_error,
+    nested_too_deeply,
+    parse_graph,
+    parse_graph_json,
+)
 from ..memo import ShapeMemo
 from .report import NodeReport, OptimizerName, Report, Totals
 from .structure import MAX_NESTING
@@ -46,8 +55,11 @@ def analyze(
     max_instances: int | None = None,
 ) -> Analysis:
     with _no_cyclic_gc():
-        return _analyze(graph, batch_size=batch_size, optimizer=optimizer, max_nodes=max_nodes,
-                        max_instances=max_instances)
+        try:
+            return _analyze(graph, batch_size=batch_size, optimizer=optimizer, max_nodes=max_nodes,
+                            max_instances=max_instances)
+        except RecursionError:
+            return Analysis(_too_deep(), None, None)
 
 
 def report_json(body: bytes, *, batch_size: int = 32, optimizer: OptimizerName = "adam",
@@ -60,18 +72,23 @@ def report_json(body: bytes, *, batch_size: int = 32, optimizer: OptimizerName =
     the top-level nodes those changes reach are walked again. The answer is the same as without the
     memo. Raises the graph-error 422 when ``body`` is not JSON."""
     with _no_cyclic_gc():
-        if memo is None:  # a cold report: nothing seen before
-            memo = ShapeMemo()
-        parsed, errors = parse_graph_json(body, memo=memo)
-        early = _early_report(parsed, errors, max_nodes=None, max_instances=None)
-        if early is not None:
-            return early.model_dump_json().encode()
-        assert parsed is not None
-        walk = Walk(parsed, batch_size=batch_size, optimizer=optimizer, memo=memo, plans=False)
-        answer = walk.run_json()
-        # freed while the GC is off: alive when it comes back on, the next collection would trace them all
-        del walk, parsed, memo
-        return answer
+        try:
+            return _report_json(body, batch_size=batch_size, optimizer=optimizer, memo=memo)
+        except RecursionError:
+            return _too_deep().model_dump_json().encode()
+
+
+def _report_json(body: bytes, *, batch_size: int, optimizer: OptimizerName, memo: ShapeMemo | None) -> bytes:
+    # Called with the GC off: what this function made is freed when it returns, before the GC comes
+    # back on (alive then, the next collection would trace it all).
+    if memo is None:  # a cold report: nothing seen before
+        memo = ShapeMemo()
+    parsed, errors = parse_graph_json(body, memo=memo)
+    early = _early_report(parsed, errors, max_nodes=None, max_instances=None)
+    if early is not None:
+        return early.model_dump_json().encode()
+    assert parsed is not None
+    return Walk(parsed, batch_size=batch_size, optimizer=optimizer, memo=memo, plans=False).run_json()
 
 
 @contextmanager
@@ -85,6 +102,11 @@ def _no_cyclic_gc() -> Iterator[None]:
     finally:
         if enabled:
             gc.enable()
+
+
+def _too_deep() -> Report:
+    """The report of a graph nested past Python's recursion limit: an error, not an exception."""
+    return Report(valid=False, errors=[nested_too_deeply()])
 
 
 def _analyze(graph: Graph | dict[str, Any], *, batch_size: int, optimizer: OptimizerName,
