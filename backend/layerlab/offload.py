@@ -90,7 +90,7 @@ class CpuPool:
         if manager is not None:
             manager.join(timeout=max(0.1, deadline - time.monotonic()))
             if manager.is_alive():
-                log.warning("the report/export pool's manager thread did not end within %.1f s", timeout)
+                log.warning("a worker pool's manager thread did not end within %.1f s", timeout)
 
     def _executor(self) -> ProcessPoolExecutor:
         if self._pool is None:
