@@ -121,3 +121,11 @@ def torch_layer(op: str, params: dict[str, Any], in_shape: list[int] | tuple[int
 def started_event(events: list[Any]) -> Any:
     """A run's run_started event (after the run_starting events that say what it waits for)."""
     return next(e for e in events if e.type == "run_started")
+
+
+def gc_state() -> dict[str, int]:
+    """The cyclic GC in this process (a pool worker's, when a pool runs it): the objects a full
+    collection would trace, and those in the permanent generation, which it never traces."""
+    import gc
+
+    return {"traced": len(gc.get_objects()), "frozen": gc.get_freeze_count()}

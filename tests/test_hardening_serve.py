@@ -3,6 +3,7 @@ SIGTERM ends a real `layerlab serve` within 5 s whatever is in flight."""
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import socket
@@ -74,6 +75,27 @@ def test_a_run_preflight_crosses_to_a_worker_process_as_plain_data() -> None:
     assert iris.spec is None and iris.state_shapes is None
     [memory] = no_room.errors
     assert memory.field == "config.data.batch_size" and "this machine has 1.0 KiB available" in memory.message
+
+
+def test_a_report_worker_never_traces_its_memo_in_a_collection() -> None:
+    """A report worker's memo holds hundreds of thousands of objects once full; a full collection
+    that traced them all paused the worker for 100 ms and more every few hundred reports."""
+    from helpers import chain, gc_state
+    from layerlab import offload
+
+    pool = CpuPool(1, max_pending=0)
+    pool.start()
+    try:
+        before = pool.call(gc_state)
+        for k in range(20):  # 20 graphs of 300 layers: 6,000 nodes in the memo, each a few objects
+            layers = [("Linear", {"out_features": 32 + k}), ("ReLU", {})] * 150
+            body = json.dumps(chain([16], *layers)).encode()
+            assert json.loads(pool.call(offload.report_json, body, 32, "adam"))["valid"]
+        after = pool.call(gc_state)
+    finally:
+        pool.shutdown()
+    assert after["frozen"] > before["frozen"] + 20 * 300 * 3  # what the memo holds: never traced
+    assert after["traced"] < 2_000  # what a collection would trace: the probe's own few objects
 
 
 def free_port() -> int:

@@ -4,7 +4,10 @@ memo equals a cold ``infer`` of the same JSON. And the memo stays bounded."""
 
 from __future__ import annotations
 
+import contextlib
+import gc
 import json
+import random
 from pathlib import Path
 from typing import Any
 
@@ -241,6 +244,40 @@ def test_the_memo_is_bounded() -> None:
     assert [k for k in range(6) if lru.get(k) is not None] == [2, 4, 5]
     with pytest.raises(ValueError, match="at least 1"):
         LRU(0)
+
+
+def test_reports_make_no_reference_cycles() -> None:
+    """A report worker moves what it holds out of the GC's sight after each report (``offload._settle``);
+    that keeps nothing a collection would free only while reports leave no cycles behind. Valid and
+    invalid graphs, edits, bodies that are not graphs, through a memo small enough to evict always."""
+    rng = random.Random(7)
+    memo = ShapeMemo(max_entries=50, max_walks=2)
+    bodies = [b'{"nodes": [', b"[]", b'{"nodes": 3}', b'{"nodes": [{"id": "x", "op": "Nope"}]}']
+    for g in BASES.values():
+        history = [g]
+        for _ in range(15):
+            g = apply(g, _random_edit(rng), history)
+            history.append(g)
+            bodies.append(json.dumps(g, separators=(",", ":")).encode())
+    gc.collect()
+    gc.disable()
+    try:
+        for body in bodies:
+            with contextlib.suppress(GraphInvalidError):
+                report_json(body, memo=memo)
+        assert gc.collect() == 0  # unreachable objects that only the cyclic GC could have freed
+    finally:
+        gc.enable()
+
+
+def _random_edit(rng: random.Random) -> tuple[Any, ...]:
+    kind = rng.choice(["param", "frozen", "move", "delete_node", "delete_edge", "add_edge", "reparent", "undo"])
+    if kind == "param":
+        return ("param", rng.randrange(10**6), rng.choice(["out_features", "kernel_size", "repeat", "p"]),
+                rng.choice([-1, 0, 3, 64, True, "same", None]))
+    if kind == "undo":
+        return ("undo",)
+    return (kind, rng.randrange(10**6), rng.randrange(10**6) if kind in ("add_edge", "reparent") else rng.random() > 0.5)
 
 
 def test_the_report_endpoint_answers_edit_after_edit_as_a_cold_infer(tmp_path: Path) -> None:

@@ -14,6 +14,7 @@ every edit; it must not queue behind a worker's first ``import torch`` (seconds)
 from __future__ import annotations
 
 import asyncio
+import gc
 import logging
 import multiprocessing
 import threading
@@ -113,6 +114,33 @@ class _Worker:
     editor's next report of a graph that changed in one place redoes only that place."""
 
     memo: Any = None
+    grown = 0  # objects the GC tracks that were added since the last full collection (about)
+    collect_at = 0  # a full collection once ``grown`` passes this: the objects there were then
+
+
+def _settle() -> None:
+    """After a report, move every object the worker holds (the memo, mostly: hundreds of thousands
+    of objects once it is full) to the cyclic GC's permanent generation. The GC then never traces
+    them again; left to itself it traced them all every few hundred reports, a pause of 100 ms
+    and more before the next answer. Objects are still freed as usual when nothing refers to them.
+
+    Reports make no reference cycles (tests/test_memo.py checks), so a collection would free
+    nothing. Should cycles appear all the same, a full collection runs once the objects added since
+    the last one outnumber those there were then (as the GC counts them: each report's new objects
+    less those it freed): while the memo fills, a few times in a worker's life; once it is full,
+    its new entries take the place of old ones."""
+    _Worker.grown += gc.get_count()[0]
+    if _Worker.grown > _Worker.collect_at:
+        _collect_and_freeze()
+    else:
+        gc.freeze()
+
+
+def _collect_and_freeze() -> None:
+    gc.unfreeze()
+    gc.collect()
+    gc.freeze()
+    _Worker.grown, _Worker.collect_at = 0, max(100_000, gc.get_freeze_count())
 
 
 def _warm() -> None:
@@ -125,6 +153,7 @@ def _warm() -> None:
 
     exit_with_parent()
     _Worker.memo = ShapeMemo()
+    _collect_and_freeze()  # what the imports made, before the first job rather than in it
 
 
 # --- the jobs (module-level, so a worker process can import them; this module imports no torch) ---
@@ -134,7 +163,10 @@ def report_json(body: bytes, batch_size: int, optimizer: Any) -> bytes:
     """``POST /api/graphs/report``: the request body in, the response body out."""
     from layerlab.shapes import report_json as analyse_to_json
 
-    return analyse_to_json(body, batch_size=batch_size, optimizer=optimizer, memo=_Worker.memo)
+    try:
+        return analyse_to_json(body, batch_size=batch_size, optimizer=optimizer, memo=_Worker.memo)
+    finally:
+        _settle()
 
 
 def export_file(data: Any, fmt: str, config: Any, max_build_bytes: int | None) -> Any:
