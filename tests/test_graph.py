@@ -91,6 +91,24 @@ def test_malformed_documents_are_errors_not_exceptions(data: Any) -> None:
     assert report.errors
 
 
+def test_params_left_out_are_the_defaults_and_cannot_change_under_another_node() -> None:
+    """Nodes that leave their params out share one instance of the defaults: it must be frozen."""
+    from pydantic import ValidationError
+
+    from layerlab.graph import parse_graph
+
+    left_out = [{"id": "a", "op": "LayerNorm"}, {"id": "b", "op": "LayerNorm"}]
+    g, errors = parse_graph(chain([8], *left_out, node("c", "LayerNorm", eps=0.1)))
+    assert errors == []
+    a, b, c = (g.node(i) for i in "abc")
+    assert a.params is b.params and a.params == type(a.params)() and c.params.eps == 0.1
+    with pytest.raises(ValidationError, match="frozen"):
+        a.params.eps = 0.5
+    a.params = a.params.model_copy(update={"eps": 0.5})  # how a node's params change: a new instance
+    assert (a.params.eps, b.params.eps) == (0.5, 1e-5)
+    assert "params" not in b.model_dump(exclude_unset=True)  # still left out, as it came
+
+
 def test_node_without_op() -> None:
     err = only_error({"nodes": [{"id": "a"}]})
     assert (err.node, err.field) == ("a", "op")
