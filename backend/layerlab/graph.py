@@ -141,11 +141,10 @@ NODE_MODELS: dict[str, type[NodeBase]] = {op: _node_model(op) for op in op_names
 Node = Annotated[Union[tuple(NODE_MODELS.values())], Field(discriminator="op")]  # noqa: UP007
 
 
-class Edge(BaseModel):
+@dataclass(config=ConfigDict(extra="forbid"), kw_only=True)  # a dataclass, as Position: one per edge in every report
+class Edge:
     """A connection ``source → target``. For a Block: ``block → child`` feeds the block's input to
     the child, ``child → block`` marks the child's output as the block's output."""
-
-    model_config = ConfigDict(extra="forbid")
 
     id: Annotated[str, Field(max_length=200)] | None = None
     source: NodeId
