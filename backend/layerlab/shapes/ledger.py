@@ -75,10 +75,6 @@ class Ledger:
         if node in self.acc:
             self.acc[node].status = "error"
 
-    def open(self, node_id: str, op: str, *, frozen: bool) -> None:
-        """An account for the node; the first node with a given id keeps it."""
-        self.acc.setdefault(node_id, NodeAccount(id=node_id, op=op, frozen=frozen))
-
     def record(self, m: Any, inputs: list[TensorInfo], inf: Any, *, frozen: bool, size: int | None = None) -> None:
         """One instance of a layer: its shapes (from the first instance) and its costs. ``size``:
         its output's elements, when the caller has counted them."""

@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ..graph import Graph
-from .ledger import Failed, Ledger
+from .ledger import Failed, Ledger, NodeAccount
 
 MAX_NESTING = 32  # blocks inside blocks; each level is a few frames of recursion
 
@@ -34,17 +34,23 @@ class Structure:
         self.containers: dict[str | None, Container] = {}
 
     def check(self) -> None:
-        g = self.g
-        for n in g.nodes:
-            if n.id in self.by_id:
-                self.error(n.id, f"duplicate node id {n.id!r}", field="id", suggestion="give every node its own id")
-            self.by_id[n.id] = n
-        open_account, is_frozen = self.ledger.open, self.is_frozen
-        nested = []
-        for n in g.nodes:
-            open_account(n.id, n.op, frozen=is_frozen(n))
+        g, by_id = self.g, self.by_id
+        nested: list[Any] = []
+        found: dict[str, list[str]] = {"Input": [], "Output": []}
+        for n in g.nodes:  # ids, nesting, and the Input and Output, in one pass (the hot path of a report)
+            node_id = n.id
+            if node_id in by_id:
+                self.error(node_id, f"duplicate node id {node_id!r}", field="id",
+                           suggestion="give every node its own id")
+            by_id[node_id] = n
             if n.parent is not None:
                 nested.append(n)
+            if n.op in found:
+                found[n.op].append(node_id)
+        acc, is_frozen = self.ledger.acc, self.is_frozen
+        for n in g.nodes:  # each id's account (opened here, written by the walk); the first node with an id keeps it
+            if n.id not in acc:
+                acc[n.id] = NodeAccount(n.id, n.op, n.frozen if n.parent is None else is_frozen(n))
         for n in nested:
             parent = self.by_id.get(n.parent)
             if parent is None:
@@ -55,12 +61,11 @@ class Structure:
                 self.error(n.id, f"{n.op} must be at the top level, not inside block {n.parent!r}", field="parent")
             elif self.ancestry_cycle(n):
                 self.error(n.id, f"block nesting loops back to itself through {n.parent!r}", field="parent")
-        for op in ("Input", "Output"):
-            found = [n.id for n in g.nodes if n.op == op]
-            if not found:
+        for op, ids in found.items():
+            if not ids:
                 self.error(None, f"the graph has no {op} node", suggestion=f"add one {op} node")
-            elif len(found) > 1:
-                self.error(found[1], f"the graph has {len(found)} {op} nodes ({', '.join(found)}); it needs exactly one",
+            elif len(ids) > 1:
+                self.error(ids[1], f"the graph has {len(ids)} {op} nodes ({', '.join(ids)}); it needs exactly one",
                            suggestion=f"delete all but one {op}")
         if self.ledger.errors:
             return
@@ -78,6 +83,11 @@ class Structure:
                 self.error(n.id, f"blocks nest {depth[n.id] - 1} deep here, above the limit of {MAX_NESTING}",
                            field="parent", suggestion="flatten some of the blocks")
                 return
+        top: list[Any] = []
+        self.containers = containers = {None: Container(None, top)}
+        for n in g.nodes:
+            if n.op == "Block":
+                containers[n.id] = Container(n.id, [])
         # sibling module names must be unique (they become attribute names)
         seen: dict[tuple[str | None, str], str] = {}
         for n in g.nodes:
@@ -86,12 +96,6 @@ class Structure:
                 self.error(n.id, f"module name {key[1]!r} is already used by {seen[key]!r} in the same block",
                            field="name")
             seen[key] = n.id
-        top: list[Any] = []
-        self.containers = containers = {None: Container(None, top)}
-        for n in g.nodes:
-            if n.op == "Block":
-                containers[n.id] = Container(n.id, [])
-        for n in g.nodes:
             if n.parent is None:
                 top.append(n)
             else:
