@@ -144,15 +144,13 @@ def _collect_and_freeze() -> None:
 
 
 def _warm() -> None:
-    """Each worker imports the analysis once, not on its first request, and makes its memo. It ends
+    """Each worker imports the analysis once, not on its first request. It ends
     itself when the server is gone: killed with SIGKILL, the server cannot end its workers, and a
     worker waiting for its next job would wait forever."""
     import layerlab.shapes  # noqa: F401
     from layerlab.lifeline import exit_with_parent
-    from layerlab.memo import ShapeMemo
 
     exit_with_parent()
-    _Worker.memo = ShapeMemo()
     _collect_and_freeze()  # what the imports made, before the first job rather than in it
 
 
@@ -161,8 +159,11 @@ def _warm() -> None:
 
 def report_json(body: bytes, batch_size: int, optimizer: Any) -> bytes:
     """``POST /api/graphs/report``: the request body in, the response body out."""
+    from layerlab.memo import ShapeMemo
     from layerlab.shapes import report_json as analyse_to_json
 
+    if _Worker.memo is None:  # made by the first report: a worker of the torch jobs has none
+        _Worker.memo = ShapeMemo()
     try:
         return analyse_to_json(body, batch_size=batch_size, optimizer=optimizer, memo=_Worker.memo)
     finally:
