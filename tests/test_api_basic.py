@@ -230,6 +230,16 @@ def test_upload_npz_and_csv(client: TestClient, tmp_path: Path) -> None:
     assert client.get(f"/api/datasets/uploads/{info['id']}").json() == {"detail": "upload not found"}
 
 
+def test_the_dataset_list_names_the_files_an_upload_takes(client: TestClient) -> None:
+    """What the form's file picker offers (``accepts``) is what the upload takes, no more, no less."""
+    accepts = client.get("/api/datasets").json()["accepts"]
+    assert accepts == [".npz", ".csv", ".zip", ".txt"]
+    for suffix in [*accepts, ".pkl", ".json", ".npy"]:
+        r = client.post("/api/datasets", files={"file": (f"data{suffix}", b"not a real dataset")})
+        refused_for_type = r.status_code == 422 and "unsupported file type" in r.text
+        assert refused_for_type == (suffix not in accepts), (suffix, r.status_code, r.text[:200])
+
+
 def test_upload_refuses_pickles_and_other_files(client: TestClient, tmp_path: Path) -> None:
     objects = np.array([{"a": 1}, {"b": 2}], dtype=object)
     r = client.post("/api/datasets", files={"file": ("p.npz", _npz(x=objects, y=np.array([0, 1])))})

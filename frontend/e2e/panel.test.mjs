@@ -1,7 +1,9 @@
 // The training panel against the real backend: numeric fields typed key by key, the
 // schema-driven run form and the created run's config, the run header and the form after a reload.
 import assert from 'node:assert/strict';
-import { readFile } from 'node:fs/promises';
+import { mkdtemp, readFile, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
 import { after, before, test } from 'node:test';
 import { openApp, shot, typeInto, until } from './harness.mjs';
 
@@ -31,22 +33,75 @@ test('the run form is drawn from the API schema: every group, labels, defaults',
   for (const title of ['Data', 'Loss', 'Optimizer', 'Schedule', 'Length & stopping', 'Hardware', 'Regularization', 'Init']) {
     assert.ok(legends.includes(title), `group ${title}`);
   }
-  // Every setting the API lays out has a control named by its label.
-  const labels = doc.groups.flatMap((g) => g.fields.map((f) => f.label));
-  for (const label of labels) assert.equal(await form().getByLabel(label, { exact: true }).count(), 1, `a control labelled ${label}`);
+  // Every setting the API lays out has a control named by its label; one that does nothing for the
+  // current choices (momentum for AdamW) is shown only once it would.
+  const fields = doc.groups.flatMap((g) => g.fields);
+  const labelOf = Object.fromEntries(fields.map((f) => [f.path, f.label]));
+  let conditional = 0;
+  for (const f of fields) {
+    let applies = true;
+    for (const [path, values] of Object.entries(f.shown_when ?? {})) {
+      applies &&= values.includes(await field(labelOf[path]).inputValue());
+    }
+    conditional += f.shown_when && !applies ? 1 : 0;
+    const count = await form().getByLabel(f.label, { exact: true }).count();
+    assert.equal(count, applies ? 1 : 0, `a control labelled ${f.label}${applies ? '' : ' only once it would apply'}`);
+  }
+  assert.ok(conditional >= 5, 'momentum, nesterov, step size, gamma... wait for the choices that read them');
   // Defaults are the schema's.
   const lrDefault = doc.schema.$defs.OptimizerConfig.properties.lr.default;
   assert.equal(await field('Learning rate').inputValue(), String(lrDefault));
   assert.equal(await field('Optimizer').inputValue(), doc.schema.$defs.OptimizerConfig.properties.name.default);
   assert.equal(await field('Epochs').inputValue(), String(doc.schema.properties.epochs.default));
   // The rarer ones wait under "advanced".
-  assert.equal(await field('Momentum').isVisible(), false);
+  assert.equal(await field('Betas').isVisible(), false);
   await form().locator('fieldset[data-group="optimizer"] details summary').click();
+  assert.equal(await field('Betas').isVisible(), true);
+  // SGD reads momentum and nesterov, not AdamW's betas: the form follows the choice, and back.
+  assert.equal(await field('Optimizer').inputValue(), 'adamw');
+  await field('Optimizer').selectOption('sgd');
   assert.equal(await field('Momentum').isVisible(), true);
+  assert.equal(await field('Nesterov').isVisible(), true);
+  assert.equal(await field('Betas').count(), 0);
+  await field('Optimizer').selectOption('adamw');
+  assert.equal(await field('Momentum').count(), 0);
+  assert.equal(await field('Betas').isVisible(), true);
+  // A generated dataset's own settings appear with it, as the dataset registry says it reads them.
+  assert.equal(await field('Samples (synthetic)').count(), 0);
+  await page.getByTestId('dataset').selectOption('two_moons');
+  await form().locator('fieldset[data-group="data"] details summary').click();
+  assert.equal(await field('Samples (synthetic)').isVisible(), true);
+  assert.equal(await field('Noise (synthetic)').isVisible(), true);
+  assert.equal(await field('Signal length').count(), 0, 'signals only');
+  await page.getByTestId('dataset').selectOption('digits');
+  assert.equal(await field('Samples (synthetic)').count(), 0);
+  await form().locator('fieldset[data-group="data"] details summary').click();
   await page.setViewportSize({ width: 1280, height: 720 });
   await shot(page, 'panel_form_1280');
   await page.setViewportSize({ width: 1440, height: 900 });
   await shot(page, 'panel_form_1440');
+});
+
+test('a dataset is uploaded from the form with its button: the picker offers what the API accepts', async () => {
+  await page.getByTestId('tab-train').click();
+  const { accepts } = await api('/datasets');
+  assert.deepEqual(accepts, ['.npz', '.csv', '.zip', '.txt']);
+  const dir = await mkdtemp(path.join(tmpdir(), 'layerlab-upload-'));
+  const rows = ['sepal,petal,width,height,kind'];
+  for (let i = 0; i < 30; i++) rows.push(`${i % 7},${(i * 3) % 5},${i / 10},${(i % 4) + 0.5},${['a', 'b', 'c'][i % 3]}`);
+  const csv = path.join(dir, 'flowers.csv');
+  await writeFile(csv, rows.join('\n') + '\n');
+  const button = form().getByRole('button', { name: 'Upload a dataset' });
+  assert.match(await button.getAttribute('title'), /\.npz, \.csv, \.zip, \.txt/);
+  assert.equal(await form().locator('input[type=file]').getAttribute('accept'), accepts.join(','));
+  const [chooser] = await Promise.all([page.waitForEvent('filechooser'), button.click()]);
+  await chooser.setFiles(csv);
+  const dataset = page.getByTestId('dataset');
+  await until(async () => (await dataset.inputValue()).startsWith('upload:'), 10_000, 'the upload chosen');
+  assert.equal(await dataset.locator('option:checked').textContent(), 'flowers.csv (upload)');
+  await until(async () => /samples 4, classification, 3 classes/.test(await form().textContent()), 5_000, 'its shape and task');
+  await dataset.selectOption('digits');
+  assert.equal(await dataset.inputValue(), 'digits');
 });
 
 test('numeric fields take 1e-3, 3e-4 and "-" typed key by key; the run gets exactly them', async () => {

@@ -134,6 +134,7 @@ class AugmentPreview(BaseModel):
 class DatasetList(BaseModel):
     builtin: list[DatasetInfo]
     uploads: list[UploadInfo]
+    accepts: list[str] = Field(description="The file suffixes an upload may have, e.g. '.npz' (the picker offers these).")
 
 
 # --- runs ----------------------------------------------------------------------------------------

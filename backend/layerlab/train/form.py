@@ -13,6 +13,7 @@ from typing import Any, Literal, Union, get_args, get_origin
 from pydantic import BaseModel, ConfigDict, Field
 
 from .config import RunConfig
+from .datasets import REGISTRY
 
 
 class FormField(BaseModel):
@@ -23,6 +24,10 @@ class FormField(BaseModel):
     common: bool = Field(False, description="Shown at once; the others sit under 'advanced'.")
     widget: Literal["dataset"] | None = Field(
         None, description="'dataset': the dataset picker, which also sets data.upload."
+    )
+    shown_when: dict[str, list[str]] | None = Field(
+        None, description="Shown only while each of these settings holds one of these values, e.g. "
+        "{'optimizer.name': ['sgd', 'rmsprop']}: the setting does nothing otherwise."
     )
 
 
@@ -111,6 +116,31 @@ _LAYOUT: list[tuple[str, str, list[tuple[str, str, bool]]]] = [
 ]
 # Set through another control: the dataset picker chooses an upload.
 _COVERED = {"data.upload"}
+# Settings that do something only for some choices of another (what train/optim.py and the loss
+# pass to torch); the form shows them only then. tests/test_run_form.py checks each against torch.
+_SHOWN_WHEN: dict[str, dict[str, list[str]]] = {
+    "optimizer.momentum": {"optimizer.name": ["sgd", "rmsprop"]},
+    "optimizer.nesterov": {"optimizer.name": ["sgd"]},
+    "optimizer.betas": {"optimizer.name": ["adam", "adamw"]},
+    "optimizer.eps": {"optimizer.name": ["adam", "adamw", "rmsprop"]},
+    "schedule.step_size": {"schedule.name": ["step"]},
+    "schedule.gamma": {"schedule.name": ["step"]},
+    "schedule.min_lr": {"schedule.name": ["cosine"]},
+    "schedule.pct_start": {"schedule.name": ["one_cycle"]},
+    "loss.beta": {"loss.name": ["smooth_l1"]},
+    "loss.label_smoothing": {"loss.name": ["cross_entropy"]},
+    "init.std": {"init.scheme": ["normal"]},
+}
+
+
+def _dataset_settings() -> dict[str, dict[str, list[str]]]:
+    """A built-in dataset's own settings (a generated set's size and noise, say) are shown while a
+    dataset that reads them is chosen: the registry says which (``DatasetEntry.settings``)."""
+    readers: dict[str, list[str]] = {}
+    for entry in REGISTRY.values():
+        for name in entry.settings:
+            readers.setdefault(f"data.{name}", []).append(entry.name)
+    return {path: {"data.dataset": names} for path, names in readers.items()}
 
 
 def _model_of(annotation: Any) -> type[BaseModel] | None:
@@ -142,8 +172,10 @@ def _label(path: str) -> str:
 
 def run_config_form(config: type[BaseModel] = RunConfig) -> RunConfigForm:
     """The form of ``config`` (RunConfig, or a model extending it)."""
+    shown_when = _SHOWN_WHEN | _dataset_settings()
     groups = {gid: FormGroup(id=gid, title=title, fields=[FormField(path=p, label=label, common=common,
-                                                                     widget="dataset" if p == "data.dataset" else None)
+                                                                     widget="dataset" if p == "data.dataset" else None,
+                                                                     shown_when=shown_when.get(p))
                                                            for p, label, common in fields])
               for gid, title, fields in _LAYOUT}
     placed = {f.path for g in groups.values() for f in g.fields} | _COVERED
@@ -153,5 +185,5 @@ def run_config_form(config: type[BaseModel] = RunConfig) -> RunConfigForm:
         # Not placed: the group of its section (a new section gets its own group), else "Other".
         gid = path.split(".", 1)[0] if "." in path else "other"
         group = groups.setdefault(gid, FormGroup(id=gid, title=_label(gid), fields=[]))
-        group.fields.append(FormField(path=path, label=_label(path)))
+        group.fields.append(FormField(path=path, label=_label(path), shown_when=shown_when.get(path)))
     return RunConfigForm(schema=config.model_json_schema(), groups=list(groups.values()))

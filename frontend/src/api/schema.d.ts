@@ -875,6 +875,11 @@ export interface components {
             builtin: components["schemas"]["DatasetInfo"][];
             /** Uploads */
             uploads: components["schemas"]["UploadInfo"][];
+            /**
+             * Accepts
+             * @description The file suffixes an upload may have, e.g. '.npz' (the picker offers these).
+             */
+            accepts: string[];
         };
         /** DatasetSummary */
         DatasetSummary: {
@@ -1035,6 +1040,13 @@ export interface components {
              * @description 'dataset': the dataset picker, which also sets data.upload.
              */
             widget?: "dataset" | null;
+            /**
+             * Shown When
+             * @description Shown only while each of these settings holds one of these values, e.g. {'optimizer.name': ['sgd', 'rmsprop']}: the setting does nothing otherwise.
+             */
+            shown_when?: {
+                [key: string]: string[];
+            } | null;
         };
         /** FormGroup */
         FormGroup: {

@@ -1,14 +1,14 @@
 // The run settings, drawn from RunConfig's JSON Schema as the API serves it: every setting, in
 // its group, the common ones shown and the rest under "advanced". Editable for the next run, or
 // read-only for a run that exists (its exact configuration).
-import { useState } from 'react';
+import { useRef, useState } from 'react';
 import { api } from '../api/client';
 import type { DatasetList } from '../api/types';
 import { formatShape } from '../lib/format';
 import { training } from '../state/trainingStore';
 import { numericRule } from '../lib/numeric';
 import { formatValue, parseText } from '../lib/paramFields';
-import { type ConfigDraft, type FieldModel, type GroupModel, getAt, setAt, valueOf } from '../lib/runForm';
+import { type ConfigDraft, type FieldModel, type GroupModel, getAt, isShown, setAt, valueOf } from '../lib/runForm';
 import { NumericInput } from './NumericInput';
 import './training.css';
 
@@ -28,8 +28,9 @@ export function RunForm({ groups, config, onChange, onValidity, datasets, id }: 
   return (
     <div className={`run-form${readOnly ? ' read-only' : ''}`} data-testid={id}>
       {groups.map((g) => {
-        const common = g.fields.filter((f) => f.common);
-        const advanced = g.fields.filter((f) => !f.common);
+        const shown = g.fields.filter((f) => isShown(f, config, groups)); // not those that do nothing now
+        const common = shown.filter((f) => f.common);
+        const advanced = shown.filter((f) => !f.common);
         return (
           <fieldset key={g.id} className="run-group" data-group={g.id}>
             <legend>{g.title}</legend>
@@ -127,6 +128,8 @@ function TextSetting(props: { label: string; value: unknown; field: FieldModel; 
 /** The dataset: a built-in set or an upload (which sets data.upload too), and a file picker. */
 function DatasetSetting({ field, config, onChange, datasets, testId }: { field: FieldModel; config: ConfigDraft; onChange?: Props['onChange']; datasets: DatasetList | null; testId: string }) {
   const [uploadError, setUploadError] = useState<string | null>(null);
+  const file = useRef<HTMLInputElement>(null); // the browser's own file control says "No file chosen", cut short here
+  const accepts = datasets?.accepts ?? [];
   const dataset = String(valueOf(config, field));
   const upload = getAt(config, 'data.upload') as { path?: string } | null | undefined;
   const options = field.kind.kind === 'enum' ? field.kind.options.filter((o) => o !== 'upload') : [];
@@ -163,11 +166,17 @@ function DatasetSetting({ field, config, onChange, datasets, testId }: { field: 
           ))}
         </select>
         {onChange && (
+          <button type="button" className="small" aria-label="Upload a dataset" title={`Upload a dataset: ${accepts.join(', ')} (see the training docs)`} onClick={() => file.current?.click()}>
+            Upload…
+          </button>
+        )}
+        {onChange && (
           <input
+            ref={file}
             type="file"
-            accept=".npz,.csv"
-            aria-label="Upload a dataset"
-            title="Upload a .npz (arrays x, y) or a .csv"
+            accept={accepts.join(',')}
+            hidden
+            data-testid="dataset-file"
             onChange={async (e) => {
               const f = e.target.files?.[0];
               e.target.value = '';

@@ -5,7 +5,7 @@ import { createElement } from 'react';
 import { describe, expect, it } from 'vitest';
 import { backendJson } from '../../scripts/backend-json.mjs';
 import { RunForm } from '../components/RunForm';
-import { type RunConfigForm, configDiff, formModel, getAt, setAt, settingSchema, valueOf } from './runForm';
+import { type ConfigDraft, type RunConfigForm, configDiff, formModel, getAt, isShown, setAt, settingSchema, valueOf } from './runForm';
 
 const doc = backendJson(
   'from layerlab.train.form import run_config_form; print(json.dumps(run_config_form().model_dump(mode="json", by_alias=True)))',
@@ -58,7 +58,15 @@ describe('drafts', () => {
 describe('RunForm', () => {
   it('renders a labelled control for every setting, with the schema default as its value', () => {
     const html = renderToStaticMarkup(createElement(RunForm, { groups, config: {}, onChange: () => {}, datasets: null, id: 'f' }));
-    for (const g of doc.groups) for (const f of g.fields) expect(html).toContain(`aria-label="${f.label}"`);
+    for (const g of doc.groups)
+      for (const f of g.fields) {
+        if (f.shown_when) {
+          // shown once the settings it depends on hold a value it is used with
+          const config = Object.entries(f.shown_when).reduce((c, [path, values]) => setAt(c, path, values[0]), {} as ConfigDraft);
+          const shown = renderToStaticMarkup(createElement(RunForm, { groups, config, onChange: () => {}, datasets: null, id: 'f' }));
+          expect(shown).toContain(`aria-label="${f.label}"`);
+        } else expect(html).toContain(`aria-label="${f.label}"`);
+      }
     expect(html).toMatch(/aria-label="Learning rate"[^>]*value="0.001"/);
     expect(html).toMatch(/aria-label="Batch size"[^>]*value="64"/);
     expect(html).not.toContain('disabled');
@@ -70,6 +78,25 @@ describe('RunForm', () => {
     expect(html).toMatch(/aria-label="Augment step 1"[^>]*>.*<option value="RandomCrop" selected/);
     expect(html).toMatch(/aria-label="RandomCrop Padding"[^>]*value="2"/);
     expect(html).toMatch(/aria-label="RandomHorizontalFlip P"[^>]*value="0.5"/);
+  });
+
+  it('a setting that does nothing for the current choice is not shown, nor listed as a difference', () => {
+    const render = (config: ConfigDraft) => renderToStaticMarkup(createElement(RunForm, { groups, config, onChange: () => {}, datasets: null, id: 'f' }));
+    expect(valueOf({}, field('optimizer.name'))).toBe('adamw');
+    expect(render({})).not.toContain('aria-label="Momentum"');
+    expect(render({})).toContain('aria-label="Betas"');
+    const sgd = render({ optimizer: { name: 'sgd' } });
+    expect(sgd).toContain('aria-label="Momentum"');
+    expect(sgd).toContain('aria-label="Nesterov"');
+    expect(sgd).not.toContain('aria-label="Betas"');
+    expect(render({ loss: { name: 'smooth_l1' } })).toContain('aria-label="Smooth L1 beta"');
+    expect(render({})).not.toContain('aria-label="Smooth L1 beta"');
+    expect(isShown(field('init.std'), { init: { scheme: 'normal' } }, groups)).toBe(true);
+    expect(isShown(field('init.std'), { init: null }, groups)).toBe(false);
+    // two AdamW runs that differ only in a momentum AdamW never read: no difference to show
+    expect(configDiff([{ optimizer: { momentum: 0.5 } }, { optimizer: { momentum: 0.9 } }], groups)).toEqual([]);
+    const rows = configDiff([{ optimizer: { name: 'sgd', momentum: 0.5 } }, { optimizer: { momentum: 0.9 } }], groups);
+    expect(rows.map((r) => r.field.path)).toEqual(['optimizer.name', 'optimizer.momentum']);
   });
 
   it('read-only shows a run config as it is', () => {

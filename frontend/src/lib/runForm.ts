@@ -16,6 +16,8 @@ export interface FieldModel {
   label: string;
   common: boolean;
   widget: 'dataset' | null;
+  /** Shown only while each of these settings holds one of these values (the API's `shown_when`). */
+  shownWhen: Record<string, string[]> | null;
   schema: JsonSchema;
   kind: FieldKind;
   default: unknown;
@@ -82,7 +84,7 @@ function stepVariants(schema: JsonSchema, root: RunConfigForm['schema']): StepVa
       description: v.description,
       fields: props.map(([k, ps]) => {
         const leaf = deref(ps as Schemaish, root);
-        return { path: k, label: `${v.title ?? ''} ${leaf.title ?? k}`.trim(), common: true, widget: null, schema: leaf, kind: classify(leaf), default: leaf.default, variants: null };
+        return { path: k, label: `${v.title ?? ''} ${leaf.title ?? k}`.trim(), common: true, widget: null, shownWhen: null, schema: leaf, kind: classify(leaf), default: leaf.default, variants: null };
       }),
     };
   });
@@ -99,6 +101,7 @@ export function formModel(doc: RunConfigForm): GroupModel[] {
         label: f.label,
         common: f.common ?? false,
         widget: f.widget ?? null,
+        shownWhen: f.shown_when ?? null,
         schema,
         kind: classify(schema),
         default: schema.default,
@@ -141,6 +144,17 @@ export function valueOf(draft: ConfigDraft, field: FieldModel): unknown {
   return v === undefined ? field.default : v;
 }
 
+/** Whether a setting does something under `config`: the settings its `shownWhen` names hold one
+ * of the values listed (defaults filled in). */
+export function isShown(field: FieldModel, config: ConfigDraft, groups: GroupModel[]): boolean {
+  if (!field.shownWhen) return true;
+  return Object.entries(field.shownWhen).every(([path, values]) => {
+    const control = groups.flatMap((g) => g.fields).find((f) => f.path === path);
+    const value = control ? valueOf(config, control) : getAt(config, path);
+    return values.includes(String(value));
+  });
+}
+
 /** Every setting of a config as path → value (defaults filled in), in the form's order. */
 export function flatten(config: ConfigDraft, groups: GroupModel[]): Map<string, unknown> {
   const out = new Map<string, unknown>();
@@ -148,12 +162,14 @@ export function flatten(config: ConfigDraft, groups: GroupModel[]): Map<string, 
   return out;
 }
 
-/** The settings whose values differ between configs (JSON-equal values are the same). */
+/** The settings whose values differ between configs (JSON-equal values are the same), leaving out
+ * those that did nothing in any of them. */
 export function configDiff(configs: ConfigDraft[], groups: GroupModel[]): { field: FieldModel; values: unknown[] }[] {
   const flat = configs.map((c) => flatten(c, groups));
   const rows: { field: FieldModel; values: unknown[] }[] = [];
   for (const g of groups)
     for (const f of g.fields) {
+      if (!configs.some((c) => isShown(f, c, groups))) continue;
       const values = flat.map((m) => m.get(f.path));
       if (new Set(values.map((v) => JSON.stringify(v ?? null))).size > 1) rows.push({ field: f, values });
     }

@@ -59,7 +59,7 @@ def list_datasets(state: StateDep, session: SessionDep) -> DatasetList:
     """The built-in datasets with sample shape, task and classes, and the uploads."""
     builtin = builtin_datasets(state)
     uploads = session.scalars(select(Upload).order_by(Upload.created_at.desc()))
-    return DatasetList(builtin=builtin, uploads=[upload_info(u) for u in uploads])
+    return DatasetList(builtin=builtin, uploads=[upload_info(u) for u in uploads], accepts=list(KINDS))
 
 
 @router.post("", status_code=status.HTTP_201_CREATED,
