@@ -27,10 +27,15 @@ export function formatBytes(n: number | null | undefined): string {
 }
 
 function trim(v: number): string {
-  return (Math.abs(v) >= 100 ? v.toFixed(0) : Math.abs(v) >= 10 ? v.toFixed(1) : v.toFixed(2)).replace(/\.?0+$/, '');
+  return dropZeros(Math.abs(v) >= 100 ? v.toFixed(0) : Math.abs(v) >= 10 ? v.toFixed(1) : v.toFixed(2));
 }
 
 export function formatNumber(v: number | null | undefined, digits = 4): string {
   if (v == null || !Number.isFinite(v)) return '—';
-  return Math.abs(v) >= 1e4 || (Math.abs(v) > 0 && Math.abs(v) < 1e-3) ? v.toExponential(2) : v.toPrecision(digits).replace(/\.?0+$/, '');
+  return Math.abs(v) >= 1e4 || (Math.abs(v) > 0 && Math.abs(v) < 1e-3) ? v.toExponential(2) : dropZeros(v.toPrecision(digits));
+}
+
+/** '2.50' → '2.5', '3.00' → '3'; the zeros of a whole number are its own: '150' stays '150'. */
+function dropZeros(text: string): string {
+  return text.includes('.') ? text.replace(/\.?0+$/, '') : text;
 }
