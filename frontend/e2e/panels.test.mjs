@@ -80,3 +80,28 @@ test('the palette is widened and narrowed by dragging its edge; its labels are n
   assert.ok(side.width >= 320, `side panel ${side.width}`);
   assert.deepEqual(consoleErrors, []);
 });
+
+test('each side tab opens where it was left; selecting a node on the projects tab shows the node', async () => {
+  await page.setViewportSize({ width: 1280, height: 720 });
+  const body = page.locator('.side-body');
+  const scrollTop = () => body.evaluate((el) => el.scrollTop);
+  // the code view scrolls to a selected node's lines, far down the training script
+  await page.getByTestId('tab-code').click();
+  await page.getByTestId('code-tab-script').click();
+  await page.locator('.react-flow__node[data-id="fc"]').click();
+  await until(async () => (await scrollTop()) > 200, 5000, 'the code view scrolled to fc');
+  const codeAt = await scrollTop();
+  await page.getByTestId('tab-train').click();
+  assert.equal(await scrollTop(), 0, 'the training form opens at its top, not at the code view\'s offset');
+  await page.getByTestId('train-start').waitFor();
+  assert.ok(await page.getByTestId('train-start').isVisible(), 'Train in view');
+  await page.getByTestId('tab-code').click();
+  await until(async () => Math.abs((await scrollTop()) - codeAt) <= 2, 5000, 'the code view back at fc\'s lines');
+  // on the projects tab a click on a node opens its inspector
+  await page.getByTestId('tab-projects').click();
+  await page.locator('.react-flow__node[data-id="conv1"]').click();
+  await until(async () => (await page.getByTestId('tab-inspector').getAttribute('class'))?.includes('active'), 3000, 'the inspector');
+  assert.match(await page.locator('.side-body').textContent(), /conv1/);
+  await shot(page, 'p4_tabs_inspector_1280');
+  assert.deepEqual(consoleErrors, []);
+});

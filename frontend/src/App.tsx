@@ -1,5 +1,5 @@
 import { ReactFlowProvider, useReactFlow } from '@xyflow/react';
-import { useCallback, useEffect, useState } from 'react';
+import { useCallback, useEffect, useLayoutEffect, useRef, useState } from 'react';
 import { api } from './api/client';
 import { Canvas } from './components/Canvas';
 import { CodeView, EXPORTS, exportModel } from './components/CodeView';
@@ -10,7 +10,7 @@ import { HelpOverlay, useShortcuts } from './components/Shortcuts';
 import { StatusBar } from './components/StatusBar';
 import { TrainingPanel } from './components/TrainingPanel';
 import { cycleTheme, useTheme, watchTheme } from './lib/theme';
-import { editor, useEditor } from './state/editorStore';
+import { editor, selectedIds, useEditor } from './state/editorStore';
 import { usePanelWidth } from './state/panelWidth';
 import { projects, useProject, watchUnsaved } from './state/projectStore';
 import { startReportSync } from './state/reportWiring';
@@ -128,7 +128,27 @@ const sideMax = () => Math.max(320, Math.round(window.innerWidth * 0.7));
 const paletteMax = () => Math.max(200, Math.round(window.innerWidth * 0.4));
 
 function Editor() {
-  const [tab, setTab] = useState<Tab>('inspector');
+  const [tab, setTabState] = useState<Tab>('inspector');
+  // One scroller for every tab: each tab opens where it was left (first time: at the top), not at
+  // the scroll offset of the one before (the code view scrolls to a node's lines, far down).
+  const body = useRef<HTMLDivElement>(null);
+  const scrolled = useRef<Partial<Record<Tab, number>>>({});
+  const switchTab = useCallback((choose: (current: Tab) => Tab) => {
+    setTabState((current) => {
+      const next = choose(current);
+      if (next !== current && body.current) scrolled.current[current] = body.current.scrollTop;
+      return next;
+    });
+  }, []);
+  const setTab = useCallback((next: Tab) => switchTab(() => next), [switchTab]);
+  useLayoutEffect(() => {
+    if (body.current) body.current.scrollTop = scrolled.current[tab] ?? 0;
+  }, [tab]);
+  // Selecting a node while the projects list is open shows the node, as the other tabs do.
+  const selectedKey = useEditor((s) => selectedIds(s).join(','));
+  useEffect(() => {
+    if (selectedKey) switchTab((current) => (current === 'projects' ? 'inspector' : current));
+  }, [selectedKey, switchTab]);
   const [help, setHelp] = useState(false);
   const toggleHelp = useCallback(() => setHelp((h) => !h), []);
   const closeHelp = useCallback(() => setHelp(false), []);
@@ -153,7 +173,7 @@ function Editor() {
               </button>
             ))}
           </nav>
-          <div className="side-body">
+          <div className="side-body" ref={body}>
             {tab === 'inspector' && <Inspector />}
             {tab === 'code' && <CodeView />}
             {/* Kept mounted so the charts keep their state while another tab is open. */}
