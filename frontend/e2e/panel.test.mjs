@@ -99,7 +99,7 @@ test('a dataset is uploaded from the form with its button: the picker offers wha
   const dataset = page.getByTestId('dataset');
   await until(async () => (await dataset.inputValue()).startsWith('upload:'), 10_000, 'the upload chosen');
   assert.equal(await dataset.locator('option:checked').textContent(), 'flowers.csv (upload)');
-  await until(async () => /samples 4, classification, 3 classes/.test(await form().textContent()), 5_000, 'its shape and task');
+  await until(async () => /samples 4, classification, 3 classes/.test(await form().textContent()), 10_000, 'its shape and task');
   await dataset.selectOption('digits');
   assert.equal(await dataset.inputValue(), 'digits');
 });

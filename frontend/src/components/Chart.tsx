@@ -37,7 +37,13 @@ export function Chart({ spec, version }: { spec: ChartSpec; version?: unknown })
         width,
         height: HEIGHT,
         title: spec.title,
-        legend: { show: true, live: true },
+        // a solid line's marker is filled, a dashed line's hollow: val beside train, an overlaid run
+        // beside the active one
+        legend: {
+          show: true,
+          live: true,
+          markers: { fill: (_u: uPlot, i: number) => (i > 0 && !spec.series[i - 1].dash ? String(spec.series[i - 1].stroke ?? '') : 'transparent') },
+        },
         cursor: { drag: { x: true, y: false } },
         scales: { x: { time: false }, y: spec.log ? { distr: 3 } : {} },
         axes: [{ label: spec.xLabel, size: 30, labelSize: 14 }, { size: 52 }],

@@ -170,9 +170,11 @@ function buildCharts({ smoothing, overlays, log, xMode, names, active }: Options
     which: 'epochs',
     xLabel: 'epoch',
     log: logY,
+    // A run by its colour; train solid with filled points, val dashed with hollow ones. uPlot draws
+    // the points while there is room for them, so after many epochs the val line's dashes show.
     series: runIndexes.flatMap((i) => [
-      { label: label(i, what[0]), stroke: color(i), width: 2, points: { show: true } },
-      { label: label(i, what[1]), stroke: color(i), width: 2, dash: [4, 3], points: { show: true } },
+      { label: label(i, what[0]), stroke: color(i), width: 2, points: { fill: color(i) } },
+      { label: label(i, what[1]), stroke: color(i), width: 2, dash: [5, 4], points: { fill: 'transparent' } },
     ]),
     data: (s) => joined(s, (r) => [r.epochX, train(r), val(r)] as uPlot.AlignedData),
   });
