@@ -36,6 +36,10 @@ describe('applyEvents', () => {
     expect(s.statusNote).toBe('starting: loading the data');
     applyEvents(s, [ev(2, { type: 'run_stopped', step: 5, epoch: 0, checkpoint: '/c', reason: 'interrupted' })]);
     expect([s.status, s.statusNote]).toEqual(['stopped', 'interrupted: the server stopped; Continue goes on from here']);
+    // Continue: the same run starts again from its checkpoint; it no longer reads "stopped"
+    applyEvents(s, [ev(3, { type: 'run_starting', phase: 'model' })]);
+    expect(s.status).toBe('queued');
+    expect(s.statusNote).toMatch(/^starting/);
   });
 
   it('keeps the latest layer snapshot, live or from the stored metrics', () => {

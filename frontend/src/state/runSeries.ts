@@ -121,6 +121,8 @@ export function applyEvents(s: RunSeries, events: RunEvent[]): Changes {
         changed.status = true;
         break;
       case 'run_starting':
+        // a stopped run that Continue starts again is queued until it runs, as the backend has it
+        s.status = 'queued';
         s.statusNote = PHASES[ev.phase] ?? `starting: ${ev.phase}`;
         changed.status = true;
         break;
