@@ -10,8 +10,10 @@ from pydantic import BaseModel, Field
 from ..graph import GraphError
 
 BYTES_PER_ELEMENT = 4  # fp32
-# Optimizer state per trainable parameter: SGD keeps a momentum buffer, Adam two moments.
-OPTIMIZER_STATE = {"sgd": 1, "adam": 2, "adamw": 2, "rmsprop": 1}
+# Optimizer state per trainable parameter, with the run form's default momentum (0.9): SGD keeps a
+# momentum buffer, Adam and AdamW two moments, RMSprop its square average and a momentum buffer.
+# (With momentum 0, SGD keeps none and RMSprop one: the estimate is then a buffer too high.)
+OPTIMIZER_STATE = {"sgd": 1, "adam": 2, "adamw": 2, "rmsprop": 2}
 OptimizerName = Literal["sgd", "adam", "adamw", "rmsprop"]
 
 
