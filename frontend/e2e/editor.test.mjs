@@ -2,7 +2,7 @@
 // computes, break it and fix it with the server's suggestion, freeze a block.
 import assert from 'node:assert/strict';
 import { after, before, test } from 'node:test';
-import { badge, connectNodes, dropLayer, openApp, shot, until } from './harness.mjs';
+import { badge, connectNodes, dropLayer, openApp, shot, typeInto, until } from './harness.mjs';
 
 let app, page, consoleErrors;
 before(async () => ({ page, consoleErrors } = app = await openApp({ open: 'empty' })));
@@ -160,5 +160,16 @@ test('code view shows the generated PyTorch code', async () => {
   await shot(page, '09_code_view');
   const [download] = await Promise.all([page.waitForEvent('download'), page.getByTestId('export-python').click()]);
   assert.match(download.suggestedFilename(), /\.py$/);
+  assert.deepEqual(consoleErrors, []);
+});
+
+test('an empty project is made from the name typed for it; the field is then ready for the next', async () => {
+  await page.getByTestId('tab-projects').click();
+  const name = page.getByLabel("Empty project's name", { exact: true });
+  await typeInto(page, name, 'my_mlp');
+  await page.getByRole('button', { name: 'Empty project' }).click();
+  await until(async () => (await page.locator('.top-bar .project').textContent()).includes('my_mlp'), 5000, 'the new project open');
+  assert.equal(await page.locator('.react-flow__node').count(), 2, 'an Input and an Output');
+  assert.equal(await name.inputValue(), '', 'the name field cleared');
   assert.deepEqual(consoleErrors, []);
 });

@@ -90,17 +90,22 @@ export function ProjectsPanel() {
           type="button"
           disabled={list.some((p) => p.name === (newName.trim() || 'model'))}
           title={list.some((p) => p.name === (newName.trim() || 'model')) ? 'A project with this name exists' : 'An Input and an Output, nothing between'}
-          onClick={() =>
-            void projects.create(newName.trim() || 'model', {
-              format: 'layerlab.graph/1',
-              name: newName.trim() || 'model',
-              nodes: [
-                { id: 'input', op: 'Input', params: { shape: [1, 8, 8] }, position: { x: 0, y: 0 } },
-                { id: 'output', op: 'Output', params: {}, position: { x: 0, y: 300 } },
-              ],
-              edges: [],
-            })
-          }
+          onClick={() => {
+            const name = newName.trim() || 'model';
+            void projects
+              .create(name, {
+                format: 'layerlab.graph/1',
+                name,
+                nodes: [
+                  { id: 'input', op: 'Input', params: { shape: [1, 8, 8] }, position: { x: 0, y: 0 } },
+                  { id: 'output', op: 'Output', params: {}, position: { x: 0, y: 300 } },
+                ],
+                edges: [],
+              })
+              .then(() => {
+                if (useProject.getState().projectName === name) setNewName(''); // made: ready for the next one
+              });
+          }}
         >
           Empty project
         </button>
