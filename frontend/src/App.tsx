@@ -132,23 +132,22 @@ function Editor() {
   // One scroller for every tab: each tab opens where it was left (first time: at the top), not at
   // the scroll offset of the one before (the code view scrolls to a node's lines, far down).
   const body = useRef<HTMLDivElement>(null);
+  const shownTab = useRef<Tab>(tab);
   const scrolled = useRef<Partial<Record<Tab, number>>>({});
-  const switchTab = useCallback((choose: (current: Tab) => Tab) => {
-    setTabState((current) => {
-      const next = choose(current);
-      if (next !== current && body.current) scrolled.current[current] = body.current.scrollTop;
-      return next;
-    });
+  const setTab = useCallback((next: Tab) => {
+    if (next === shownTab.current) return;
+    if (body.current) scrolled.current[shownTab.current] = body.current.scrollTop;
+    shownTab.current = next;
+    setTabState(next);
   }, []);
-  const setTab = useCallback((next: Tab) => switchTab(() => next), [switchTab]);
   useLayoutEffect(() => {
     if (body.current) body.current.scrollTop = scrolled.current[tab] ?? 0;
   }, [tab]);
   // Selecting a node while the projects list is open shows the node, as the other tabs do.
   const selectedKey = useEditor((s) => selectedIds(s).join(','));
   useEffect(() => {
-    if (selectedKey) switchTab((current) => (current === 'projects' ? 'inspector' : current));
-  }, [selectedKey, switchTab]);
+    if (selectedKey && shownTab.current === 'projects') setTab('inspector');
+  }, [selectedKey, setTab]);
   const [help, setHelp] = useState(false);
   const toggleHelp = useCallback(() => setHelp((h) => !h), []);
   const closeHelp = useCallback(() => setHelp(false), []);

@@ -210,21 +210,21 @@ class Walk:
             values[mid] = out
             if not self.plans:
                 continue
-            in_vars = [in_var if s == c.id else var_of[s] for s in sources]
+            in_vars = [in_var if s == cid else var_of[s] for s in sources]
             if m.op == "Output":
-                var_of[m.id] = in_vars[0]
+                var_of[mid] = in_vars[0]
                 continue
-            var_of[m.id] = m.id
+            var_of[mid] = mid
             if plan is not None:
                 plans.append(plan)
                 if isinstance(plan, ParameterPlan):
-                    steps.append(Step(var=m.id, kind="parameter", inputs=in_vars, shape=out.shape, target=plan.name,
+                    steps.append(Step(var=mid, kind="parameter", inputs=in_vars, shape=out.shape, target=plan.name,
                                       op=m.op))
                 else:
-                    steps.append(Step(var=m.id, kind="module", inputs=in_vars, shape=out.shape, target=plan.name))
+                    steps.append(Step(var=mid, kind="module", inputs=in_vars, shape=out.shape, target=plan.name))
             else:  # a merge: a function of its inputs, the op's params as keyword arguments
                 rule = get_op(m.op).merge
-                steps.append(Step(var=m.id, kind="merge", inputs=in_vars, shape=out.shape, op=m.op,
+                steps.append(Step(var=mid, kind="merge", inputs=in_vars, shape=out.shape, op=m.op,
                                   kwargs={k: getattr(m.params, k) for k in rule.kwargs}))
         self.structure.check_reach(c, order, failed)
         exit_id = self.structure.exit_of(c, order)
